@@ -1,0 +1,152 @@
+"""``compute_influence``: resolve the strategies and run them on a fitted model."""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+import torch
+
+from .methods import METHODS, Method
+from .models import as_torch_model
+from .objectives import OBJECTIVES, Objective
+
+
+def resolve_objective(objective) -> Objective:
+    """An :class:`Objective` from a key or an instance (cloned)."""
+    return OBJECTIVES.resolve(objective)
+
+
+def resolve_method(method) -> Method:
+    """A :class:`Method` from a key or an instance (cloned)."""
+    return METHODS.resolve(method)
+
+
+def _check_batch_size(batch_size) -> int:
+    if (
+        not isinstance(batch_size, numbers.Integral)
+        or isinstance(batch_size, bool)
+        or batch_size < 1
+    ):
+        raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}.")
+    return int(batch_size)
+
+
+def _n_rows(a) -> int:
+    return a.shape[0] if hasattr(a, "shape") else len(a)
+
+
+def compute_influence(
+    estimator,
+    X,
+    y,
+    X_val=None,
+    y_val=None,
+    *,
+    objective="utility",
+    method="ip",
+    sensitive_features_val=None,
+    batch_size: int = 2048,
+    random_state=None,
+) -> np.ndarray:
+    """Score every row of ``(X, y)`` by its influence on a validation objective.
+
+    Parameters
+    ----------
+    estimator : fitted estimator, Pipeline, or TorchModel
+        The model fitted on ``(X, y)``: see
+        :func:`skinfluence.models.as_torch_model` for the supported families.
+        It is not modified.
+    X : array-like or DataFrame of shape (n_samples, n_features)
+        The training rows to score (as passed to the estimator's ``fit``).
+    y : array-like of shape (n_samples,)
+        Their labels.
+    X_val, y_val : array-like, default=None
+        The validation rows the objective is measured on (not needed by
+        "self_influence", "loss" and "random").
+    objective : {"utility", "fairness", "robustness"} or Objective, \
+            default="utility"
+        The scalar J to minimise on the validation rows.
+    method : {"ip", "ip_ensemble", "tracin", "influence_function", \
+            "self_influence", "loss", "random"} or Method, default="ip"
+        How rows are scored.
+    sensitive_features_val : array-like of shape (n_val,) or (n_val, k), \
+            default=None
+        Group labels of the validation rows (for the fairness objective).
+    batch_size : int, default=2048
+        Rows per chunk; memory grows with ``batch_size`` times the number of
+        parameters, never with the number of rows.
+    random_state : int, RandomState instance or None, default=None
+        Seed for randomised methods ("ip_ensemble", "lissa", "random").
+
+    Returns
+    -------
+    scores : ndarray of shape (n_samples,), float64
+        Higher means more beneficial to the objective: the lowest are the
+        rows to prune.
+
+    See Also
+    --------
+    skinfluence.models.as_torch_model : the model adapters.
+
+    Notes
+    -----
+    With ``theta`` the fitted parameters, ``l_i`` the loss of row ``i`` and
+    ``J`` the objective, "ip" returns ``<grad J, grad l_i>``: a gradient step
+    on row ``i`` changes ``J`` by ``-eta <grad J, grad l_i>``, so a positive
+    score is a row that helps.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import make_classification
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from skinfluence import compute_influence
+    >>> X, y = make_classification(n_samples=120, random_state=0)
+    >>> clf = LogisticRegression().fit(X[:100], y[:100])
+    >>> scores = compute_influence(clf, X[:100], y[:100], X[100:], y[100:])
+    >>> scores.shape
+    (100,)
+    """
+    method_ = resolve_method(method)
+    objective_ = resolve_objective(objective) if method_.needs_objective else None
+    batch_size = _check_batch_size(batch_size)
+    if _n_rows(X) != _n_rows(y):
+        raise ValueError(
+            f"X and y have different lengths ({_n_rows(X)} and {_n_rows(y)})."
+        )
+    if method_.needs_objective and (X_val is None or y_val is None):
+        raise ValueError(
+            f"method={type(method_).__name__} measures influence on a validation "
+            "objective: pass X_val and y_val."
+        )
+    if X_val is not None and y_val is not None and _n_rows(X_val) != _n_rows(y_val):
+        raise ValueError(
+            f"X_val and y_val have different lengths ({_n_rows(X_val)} and {_n_rows(y_val)})."
+        )
+    if objective_ is not None and objective_.requires_sensitive_features:
+        if sensitive_features_val is None:
+            raise ValueError(
+                f"The {type(objective_).__name__.lower()} objective needs "
+                "sensitive_features_val for the validation rows."
+            )
+    model = as_torch_model(estimator)
+    if method_.needs_checkpoints and not model.checkpoints:
+        # fail before any work
+        method_.score(
+            model, None, X[:0] if hasattr(X, "__getitem__") else X, y, batch_size=1
+        )
+    Xt = model.prepare_X(X)
+    yt = model.prepare_y(y)
+    if not torch.isfinite(Xt).all():
+        raise ValueError(
+            "X contains NaN or infinity (after the model's preprocessing)."
+        )
+    bound = None
+    if objective_ is not None:
+        bound = objective_.bind(
+            model, X_val, y_val, sensitive_features=sensitive_features_val
+        )
+    scores = method_.score(
+        model, bound, Xt, yt, batch_size=batch_size, random_state=random_state
+    )
+    return torch.as_tensor(scores).detach().cpu().numpy().astype(np.float64)

@@ -1,0 +1,18 @@
+"""Methods: how a training row's influence on the objective is scored."""
+
+from ._base import METHODS, Method
+from ._gradient import IP, IPEnsemble, TracIn
+from ._influence_function import InfluenceFunction
+from ._simple import Loss, Random, SelfInfluence
+
+__all__ = [
+    "IP",
+    "METHODS",
+    "IPEnsemble",
+    "InfluenceFunction",
+    "Loss",
+    "Method",
+    "Random",
+    "SelfInfluence",
+    "TracIn",
+]

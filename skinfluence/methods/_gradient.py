@@ -1,0 +1,134 @@
+"""Gradient inner-product methods: ip, ip_ensemble, tracin."""
+
+from __future__ import annotations
+
+import torch
+
+from .._kernels import grad_dot
+from ._base import METHODS, Method, torch_generator
+
+
+def _ip_at(model, objective, params, X, y, batch_size):
+    v = objective.gradient(params, batch_size=batch_size)
+    return grad_dot(model, params, v, X, y, batch_size)
+
+
+@METHODS.register
+class IP(Method):
+    """Inner product of gradients at the fitted parameters.
+
+    ``s_i = <grad J(theta), grad l_i(theta)>``: the first-order change of
+    ``-J`` under a gradient step on row ``i``. One backward pass over the
+    validation rows, one forward-mode pass over the training rows.
+
+    Examples
+    --------
+    >>> from skinfluence.methods import IP
+    >>> IP()
+    IP()
+    """
+
+    _key = "ip"
+
+    def score(self, model, objective, X, y, *, batch_size, random_state=None):
+        """Scores of the rows ``X`` (see :meth:`Method.score`)."""
+        return _ip_at(model, objective, model.params, X, y, batch_size)
+
+
+@METHODS.register
+class IPEnsemble(Method):
+    """Inner products averaged over dropout-perturbed copies of the model.
+
+    Member 0 is the fitted model; each other member ``k`` zeroes every
+    parameter entry with probability ``p_k ~ U(0, max_dropout)`` and rescales
+    the rest by ``1 / (1 - p_k)``. The score is the mean of the members' IP
+    scores. With ``max_dropout=0`` it equals :class:`IP`.
+
+    Parameters
+    ----------
+    n_members : int, default=10
+        Number of members, the fitted model included.
+    max_dropout : float, default=0.01
+        Upper bound of the members' dropout rates, in [0, 1).
+
+    Examples
+    --------
+    >>> from skinfluence.methods import IPEnsemble
+    >>> IPEnsemble(n_members=5)
+    IPEnsemble(n_members=5)
+    """
+
+    _key = "ip_ensemble"
+
+    def __init__(self, n_members: int = 10, max_dropout: float = 0.01) -> None:
+        self.n_members = n_members
+        self.max_dropout = max_dropout
+
+    def members(self, params, random_state):
+        """Yield the members' parameter dicts (member 0 is ``params``)."""
+        if not (isinstance(self.n_members, int) and self.n_members >= 1):
+            raise ValueError(f"n_members must be an int >= 1, got {self.n_members!r}.")
+        if not (0 <= self.max_dropout < 1):
+            raise ValueError(
+                f"max_dropout must be in [0, 1), got {self.max_dropout!r}."
+            )
+        gen = torch_generator(random_state)
+        yield params
+        for _ in range(self.n_members - 1):
+            p = (
+                float(torch.rand((), generator=gen, dtype=torch.float64))
+                * self.max_dropout
+            )
+            member = {}
+            for k, t in params.items():
+                keep = torch.rand(t.shape, generator=gen, dtype=torch.float64) >= p
+                member[k] = t * keep.to(t.device, t.dtype) / (1.0 - p)
+            yield member
+
+    def score(self, model, objective, X, y, *, batch_size, random_state=None):
+        """Scores of the rows ``X`` (see :meth:`Method.score`)."""
+        total = None
+        for member in self.members(model.params, random_state):
+            s = _ip_at(model, objective, member, X, y, batch_size)
+            total = s if total is None else total + s
+        return total / self.n_members
+
+
+@METHODS.register
+class TracIn(Method):
+    """TracIn: learning-rate-weighted inner products over training checkpoints.
+
+    ``s_i = sum_t eta_t <grad J(theta_t), grad l_i(theta_t)>`` over the
+    checkpoints recorded while training (for skorch, with
+    :class:`skinfluence.callbacks.TracInCheckpoints`).
+
+    References
+    ----------
+    Pruthi et al., "Estimating Training Data Influence by Tracing Gradient
+    Descent", NeurIPS 2020.
+
+    Examples
+    --------
+    >>> from skinfluence.methods import TracIn
+    >>> TracIn()
+    TracIn()
+    """
+
+    _key = "tracin"
+    needs_checkpoints = True
+
+    def score(self, model, objective, X, y, *, batch_size, random_state=None):
+        """Scores of the rows ``X`` (see :meth:`Method.score`)."""
+        cks = model.checkpoint_params()
+        if not cks:
+            raise ValueError(
+                "method='tracin' needs training checkpoints, and this model has "
+                "none. For skorch, add skinfluence.callbacks.TracInCheckpoints() "
+                "to the net's callbacks before fitting; for a torch module, pass "
+                "checkpoints= to as_torch_model."
+            )
+        total = None
+        for params, lr in cks:
+            s = lr * _ip_at(model, objective, params, X, y, batch_size)
+            total = s if total is None else total + s
+        return total

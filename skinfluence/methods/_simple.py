@@ -1,0 +1,88 @@
+"""Objective-free scores: self_influence, loss, random."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from sklearn.utils import check_random_state
+
+from .._kernels import grad_sq_norms, row_losses
+from ._base import METHODS, Method
+
+
+@METHODS.register
+class SelfInfluence(Method):
+    """Negative self-influence: ``-sum_t eta_t ||grad l_i(theta_t)||^2``.
+
+    Over the recorded checkpoints when the model has them (and
+    ``use_checkpoints``), else ``-||grad l_i(theta)||^2`` at the fitted
+    parameters. Rows the model finds hard to fit (often mislabeled) score
+    lowest. Uses no objective.
+
+    Parameters
+    ----------
+    use_checkpoints : bool, default=True
+        Sum over recorded checkpoints when there are any.
+
+    Examples
+    --------
+    >>> from skinfluence.methods import SelfInfluence
+    >>> SelfInfluence()
+    SelfInfluence()
+    """
+
+    _key = "self_influence"
+    needs_objective = False
+
+    def __init__(self, use_checkpoints: bool = True) -> None:
+        self.use_checkpoints = use_checkpoints
+
+    def score(self, model, objective, X, y, *, batch_size, random_state=None):
+        """Scores of the rows ``X`` (see :meth:`Method.score`)."""
+        cks = model.checkpoint_params() if self.use_checkpoints else []
+        if not cks:
+            cks = [(model.params, 1.0)]
+        total = None
+        for params, lr in cks:
+            s = lr * grad_sq_norms(model, params, X, y, batch_size)
+            total = s if total is None else total + s
+        return -total
+
+
+@METHODS.register
+class Loss(Method):
+    """Negative training loss at the fitted parameters: ``-l_i(theta)``.
+
+    Examples
+    --------
+    >>> from skinfluence.methods import Loss
+    >>> Loss()
+    Loss()
+    """
+
+    _key = "loss"
+    needs_objective = False
+
+    def score(self, model, objective, X, y, *, batch_size, random_state=None):
+        """Scores of the rows ``X`` (see :meth:`Method.score`)."""
+        return -row_losses(model, model.params, X, y, batch_size)
+
+
+@METHODS.register
+class Random(Method):
+    """A seeded uniform draw in [0, 1): the random-pruning baseline.
+
+    Examples
+    --------
+    >>> from skinfluence.methods import Random
+    >>> Random()
+    Random()
+    """
+
+    _key = "random"
+    needs_objective = False
+
+    def score(self, model, objective, X, y, *, batch_size, random_state=None):
+        """Scores of the rows ``X`` (see :meth:`Method.score`)."""
+        draw = check_random_state(random_state).uniform(size=len(X))
+        return torch.as_tensor(draw.astype(np.float64))
