@@ -72,7 +72,9 @@ def grad_dot(
     out = []
     for sl in chunks(len(X), batch_size):
         Xb, yb = _to(model, X, y, sl)
-        _, tangent = jvp(lambda p: model.row_loss(p, Xb, yb), (params,), (v,))
+        _, tangent = jvp(
+            lambda p, Xb=Xb, yb=yb: model.row_loss(p, Xb, yb), (params,), (v,)
+        )
         out.append(tangent.detach())
     return torch.cat(out) if out else torch.zeros(0, device=model.device)
 
@@ -205,7 +207,9 @@ def make_hvp(
         out = {k: torch.zeros_like(p) for k, p in params.items()}
         for sl in chunks(n, batch_size):
             Xb, yb = _to(model, X, y, sl)
-            _, hv = jvp(lambda p: grad(total)(p, Xb, yb), (params,), (dict(v),))
+            _, hv = jvp(
+                lambda p, Xb=Xb, yb=yb: grad(total)(p, Xb, yb), (params,), (dict(v),)
+            )
             for k in out:
                 out[k] += hv[k].detach()
         out = {k: t / n for k, t in out.items()}
