@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from .methods import METHODS, Method
+from .methods._gradient import NO_CHECKPOINTS
 from .models import as_torch_model
 from .objectives import OBJECTIVES, Objective
 
@@ -131,10 +132,7 @@ def compute_influence(
             )
     model = as_torch_model(estimator)
     if method_.needs_checkpoints and not model.checkpoints:
-        # fail before any work
-        method_.score(
-            model, None, X[:0] if hasattr(X, "__getitem__") else X, y, batch_size=1
-        )
+        raise ValueError(NO_CHECKPOINTS)
     Xt = model.prepare_X(X)
     yt = model.prepare_y(y)
     if not torch.isfinite(Xt).all():

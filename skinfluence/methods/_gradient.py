@@ -7,6 +7,13 @@ import torch
 from .._kernels import grad_dot
 from ._base import METHODS, Method, torch_generator
 
+NO_CHECKPOINTS = (
+    "method='tracin' needs training checkpoints, and this model has none. For "
+    "skorch, add skinfluence.callbacks.TracInCheckpoints() to the net's "
+    "callbacks before fitting; for a torch module, pass checkpoints= to "
+    "as_torch_model."
+)
+
 
 def _ip_at(model, objective, params, X, y, batch_size):
     v = objective.gradient(params, batch_size=batch_size)
@@ -121,12 +128,7 @@ class TracIn(Method):
         """Scores of the rows ``X`` (see :meth:`Method.score`)."""
         cks = model.checkpoint_params()
         if not cks:
-            raise ValueError(
-                "method='tracin' needs training checkpoints, and this model has "
-                "none. For skorch, add skinfluence.callbacks.TracInCheckpoints() "
-                "to the net's callbacks before fitting; for a torch module, pass "
-                "checkpoints= to as_torch_model."
-            )
+            raise ValueError(NO_CHECKPOINTS)
         total = None
         for params, lr in cks:
             s = lr * _ip_at(model, objective, params, X, y, batch_size)
