@@ -1,5 +1,6 @@
 """Metrics: fairness gaps (and, later, detection metrics)."""
 
+from ._detection import detection_f1, detection_roc_auc
 from ._fairness import (
     demographic_parity_difference,
     equal_opportunity_difference,
@@ -7,6 +8,8 @@ from ._fairness import (
 )
 
 __all__ = [
+    "detection_f1",
+    "detection_roc_auc",
     "demographic_parity_difference",
     "equal_opportunity_difference",
     "equalized_odds_difference",
