@@ -33,6 +33,11 @@ def _check_batch_size(batch_size) -> int:
     return int(batch_size)
 
 
+def _all_finite(X: torch.Tensor, rows: int = 65536) -> bool:
+    """Whether X holds no NaN or infinity, checked in chunks (bounded memory)."""
+    return all(bool(torch.isfinite(X[i : i + rows]).all()) for i in range(0, len(X), rows))
+
+
 def _n_rows(a) -> int:
     return a.shape[0] if hasattr(a, "shape") else len(a)
 
@@ -135,7 +140,7 @@ def compute_influence(
         raise ValueError(NO_CHECKPOINTS)
     Xt = model.prepare_X(X)
     yt = model.prepare_y(y)
-    if not torch.isfinite(Xt).all():
+    if not _all_finite(Xt):
         raise ValueError(
             "X contains NaN or infinity (after the model's preprocessing)."
         )
