@@ -1,6 +1,8 @@
 """skinfluence: clean a training set by influence, the scikit-learn way."""
 
 from ._compute import compute_influence
+from ._filter import InfluenceFilter
+from ._sampler import InfluenceSampler
 from .methods import (
     IP,
     InfluenceFunction,
@@ -13,6 +15,7 @@ from .methods import (
 )
 from .models import Checkpoint, TorchModel, as_torch_model
 from .objectives import Fairness, Objective, Robustness, Utility
+from .signals import compute_signals
 
 __version__ = "0.1.0.dev0"
 
@@ -21,7 +24,9 @@ __all__ = [
     "Checkpoint",
     "Fairness",
     "IPEnsemble",
+    "InfluenceFilter",
     "InfluenceFunction",
+    "InfluenceSampler",
     "Loss",
     "Method",
     "Objective",
@@ -34,4 +39,5 @@ __all__ = [
     "__version__",
     "as_torch_model",
     "compute_influence",
+    "compute_signals",
 ]

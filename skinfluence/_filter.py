@@ -1,0 +1,426 @@
+"""InfluenceFilter: split -> fit -> score -> prune -> refit, as one estimator."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.base import (
+    BaseEstimator,
+    ClassifierMixin,
+    MetaEstimatorMixin,
+    _fit_context,
+)
+from sklearn.utils import _safe_indexing, get_tags
+from sklearn.utils._param_validation import StrOptions
+from sklearn.utils.metadata_routing import (
+    MetadataRouter,
+    MethodMapping,
+    _routing_enabled,
+    process_routing,
+)
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.validation import (
+    _check_method_params,
+    _estimator_has,
+    _num_samples,
+    check_is_fitted,
+)
+
+from ._cleaning import (
+    PARAM_DOCS,
+    PARAMETER_CONSTRAINTS,
+    InfluenceMixin,
+    progress_bar,
+    seeded,
+)
+from .objectives import Fairness
+
+_DELEGATED = ("predict", "predict_proba", "predict_log_proba", "decision_function")
+
+
+def _concat_rows(a, b):
+    """Rows of ``a`` then rows of ``b`` (arrays, sparse matrices, DataFrames)."""
+    import scipy.sparse as sp
+
+    if hasattr(a, "iloc"):
+        import pandas as pd
+
+        return pd.concat([a, b], ignore_index=True)
+    if sp.issparse(a):
+        return sp.vstack([a, b], format=a.format)
+    return np.concatenate([np.asarray(a), np.asarray(b)])
+
+
+class InfluenceFilter(
+    InfluenceMixin, ClassifierMixin, MetaEstimatorMixin, BaseEstimator
+):
+    """Train a classifier without its most detrimental training rows.
+
+    ``fit`` splits off validation rows (stratified), fits a clone of
+    ``estimator`` on the rest, scores every training row by its influence on
+    an objective measured on the validation rows
+    (:func:`~skinfluence.compute_influence`), drops the lowest scores and
+    refits a fresh clone on the rows it keeps. Prediction delegates to that
+    refitted clone, so the filter is a classifier to put at the end of a
+    ``Pipeline`` and to tune with ``GridSearchCV``.
+
+    Parameters
+    ----------
+    %(estimator)s
+
+    %(objective)s
+
+    %(method)s
+
+    %(prune_ratio)s
+
+    %(validation_size)s
+
+    refit_on : {"train", "all"}, default="train"
+        The rows of the final fit: the kept training rows, or the kept
+        training rows plus the validation rows (with ``X_val`` passed to
+        ``fit``, plus the rows of ``X_val``).
+
+    %(batch_size)s
+
+    %(memory)s
+
+    %(verbose)s
+
+    %(random_state)s
+
+    Attributes
+    ----------
+    estimator_ : estimator
+        The clone refitted on the kept rows; it makes the predictions.
+    objective_ : Objective
+        The objective used (the ``objective`` string resolved to an instance).
+    method_ : Method
+        The scoring method used.
+    influence_ : ndarray of shape (n_samples,)
+        The score of each row of ``X`` (higher is more beneficial); NaN for the
+        validation rows, which are not scored.
+    sample_mask_ : ndarray of shape (n_samples,), dtype=bool
+        The rows of ``X`` used in the final fit.
+    removed_indices_ : ndarray of int
+        The rows of ``X`` dropped, in increasing order.
+    validation_indices_ : ndarray of int
+        The rows of ``X`` held out as validation rows, in increasing order
+        (empty when ``X_val`` is passed).
+    classes_ : ndarray of shape (n_classes,)
+        The class labels.
+    n_features_in_ : int
+        Number of features seen during ``fit``.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of the features seen during ``fit``, when ``X`` has string
+        column names.
+
+    See Also
+    --------
+    skinfluence.compute_influence : the scores, for a model you fitted.
+    skinfluence.InfluenceSampler : the same cleaning as an imbalanced-learn
+        sampler.
+
+    Notes
+    -----
+    Both fits start from the same torch seed, drawn from ``random_state``, so
+    the refitted model differs from the first only by the rows removed; when
+    no row is removed and ``refit_on="train"`` the first model is reused.
+    ``fit`` seeds torch's global generators inside
+    ``torch.random.fork_rng``: their state after ``fit`` is what it was
+    before.
+
+    Inputs. With a bare model ``X`` must be numeric and finite; it is
+    converted to float32 (and ``y`` to class indices) for skorch nets. With a
+    ``Pipeline`` ``X`` goes to it as given (a DataFrame with categorical
+    columns is fine); NaN is accepted only when the Pipeline's preprocessing
+    removes it, which is checked before training. Sparse input to a skorch
+    net is densified. For a ``Pipeline`` ending in a skorch net, the steps
+    before the net must output float32 (or the module must cast).
+
+    Fit parameters. ``sensitive_features`` (group labels of the rows of
+    ``X``), ``X_val``, ``y_val`` and ``sensitive_features_val`` are consumed
+    here: request them with ``set_fit_request`` when metadata routing is
+    enabled, or pass them as ``influencefilter__sensitive_features=`` to a
+    ``Pipeline`` when it is not. ``X_val`` must be in the filter's input
+    space (a Pipeline before the filter does not transform it). Every other
+    fit parameter (``sample_weight``, ...) is routed to the estimator's
+    ``fit`` (without routing: passed through) and sliced to the rows each fit
+    sees, as ``RANSACRegressor`` does. Influence scores do not weight rows.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import make_classification
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from skinfluence import InfluenceFilter
+    >>> X, y = make_classification(n_samples=200, random_state=0)
+    >>> flt = InfluenceFilter(LogisticRegression(), prune_ratio=0.1, random_state=0)
+    >>> flt.fit(X, y)
+    InfluenceFilter(estimator=LogisticRegression(), prune_ratio=0.1, random_state=0)
+    >>> int(flt.sample_mask_.sum()), len(flt.removed_indices_), len(flt.validation_indices_)
+    (144, 16, 40)
+    >>> flt.predict(X[:5]).shape
+    (5,)
+    """
+
+    _parameter_constraints: dict = {
+        **PARAMETER_CONSTRAINTS,
+        "refit_on": [StrOptions({"train", "all"})],
+    }
+
+    def __init__(
+        self,
+        estimator,
+        *,
+        objective="utility",
+        method="ip",
+        prune_ratio=0.05,
+        validation_size=0.2,
+        refit_on="train",
+        batch_size=2048,
+        memory=None,
+        verbose=0,
+        random_state=None,
+    ):
+        self.estimator = estimator
+        self.objective = objective
+        self.method = method
+        self.prune_ratio = prune_ratio
+        self.validation_size = validation_size
+        self.refit_on = refit_on
+        self.batch_size = batch_size
+        self.memory = memory
+        self.verbose = verbose
+        self.random_state = random_state
+
+    @_fit_context(
+        # the estimator is validated by its own fit
+        prefer_skip_nested_validation=False
+    )
+    def fit(
+        self,
+        X,
+        y,
+        *,
+        sensitive_features=None,
+        X_val=None,
+        y_val=None,
+        sensitive_features_val=None,
+        **fit_params,
+    ):
+        """Score the training rows, drop the most detrimental and refit.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix, DataFrame} of shape (n_samples, n_features)
+            Training rows (validation rows are split off them unless ``X_val``
+            is given).
+        y : array-like of shape (n_samples,)
+            Class labels.
+        sensitive_features : array-like or DataFrame of shape (n_samples,) or \
+                (n_samples, k), default=None
+            Group labels of the rows of ``X``: the fairness objective measures
+            its gap between them on the validation rows, and the split is
+            stratified by them. Several columns give intersectional groups.
+        X_val : {array-like, DataFrame} of shape (n_val, n_features), default=None
+            Explicit validation rows; then every row of ``X`` is a training row.
+        y_val : array-like of shape (n_val,), default=None
+            Their labels.
+        sensitive_features_val : array-like of shape (n_val,) or (n_val, k), \
+                default=None
+            Their group labels (for the fairness objective).
+        **fit_params : dict
+            Parameters of the estimator's ``fit`` (``sample_weight``, ...),
+            sliced to the rows of each fit. With metadata routing enabled they
+            must be requested by the estimator.
+
+        Returns
+        -------
+        self : InfluenceFilter
+            The fitted filter.
+        """
+        problem = self._validate_problem(
+            X, y, sensitive_features, X_val, y_val, sensitive_features_val, fit_params
+        )
+        n = _num_samples(problem.X)
+        extend = self.refit_on == "all" and problem.X_val is not None
+        if extend:
+            aligned = [
+                k
+                for k, v in problem.fit_params.items()
+                if hasattr(v, "__len__") and _num_samples(v) == n
+            ]
+            if aligned:
+                raise ValueError(
+                    f"refit_on='all' refits on X and X_val together, but the fit "
+                    f"parameters {aligned} have one value per row of X only; "
+                    "use refit_on='train' or drop them."
+                )
+        with progress_bar(self, self.verbose, 3) as bar:
+            cleaning = self._clean(problem, bar)
+            mask = np.zeros(n, dtype=bool)
+            mask[cleaning.train] = True
+            mask[cleaning.removed] = False
+            if self.refit_on == "all":
+                mask[cleaning.validation] = True
+            bar.set_postfix_str("refit")
+            if self.refit_on == "train" and len(cleaning.removed) == 0:
+                estimator = cleaning.first  # same rows, same seed: same model
+            else:
+                rows = np.flatnonzero(mask)
+                X_fit = _safe_indexing(problem.X, rows)
+                y_fit = problem.y_fit[rows]
+                params = _check_method_params(
+                    problem.X, problem.fit_params, indices=rows
+                )
+                if extend:
+                    X_fit = _concat_rows(X_fit, problem.X_val)
+                    y_fit = np.concatenate([y_fit, problem.y_val_fit])
+                estimator = self._prepared_estimator(problem)
+                with seeded(cleaning.seed):
+                    estimator.fit(X_fit, y_fit, **params)
+            bar.update(1)
+
+        self.estimator_ = estimator
+        self.objective_ = problem.objective
+        self.method_ = problem.method
+        self.classes_ = problem.classes
+        self.influence_ = self._influence_array(n, cleaning)
+        self.sample_mask_ = mask
+        self.removed_indices_ = cleaning.removed
+        self.validation_indices_ = cleaning.validation
+        self._support = problem.info
+        return self
+
+    # ------------------------------------------------------------ delegation
+    def _input(self, X):
+        check_is_fitted(self)
+        return self._validate_X(X, self._support, reset=False)
+
+    def _route(self, method: str, params: dict) -> dict:
+        if _routing_enabled():
+            return process_routing(self, method, **params).estimator[method]
+        return params
+
+    def predict(self, X, **params):
+        """Predict class labels with the refitted estimator.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix, DataFrame} of shape (n_samples, n_features)
+            Rows to predict.
+        **params : dict
+            Parameters of the estimator's ``predict`` (routed when metadata
+            routing is enabled).
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,)
+            Predicted labels (from ``classes_``).
+        """
+        X = self._input(X)
+        pred = self.estimator_.predict(X, **self._route("predict", params))
+        if self._support.family == "skorch":  # nets predict class indices
+            pred = self.classes_[np.asarray(pred).astype(np.intp)]
+        return pred
+
+    @available_if(_estimator_has("predict_proba"))
+    def predict_proba(self, X, **params):
+        """Class probabilities from the refitted estimator.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix, DataFrame} of shape (n_samples, n_features)
+            Rows to predict.
+        **params : dict
+            Parameters of the estimator's ``predict_proba``.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+            Columns in the order of ``classes_``.
+        """
+        X = self._input(X)
+        return self.estimator_.predict_proba(X, **self._route("predict_proba", params))
+
+    @available_if(_estimator_has("predict_log_proba"))
+    def predict_log_proba(self, X, **params):
+        """Class log-probabilities from the refitted estimator.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix, DataFrame} of shape (n_samples, n_features)
+            Rows to predict.
+        **params : dict
+            Parameters of the estimator's ``predict_log_proba``.
+
+        Returns
+        -------
+        log_proba : ndarray of shape (n_samples, n_classes)
+        """
+        X = self._input(X)
+        return self.estimator_.predict_log_proba(
+            X, **self._route("predict_log_proba", params)
+        )
+
+    @available_if(_estimator_has("decision_function"))
+    def decision_function(self, X, **params):
+        """Decision function of the refitted estimator.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix, DataFrame} of shape (n_samples, n_features)
+            Rows to predict.
+        **params : dict
+            Parameters of the estimator's ``decision_function``.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,) or (n_samples, n_classes)
+        """
+        X = self._input(X)
+        return self.estimator_.decision_function(
+            X, **self._route("decision_function", params)
+        )
+
+    # ------------------------------------------------------- sklearn plumbing
+    def get_metadata_routing(self):
+        """Get the metadata routing of this object.
+
+        ``sensitive_features``, ``X_val``, ``y_val`` and
+        ``sensitive_features_val`` are consumed by the filter itself
+        (``set_fit_request``); other fit parameters and the parameters of the
+        prediction methods go to ``estimator``.
+
+        Returns
+        -------
+        routing : MetadataRouter
+            The routing information.
+        """
+        mapping = MethodMapping().add(caller="fit", callee="fit")
+        for name in _DELEGATED:
+            mapping = mapping.add(caller=name, callee=name)
+        return (
+            MetadataRouter(owner=self)
+            .add_self_request(self)
+            .add(estimator=self.estimator, method_mapping=mapping)
+        )
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        from .models._support import check_supported
+
+        try:
+            inner = get_tags(self.estimator)
+            info = check_supported(self.estimator)
+        except (TypeError, ValueError, AttributeError):
+            return tags
+        tags.input_tags.sparse = info.family == "skorch" or inner.input_tags.sparse
+        tags.input_tags.allow_nan = inner.input_tags.allow_nan
+        fairness = self.objective == "fairness" or isinstance(self.objective, Fairness)
+        tags.classifier_tags.multi_class = not (info.binary_only or fairness)
+        if inner.classifier_tags is not None:
+            tags.classifier_tags.poor_score = inner.classifier_tags.poor_score
+        return tags
+
+
+InfluenceFilter.__doc__ = InfluenceFilter.__doc__ % PARAM_DOCS

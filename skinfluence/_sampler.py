@@ -1,0 +1,346 @@
+"""InfluenceSampler: influence-based cleaning as an imbalanced-learn sampler."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator, _fit_context
+from sklearn.utils import _safe_indexing, get_tags
+from sklearn.utils._metadata_requests import METHODS
+from sklearn.utils.metadata_routing import MetadataRouter, MethodMapping
+from sklearn.utils.multiclass import type_of_target
+from sklearn.utils.validation import _num_samples
+
+from ._cleaning import PARAM_DOCS, PARAMETER_CONSTRAINTS, InfluenceMixin, progress_bar
+
+try:  # optional: the sampler is usable without it, but not in its Pipeline
+    from imblearn.base import BaseSampler as _Base
+except ImportError:  # pragma: no cover - exercised without the extra only
+    _Base = BaseEstimator
+
+
+def _one_vs_all_to_labels(y):
+    """Class indices from a one-hot (one-vs-all) target, as imbalanced-learn takes."""
+    if hasattr(y, "iloc") or not hasattr(y, "__len__"):
+        return y
+    arr = np.asarray(y)
+    if (
+        arr.ndim == 2
+        and arr.shape[1] > 1
+        and type_of_target(arr) == "multilabel-indicator"
+    ):
+        if np.all(arr.sum(axis=1) == 1):
+            return arr.argmax(axis=1)
+    return y
+
+
+def _rows(a, idx):
+    """Rows ``idx`` of ``a``, in the type of ``a`` (list, array, sparse, pandas)."""
+    if isinstance(a, list | tuple):
+        return [a[i] for i in idx]
+    if not (hasattr(a, "iloc") or sp.issparse(a)):
+        a = np.asarray(a)
+    return _safe_indexing(a, idx)
+
+
+class InfluenceSampler(InfluenceMixin, _Base):
+    """Drop the most detrimental training rows, as an imbalanced-learn sampler.
+
+    ``fit_resample`` does what :class:`~skinfluence.InfluenceFilter` does up to
+    its refit: split off validation rows, fit a clone of ``estimator`` on the
+    rest, score the training rows by influence and drop the lowest. It
+    returns the rows it keeps, for the next steps of an
+    ``imblearn.pipeline.Pipeline`` to train on.
+
+    Parameters
+    ----------
+    %(estimator)s
+
+    %(objective)s
+
+    %(method)s
+
+    %(prune_ratio)s
+
+    %(validation_size)s
+
+    keep_validation : bool, default=True
+        Whether the validation rows (never scored) are among the rows
+        returned. ``False`` returns the kept training rows only.
+
+    %(batch_size)s
+
+    %(memory)s
+
+    %(verbose)s
+
+    %(random_state)s
+
+    Attributes
+    ----------
+    sample_indices_ : ndarray of int
+        The rows of ``X`` returned by ``fit_resample``, in increasing order.
+    removed_indices_ : ndarray of int
+        The rows of ``X`` dropped, in increasing order.
+    validation_indices_ : ndarray of int
+        The rows of ``X`` held out as validation rows (empty when ``X_val`` is
+        passed).
+    influence_ : ndarray of shape (n_samples,)
+        The score of each row of ``X``; NaN for validation rows.
+    estimator_ : estimator
+        The clone fitted on the training rows, whose influence was measured.
+    objective_ : Objective
+        The objective used.
+    method_ : Method
+        The scoring method used.
+    n_features_in_ : int
+        Number of features seen during ``fit_resample``.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of the features, when ``X`` has string column names.
+
+    See Also
+    --------
+    skinfluence.InfluenceFilter : the same cleaning followed by a refit, as a
+        classifier.
+
+    Notes
+    -----
+    imbalanced-learn's ``Pipeline`` does not slice metadata: after this
+    sampler drops rows, a ``sample_weight`` (or any other per-row fit
+    parameter) meant for a later step still has one value per original row
+    and no longer matches. Use :class:`~skinfluence.InfluenceFilter`, which
+    slices every routed fit parameter, when later steps need per-row
+    metadata. Fit parameters passed to ``fit_resample`` itself (other than the
+    ones below) go to the inner estimator's ``fit``, sliced to its training
+    rows.
+
+    ``sensitive_features``, ``X_val``, ``y_val`` and ``sensitive_features_val``
+    are consumed here (request them with ``set_fit_resample_request`` when
+    metadata routing is enabled). The returned ``X`` and ``y`` are rows of the
+    ones given (same types: a DataFrame stays a DataFrame).
+
+    Examples
+    --------
+    >>> from sklearn.datasets import make_classification
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from skinfluence import InfluenceSampler
+    >>> X, y = make_classification(n_samples=200, random_state=0)
+    >>> sampler = InfluenceSampler(LogisticRegression(), prune_ratio=0.1, random_state=0)
+    >>> X_res, y_res = sampler.fit_resample(X, y)
+    >>> X_res.shape, len(sampler.removed_indices_)
+    ((184, 20), 16)
+    """
+
+    _parameter_constraints: dict = {
+        **PARAMETER_CONSTRAINTS,
+        "keep_validation": ["boolean"],
+    }
+    _sampling_type = "bypass"
+    _estimator_type = "sampler"
+
+    def __init__(
+        self,
+        estimator,
+        *,
+        objective="utility",
+        method="ip",
+        prune_ratio=0.05,
+        validation_size=0.2,
+        keep_validation=True,
+        batch_size=2048,
+        memory=None,
+        verbose=0,
+        random_state=None,
+    ):
+        self.estimator = estimator
+        self.objective = objective
+        self.method = method
+        self.prune_ratio = prune_ratio
+        self.validation_size = validation_size
+        self.keep_validation = keep_validation
+        self.batch_size = batch_size
+        self.memory = memory
+        self.verbose = verbose
+        self.random_state = random_state
+
+    def _run(self, X, y, caller, sensitive_features, X_val, y_val, s_val, fit_params):
+        problem = self._validate_problem(
+            X, y, sensitive_features, X_val, y_val, s_val, fit_params, caller=caller
+        )
+        n = _num_samples(problem.X)
+        with progress_bar(self, self.verbose, 3) as bar:
+            cleaning = self._clean(problem, bar)
+            bar.update(1)
+        mask = np.ones(n, dtype=bool)
+        mask[cleaning.removed] = False
+        if not self.keep_validation:
+            mask[cleaning.validation] = False
+        self.sample_indices_ = np.flatnonzero(mask)
+        self.removed_indices_ = cleaning.removed
+        self.validation_indices_ = cleaning.validation
+        self.influence_ = self._influence_array(n, cleaning)
+        self.estimator_ = cleaning.first
+        self.objective_ = problem.objective
+        self.method_ = problem.method
+        self.sampling_strategy_ = "bypass"
+        return problem
+
+    @_fit_context(prefer_skip_nested_validation=False)
+    def fit(
+        self,
+        X,
+        y,
+        *,
+        sensitive_features=None,
+        X_val=None,
+        y_val=None,
+        sensitive_features_val=None,
+        **fit_params,
+    ):
+        """Score the rows and choose the ones to drop (see ``fit_resample``).
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix, DataFrame} of shape (n_samples, n_features)
+            Rows to clean.
+        y : array-like of shape (n_samples,)
+            Class labels.
+        sensitive_features : array-like or DataFrame, default=None
+            Group labels of the rows of ``X`` (fairness objective, and the
+            stratification of the split).
+        X_val, y_val : array-like, default=None
+            Explicit validation rows and labels.
+        sensitive_features_val : array-like, default=None
+            Group labels of the rows of ``X_val``.
+        **fit_params : dict
+            Parameters of the inner estimator's ``fit``, sliced to its rows.
+
+        Returns
+        -------
+        self : InfluenceSampler
+            The fitted sampler.
+        """
+        self._run(
+            X,
+            _one_vs_all_to_labels(y),
+            "fit",
+            sensitive_features,
+            X_val,
+            y_val,
+            sensitive_features_val,
+            fit_params,
+        )
+        return self
+
+    @_fit_context(prefer_skip_nested_validation=False)
+    def fit_resample(
+        self,
+        X,
+        y,
+        *,
+        sensitive_features=None,
+        X_val=None,
+        y_val=None,
+        sensitive_features_val=None,
+        **fit_params,
+    ):
+        """Score the rows, drop the most detrimental and return the others.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix, DataFrame} of shape (n_samples, n_features)
+            Rows to clean.
+        y : array-like of shape (n_samples,)
+            Class labels.
+        sensitive_features : array-like or DataFrame, default=None
+            Group labels of the rows of ``X``.
+        X_val, y_val : array-like, default=None
+            Explicit validation rows and labels.
+        sensitive_features_val : array-like, default=None
+            Group labels of the rows of ``X_val``.
+        **fit_params : dict
+            Parameters of the inner estimator's ``fit``, sliced to its rows.
+
+        Returns
+        -------
+        X_resampled : {ndarray, sparse matrix, DataFrame} of shape (n_kept, n_features)
+            The rows of ``X`` kept (``sample_indices_``).
+        y_resampled : ndarray or Series of shape (n_kept,)
+            Their labels.
+        """
+        caller = "fit_resample" if "fit_resample" in METHODS else "fit"
+        return self._fit_resample(
+            X,
+            y,
+            caller=caller,
+            sensitive_features=sensitive_features,
+            X_val=X_val,
+            y_val=y_val,
+            sensitive_features_val=sensitive_features_val,
+            **fit_params,
+        )
+
+    def _fit_resample(
+        self,
+        X,
+        y,
+        *,
+        caller="fit_resample",
+        sensitive_features=None,
+        X_val=None,
+        y_val=None,
+        sensitive_features_val=None,
+        **fit_params,
+    ):
+        y_labels = _one_vs_all_to_labels(y)
+        self._run(
+            X,
+            y_labels,
+            caller,
+            sensitive_features,
+            X_val,
+            y_val,
+            sensitive_features_val,
+            fit_params,
+        )
+        return _rows(X, self.sample_indices_), _rows(y, self.sample_indices_)
+
+    def get_metadata_routing(self):
+        """Get the metadata routing of this object.
+
+        ``sensitive_features``, ``X_val``, ``y_val`` and
+        ``sensitive_features_val`` are consumed by the sampler; other
+        parameters of ``fit`` and ``fit_resample`` go to the estimator's
+        ``fit``.
+
+        Returns
+        -------
+        routing : MetadataRouter
+            The routing information.
+        """
+        mapping = MethodMapping().add(caller="fit", callee="fit")
+        if "fit_resample" in METHODS:
+            mapping = mapping.add(caller="fit_resample", callee="fit")
+        return (
+            MetadataRouter(owner=self)
+            .add_self_request(self)
+            .add(estimator=self.estimator, method_mapping=mapping)
+        )
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        from .models._support import check_supported
+
+        try:
+            inner = get_tags(self.estimator)
+            info = check_supported(self.estimator)
+        except (TypeError, ValueError, AttributeError):
+            return tags
+        tags.input_tags.sparse = info.family == "skorch" or inner.input_tags.sparse
+        tags.input_tags.allow_nan = inner.input_tags.allow_nan
+        if getattr(tags, "sampler_tags", None) is not None:
+            tags.sampler_tags.sample_indices = True
+        return tags
+
+
+InfluenceSampler.__doc__ = InfluenceSampler.__doc__ % PARAM_DOCS

@@ -1,0 +1,26 @@
+"""scikit-learn's estimator checks on InfluenceFilter and InfluenceSampler."""
+
+from __future__ import annotations
+
+from _tiny_nets import tiny_net
+from sklearn.linear_model import LogisticRegression
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from skinfluence import InfluenceFilter, InfluenceSampler
+
+ESTIMATORS = [
+    InfluenceFilter(LogisticRegression(), random_state=0),
+    InfluenceFilter(tiny_net(), random_state=0),
+    InfluenceSampler(LogisticRegression(), random_state=0),
+]
+
+EXPECTED_FAILURES: dict[str, dict[str, str]] = {}
+
+
+def expected_failed_checks(estimator):
+    return EXPECTED_FAILURES.get(repr(estimator), {})
+
+
+@parametrize_with_checks(ESTIMATORS, expected_failed_checks=expected_failed_checks)
+def test_sklearn_compatible(estimator, check):
+    check(estimator)
