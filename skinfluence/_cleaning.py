@@ -187,6 +187,11 @@ class Cleaning:
     seed: int
 
 
+def _py(value):
+    """A numpy scalar as a Python one, for messages."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def _has_missing(X) -> bool:
     if hasattr(X, "isna"):
         return bool(X.isna().to_numpy().any())
@@ -372,7 +377,7 @@ class InfluenceMixin:
         codes = codes.reshape(-1)
         if len(classes) < 2:
             raise ValueError(
-                f"y holds one class ({classes[0]!r}); a classifier needs at least "
+                f"y holds one class ({_py(classes[0])!r}); a classifier needs at least "
                 "two classes."
             )
         if info.binary_only and len(classes) > 2:
@@ -416,7 +421,7 @@ class InfluenceMixin:
             _labels_known(y_val, classes, "y_val")
             if len(np.unique(y_val)) < 2:
                 raise ValueError(
-                    f"The validation rows hold one class ({y_val[0]!r}); influence "
+                    f"The validation rows hold one class ({_py(y_val[0])!r}); influence "
                     "on them needs at least two classes."
                 )
             val_codes = np.searchsorted(classes, y_val)
@@ -445,7 +450,9 @@ class InfluenceMixin:
                 )
 
         fit_params = self._routed_fit_params(fit_params, caller)
-        needs_preflight = info.in_pipeline and _has_missing(X)
+        needs_preflight = info.in_pipeline and (
+            _has_missing(X) or (X_val is not None and _has_missing(X_val))
+        )
         return Problem(
             info=info,
             objective=objective,
@@ -514,7 +521,7 @@ class InfluenceMixin:
         missing = np.setdiff1d(np.arange(len(classes)), problem.codes[train])
         if len(missing):
             raise ValueError(
-                f"The training rows hold no row of class {classes[missing[0]]!r}; "
+                f"The training rows hold no row of class {_py(classes[missing[0]])!r}; "
                 "lower validation_size."
             )
         if problem.X_val is not None:
@@ -522,7 +529,7 @@ class InfluenceMixin:
         val_classes = np.unique(problem.codes[val])
         if len(val_classes) < 2:
             raise ValueError(
-                f"The validation split holds one class ({classes[val_classes[0]]!r}); "
+                f"The validation split holds one class ({_py(classes[val_classes[0]])!r}); "
                 "influence on it needs at least two classes: raise validation_size "
                 "or pass X_val and y_val."
             )
@@ -558,23 +565,31 @@ class InfluenceMixin:
                     )
 
     def _preflight(self, problem: Problem, train) -> None:
-        """NaN in raw X: does the Pipeline's preprocessing remove it?"""
+        """NaN in raw X: does the Pipeline's preprocessing remove it?
+
+        The Pipeline's earlier steps are fitted on the training rows and
+        applied to every row of X (and X_val): the model must see no NaN.
+        """
         from sklearn.pipeline import Pipeline
 
         est = self.estimator
-        Xt = _safe_indexing(problem.X, train)
-        if isinstance(est, Pipeline) and len(est.steps) > 1:
-            if est.steps[-1][1] is not problem.info.final:
-                return  # nested: the inner estimator checks its own input
-            Xt = clone(est[:-1]).fit_transform(Xt, problem.y_fit[train])
-        elif not isinstance(est, Pipeline):
-            return
-        Xt = Xt.toarray() if sp.issparse(Xt) else np.asarray(Xt, dtype=np.float64)
-        if not np.isfinite(Xt).all():
-            raise ValueError(
-                "Input X contains NaN that the Pipeline's preprocessing does not "
-                "remove: impute it, or drop those rows."
+        if not isinstance(est, Pipeline):
+            return  # a nested influence estimator checks its own input
+        if est.steps[-1][1] is not problem.info.final:
+            return  # nested Pipeline: its own steps may impute
+        parts = [problem.X] + ([] if problem.X_val is None else [problem.X_val])
+        if len(est.steps) > 1:
+            head = clone(est[:-1]).fit(
+                _safe_indexing(problem.X, train), problem.y_fit[train]
             )
+            parts = [head.transform(p) for p in parts]
+        for part in parts:
+            arr = part.toarray() if sp.issparse(part) else np.asarray(part)
+            if not np.isfinite(np.asarray(arr, dtype=np.float64)).all():
+                raise ValueError(
+                    "Input X contains NaN that the Pipeline's preprocessing does "
+                    "not remove: impute it, or drop those rows."
+                )
 
     def _prepared_estimator(self, problem: Problem):
         method = problem.method
@@ -653,7 +668,7 @@ class InfluenceMixin:
         if len(lost):
             raise ValueError(
                 f"prune_ratio={self.prune_ratio!r} would remove every training row "
-                f"of class {problem.classes[lost[0]]!r}; lower prune_ratio."
+                f"of class {_py(problem.classes[lost[0]])!r}; lower prune_ratio."
             )
         return Cleaning(
             train=train,
