@@ -19,6 +19,9 @@ except ImportError:  # pragma: no cover - exercised without the extra only
     _Base = BaseEstimator
 
 
+_OWN_PARAMS = ("sensitive_features", "X_val", "y_val", "sensitive_features_val")
+
+
 def _one_vs_all_to_labels(y):
     """Class indices from a one-hot (one-vs-all) target, as imbalanced-learn takes."""
     if hasattr(y, "iloc") or not hasattr(y, "__len__"):
@@ -115,9 +118,13 @@ class InfluenceSampler(InfluenceMixin, _Base):
     rows.
 
     ``sensitive_features``, ``X_val``, ``y_val`` and ``sensitive_features_val``
-    are consumed here (request them with ``set_fit_resample_request`` when
-    metadata routing is enabled). The returned ``X`` and ``y`` are rows of the
-    ones given (same types: a DataFrame stays a DataFrame).
+    are consumed here. In an imbalanced-learn ``Pipeline`` they reach the
+    sampler only with metadata routing enabled
+    (``set_fit_resample_request(sensitive_features=True)``): without it,
+    imbalanced-learn (0.14) does not pass ``stepname__param`` arguments to a
+    sampler's ``fit_resample``. The returned ``X`` and ``y`` are rows of the
+    ones given, in their types (a DataFrame stays a DataFrame, a list a
+    list).
 
     Examples
     --------
@@ -186,17 +193,7 @@ class InfluenceSampler(InfluenceMixin, _Base):
         return problem
 
     @_fit_context(prefer_skip_nested_validation=False)
-    def fit(
-        self,
-        X,
-        y,
-        *,
-        sensitive_features=None,
-        X_val=None,
-        y_val=None,
-        sensitive_features_val=None,
-        **fit_params,
-    ):
+    def fit(self, X, y, **params):
         """Score the rows and choose the ones to drop (see ``fit_resample``).
 
         Parameters
@@ -205,30 +202,29 @@ class InfluenceSampler(InfluenceMixin, _Base):
             Rows to clean.
         y : array-like of shape (n_samples,)
             Class labels.
-        sensitive_features : array-like or DataFrame, default=None
-            Group labels of the rows of ``X`` (fairness objective, and the
-            stratification of the split).
-        X_val, y_val : array-like, default=None
-            Explicit validation rows and labels.
-        sensitive_features_val : array-like, default=None
-            Group labels of the rows of ``X_val``.
-        **fit_params : dict
-            Parameters of the inner estimator's ``fit``, sliced to its rows.
+        **params : dict
+            ``sensitive_features``, ``X_val``, ``y_val`` and
+            ``sensitive_features_val`` as in ``fit_resample``; the others go
+            to the inner estimator's ``fit``, sliced to its rows. They are not
+            declared metadata of ``fit``: an imbalanced-learn ``Pipeline``
+            routes metadata to a sampler's ``fit_resample``
+            (``set_fit_resample_request``).
 
         Returns
         -------
         self : InfluenceSampler
             The fitted sampler.
         """
+        own = {k: params.pop(k, None) for k in _OWN_PARAMS}
         self._run(
             X,
             _one_vs_all_to_labels(y),
             "fit",
-            sensitive_features,
-            X_val,
-            y_val,
-            sensitive_features_val,
-            fit_params,
+            own["sensitive_features"],
+            own["X_val"],
+            own["y_val"],
+            own["sensitive_features_val"],
+            params,
         )
         return self
 
