@@ -157,25 +157,51 @@ def _far_values(col: np.ndarray, k: int, rng, distance, dtype) -> np.ndarray:
     return out
 
 
-def inject_anomalies(X, y, rate, *, distance=(0.5, 1.5), random_state=None):
+ANOMALY_KINDS = ("far", "clustered")
+_DEFAULT_DISTANCE = {"far": (0.5, 1.5), "clustered": (1.0, 2.0)}
+#: standard deviation of the members of a cluster, in column standard deviations
+_CLUSTER_SPREAD = 0.05
+
+
+def inject_anomalies(
+    X,
+    y,
+    rate,
+    *,
+    kind="far",
+    distance=None,
+    n_clusters=3,
+    random_state=None,
+):
     """Add out-of-distribution rows, each with one random label.
 
     ``k = round(rate * n / (1 - rate))`` rows are added, so that they make up
     the share ``rate`` of the returned data, and inserted at random positions
-    (a training loop that does not shuffle still meets them throughout).
+    (a training loop that does not shuffle still meets them throughout). The
+    label of each anomaly is drawn uniformly from the classes of ``y``.
 
-    Every value of an anomaly is drawn independently, per column:
+    ``kind="far"`` (global anomalies): every value is drawn independently,
+    per column:
 
     - numeric column with observed range ``[lo, hi]`` (width ``w``, 1 when
       the column is constant): a value *outside* the range, ``hi + u w`` or
-      ``lo - u w`` (either side with probability 1/2), with
-      ``u ~ U(distance)``; integer columns are rounded and keep their dtype;
+      ``lo - u w`` (either side with probability 1/2), ``u ~ U(distance)``,
+      by default 0.5 to 1.5 range widths away; integer columns are rounded
+      away from the range and keep their dtype;
     - categorical, object or boolean column (DataFrames only): a value drawn
       uniformly from the column's observed values (categories unseen in
-      ``X`` would break a fitted encoder, so the row is anomalous through its
-      numeric columns and the unusual *combination* of categories).
+      ``X`` would break a fitted encoder).
 
-    The label of each anomaly is drawn uniformly from the classes of ``y``.
+    ``kind="clustered"`` (near-clustered anomalies): ``n_clusters`` tight
+    clusters next to the data. Each cluster has a centre: a random row of
+    ``X`` whose numeric values are all shifted, each by ``+- u`` column
+    standard deviations (random sign, ``u ~ U(distance)``, by default 1 to
+    2), and whose categories are kept. Its members (the anomalies are shared
+    evenly at random between clusters) are the centre plus Gaussian noise of
+    0.05 column standard deviations (integer columns rounded), with the
+    centre's categories. Random labels in a tight cluster cannot be fitted,
+    and the rows sit close to real ones: a harder, more realistic case than
+    ``"far"``, whose huge inputs give huge gradients.
 
     Parameters
     ----------
@@ -186,9 +212,13 @@ def inject_anomalies(X, y, rate, *, distance=(0.5, 1.5), random_state=None):
         Class labels.
     rate : float in [0, 1)
         Share of anomalies in the returned data.
-    distance : (float, float), default=(0.5, 1.5)
-        Range of ``u``: how far outside the observed range, in range widths,
-        the numeric values are drawn.
+    kind : {"far", "clustered"}, default="far"
+        How the anomalies are drawn (see above).
+    distance : (float, float), default=None
+        Range of ``u``: in range widths for "far" (default ``(0.5, 1.5)``),
+        in standard deviations for "clustered" (default ``(1.0, 2.0)``).
+    n_clusters : int, default=3
+        Number of clusters of ``kind="clustered"``.
     random_state : int, RandomState instance or None, default=None
         Seed of the draws.
 
@@ -196,7 +226,7 @@ def inject_anomalies(X, y, rate, *, distance=(0.5, 1.5), random_state=None):
     -------
     X_new : ndarray or DataFrame of shape (n_samples + k, n_features)
         The rows of ``X`` (in their order) with the anomalies inserted; a
-        DataFrame gets a fresh ``RangeIndex``.
+        DataFrame gets a fresh ``RangeIndex`` and keeps its dtypes.
     y_new : ndarray or Series of shape (n_samples + k,)
     mask : ndarray of bool, shape (n_samples + k,)
         True for the injected rows.
@@ -216,13 +246,22 @@ def inject_anomalies(X, y, rate, *, distance=(0.5, 1.5), random_state=None):
     ((100, 2), 10)
     >>> bool(np.all((X_new[mask] < -0.4) | (X_new[mask] > 1.4)))
     True
+    >>> X_new, y_new, mask = inject_anomalies(
+    ...     X, y, 0.1, kind="clustered", n_clusters=2, random_state=0)
+    >>> len(np.unique(X_new[mask].round(1), axis=0)) <= 4
+    True
     """
     rate = _check_rate(rate, upper_open=True)
+    if kind not in ANOMALY_KINDS:
+        raise ValueError(f"kind must be one of {ANOMALY_KINDS}, got {kind!r}.")
+    distance = _DEFAULT_DISTANCE[kind] if distance is None else distance
     lo_d, hi_d = (float(d) for d in distance)
     if not (0 <= lo_d <= hi_d):
         raise ValueError(
             f"distance must be (low, high) with 0 <= low <= high, got {distance!r}."
         )
+    if not (isinstance(n_clusters, int | np.integer) and n_clusters >= 1):
+        raise ValueError(f"n_clusters must be an int >= 1, got {n_clusters!r}.")
     rng = check_random_state(random_state)
     values, classes = _labels(y)
     n = len(values)
@@ -243,6 +282,11 @@ def inject_anomalies(X, y, rate, *, distance=(0.5, 1.5), random_state=None):
         raise ValueError("X and y have different lengths.")
     if n == 0:
         raise ValueError("X is empty.")
+    if frame:
+        if X.isna().any().any():
+            raise ValueError("X contains missing values.")
+        if all(_is_categorical(X[c]) for c in X.columns):
+            raise ValueError("X needs at least one numeric column.")
     k = _round_half_up(rate * n / (1.0 - rate))
     total = n + k
     pos = np.sort(rng.choice(total, size=k, replace=False))
@@ -251,36 +295,49 @@ def inject_anomalies(X, y, rate, *, distance=(0.5, 1.5), random_state=None):
     labels = np.empty(total, dtype=values.dtype)
     labels[~mask] = values
     labels[mask] = classes[rng.randint(0, len(classes), size=k)]
+    # clustered: the anomalies' clusters and the clusters' centre rows
+    assign = rng.permutation(np.arange(k) % n_clusters)
+    centres = rng.choice(n, size=n_clusters)
+
+    def numeric(col: np.ndarray, dtype) -> np.ndarray:
+        if kind == "far":
+            return _far_values(col, k, rng, (lo_d, hi_d), dtype)
+        sd = float(np.std(col)) or 1.0
+        sign = np.where(rng.randint(0, 2, size=n_clusters) == 1, 1.0, -1.0)
+        centre = col[centres] + sign * rng.uniform(lo_d, hi_d, size=n_clusters) * sd
+        out = centre[assign] + rng.normal(0.0, _CLUSTER_SPREAD * sd, size=k)
+        if np.issubdtype(dtype, np.integer):
+            out = np.round(out)
+            if np.issubdtype(dtype, np.unsignedinteger):
+                out = np.maximum(out, 0)
+        return out
+
+    def categorical(col: np.ndarray) -> np.ndarray:
+        if kind == "far":
+            observed = pd.unique(col)
+            return observed[rng.randint(0, len(observed), size=k)]
+        return col[centres][assign]
 
     if frame:
-        if X.isna().any().any():
-            raise ValueError("X contains missing values.")
-        if all(_is_categorical(X[c]) for c in X.columns):
-            raise ValueError("X needs at least one numeric column.")
         new = {}
         for name in X.columns:
             col = X[name]
             if _is_categorical(col):
-                observed = pd.unique(col.to_numpy())
-                drawn = observed[rng.randint(0, len(observed), size=k)]
                 out = np.empty(total, dtype=object)
                 out[~mask] = col.to_numpy(dtype=object)
-                out[mask] = drawn
-                new[name] = pd.Series(out).astype(col.dtype)
+                out[mask] = categorical(col.to_numpy(dtype=object))
             else:
                 dtype = np.dtype(getattr(col.dtype, "numpy_dtype", col.dtype))
                 out = np.empty(total, dtype=float)
                 out[~mask] = col.to_numpy(dtype=float)
-                out[mask] = _far_values(out[~mask], k, rng, (lo_d, hi_d), dtype)
-                new[name] = pd.Series(out).astype(col.dtype)
+                out[mask] = numeric(out[~mask], dtype)
+            new[name] = pd.Series(out).astype(col.dtype)
         X_new = pd.DataFrame(new, columns=X.columns)
     else:
-        X_new = np.empty((total, arr.shape[1]), dtype=np.result_type(arr.dtype, float))
+        X_new = np.empty((total, arr.shape[1]), dtype=float)
         X_new[~mask] = arr
         for j in range(arr.shape[1]):
-            X_new[mask, j] = _far_values(
-                arr[:, j].astype(float), k, rng, (lo_d, hi_d), arr.dtype
-            )
+            X_new[mask, j] = numeric(arr[:, j].astype(float), arr.dtype)
         X_new = X_new.astype(arr.dtype, copy=False)
     if isinstance(y, pd.Series):
         y_new = pd.Series(labels, name=y.name).astype(y.dtype)

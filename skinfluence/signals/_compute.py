@@ -1,0 +1,210 @@
+"""``compute_signals``: fit (if needed) with checkpoints, then score every row."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+from sklearn.pipeline import Pipeline
+from sklearn.utils.validation import check_is_fitted
+
+from .._compute import _check_batch_size, _n_rows
+from ..models import TorchModel, as_torch_model
+from ..objectives._validation import prepare_validation
+from ._signals import SIGNALS, _check_signals, compute_signal_tensors
+
+DEFAULT_SIGNALS = (
+    "self_influence",
+    "aai",
+    "mi",
+    "gd_class",
+    "loss",
+    "aum",
+    "instability",
+)
+
+
+def _final_step(estimator):
+    return estimator.steps[-1][1] if isinstance(estimator, Pipeline) else estimator
+
+
+def _is_fitted(estimator) -> bool:
+    if isinstance(estimator, TorchModel | torch.nn.Module):
+        return True
+    final = _final_step(estimator)
+    try:
+        from skorch import NeuralNet
+    except ImportError:  # pragma: no cover - skorch is a dependency
+        NeuralNet = ()
+    if NeuralNet and isinstance(final, NeuralNet):
+        return bool(getattr(final, "initialized_", False)) and hasattr(
+            final, "history_"
+        )
+    try:
+        check_is_fitted(final)
+    except NotFittedError:
+        return False
+    return True
+
+
+def with_checkpoints(estimator):
+    """A clone of ``estimator`` whose skorch net records TracIn checkpoints.
+
+    The net (the estimator, or the last step of a Pipeline) gets a
+    :class:`skinfluence.callbacks.TracInCheckpoints` callback appended to its
+    ``callbacks``, unless it has one already. Other estimators are cloned
+    unchanged. The given estimator is not modified.
+    """
+    from ..callbacks import TracInCheckpoints
+
+    est = clone(estimator)
+    final = _final_step(est)
+    try:
+        from skorch import NeuralNet
+    except ImportError:  # pragma: no cover
+        return est
+    if not isinstance(final, NeuralNet):
+        return est
+    callbacks = final.callbacks
+    callbacks = [] if callbacks in (None, "disable") else list(callbacks)
+    has = any(
+        isinstance(cb[1] if isinstance(cb, tuple) else cb, TracInCheckpoints)
+        for cb in callbacks
+    )
+    if not has:
+        callbacks.append(("tracin_checkpoints", TracInCheckpoints()))
+        final.set_params(callbacks=callbacks)
+    return est
+
+
+def compute_signals(
+    estimator,
+    X,
+    y,
+    X_val=None,
+    y_val=None,
+    signals=DEFAULT_SIGNALS,
+    *,
+    batch_size: int = 512,
+    random_state=None,
+    projection_dim: int | None = None,
+    fit_params: dict | None = None,
+) -> pd.DataFrame:
+    """Score every training row by data-debugging signals (larger = more suspicious).
+
+    Parameters
+    ----------
+    estimator : estimator, Pipeline, TorchModel or torch.nn.Module
+        A supported classifier (see :func:`skinfluence.models.as_torch_model`).
+        An *unfitted* one is cloned and fitted on ``(X, y)``; a skorch net
+        (alone or as the last step of a Pipeline) then records TracIn
+        checkpoints (:class:`skinfluence.callbacks.TracInCheckpoints` is added
+        to the clone's callbacks). A *fitted* one is used as it is, with its
+        recorded checkpoints if it has any, else its final parameters alone.
+    X : array-like or DataFrame of shape (n_samples, n_features)
+        The training rows to score.
+    y : array-like of shape (n_samples,)
+        Their (possibly noisy) labels.
+    X_val, y_val : array-like, default=None
+        Validation rows, needed by "aai", "mai", "mi" and "gd_class".
+    signals : sequence of str, default=("self_influence", "aai", "mi", \
+            "gd_class", "loss", "aum", "instability")
+        Which signals to compute, among ``skinfluence.signals.SIGNALS``:
+        "self_influence", "aai", "mai", "mi", "gd_class", "loss", "aum",
+        "instability". "instability" needs at least two checkpoints.
+    batch_size : int, default=512
+        Rows per chunk; memory grows with ``batch_size`` (times the number of
+        parameters, or the number of validation rows), never with ``n``.
+    random_state : int, RandomState instance or None, default=None
+        Seed of the projection (with ``projection_dim``) and, through the
+        clone, nothing else: seed the estimator itself for a reproducible fit.
+    projection_dim : int, default=None
+        Estimate the ``|I_ij|`` of "aai" and "mai" from a seeded Gaussian
+        sketch of the per-row gradients of this dimension, for large models;
+        ``None`` computes them exactly.
+    fit_params : dict, default=None
+        Passed to ``fit`` when the estimator is fitted here.
+
+    Returns
+    -------
+    pandas.DataFrame of shape (n_samples, len(signals))
+        One float64 column per signal, indexed like ``X`` when it is a
+        DataFrame.
+
+    See Also
+    --------
+    skinfluence.metrics.detection_roc_auc : score a column against a known mask.
+    skinfluence.datasets.flip_labels, skinfluence.datasets.inject_anomalies
+
+    Notes
+    -----
+    With ``I_ij = sum_t eta_t <grad l_i(theta_t), grad l_j(theta_t)>``
+    between training row ``i`` and validation row ``j``: self-influence
+    ``sum_t eta_t ||grad l_i||^2``, ``aai = (1/m) sum_j |I_ij|``,
+    ``mai = sum_j |I_ij|``, ``mi = -sum_j I_ij``,
+    ``gd_class = -min_c sum_{j: y_j=c} I_ij``, ``loss = l_i(theta)``,
+    ``aum = -mean_t margin_i(theta_t)`` and ``instability``, the mean
+    absolute change of ``||grad l_i(theta_t)||^2`` between consecutive
+    checkpoints. See the "signals" page of the documentation for when to use
+    which.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn.datasets import make_classification
+    >>> from skorch import NeuralNetClassifier
+    >>> from skinfluence import compute_signals
+    >>> X, y = make_classification(n_samples=120, n_features=5, random_state=0)
+    >>> X = X.astype("float32")
+    >>> net = NeuralNetClassifier(
+    ...     torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.ReLU(),
+    ...                         torch.nn.Linear(8, 2)),
+    ...     criterion=torch.nn.CrossEntropyLoss, max_epochs=4, lr=0.1,
+    ...     train_split=None, verbose=0)
+    >>> df = compute_signals(net, X[:100], y[:100], X[100:], y[100:],
+    ...                      signals=["self_influence", "aai", "instability"])
+    >>> df.shape, list(df.columns)
+    ((100, 3), ['self_influence', 'aai', 'instability'])
+    """
+    names = _check_signals(signals)
+    batch_size = _check_batch_size(batch_size)
+    if _n_rows(X) != _n_rows(y):
+        raise ValueError(
+            f"X and y have different lengths ({_n_rows(X)} and {_n_rows(y)})."
+        )
+    needs_val = any(SIGNALS[s][0] for s in names)
+    if needs_val and (X_val is None or y_val is None):
+        wanted = [s for s in names if SIGNALS[s][0]]
+        raise ValueError(
+            f"The signals {wanted} need validation rows: pass X_val and y_val."
+        )
+    if not _is_fitted(estimator):
+        estimator = with_checkpoints(estimator).fit(X, y, **(fit_params or {}))
+    model = as_torch_model(estimator)
+    Xt, yt = model.prepare_X(X), model.prepare_y(y)
+    if not torch.isfinite(Xt).all():
+        raise ValueError(
+            "X contains NaN or infinity (after the model's preprocessing)."
+        )
+    Xv = yv = None
+    if needs_val:
+        Xv, yv = prepare_validation(model, X_val, y_val)
+    values = compute_signal_tensors(
+        model,
+        Xt,
+        yt,
+        Xv,
+        yv,
+        names,
+        batch_size=batch_size,
+        projection_dim=projection_dim,
+        random_state=random_state,
+    )
+    index = X.index if isinstance(X, pd.DataFrame) else None
+    return pd.DataFrame(
+        {k: v.detach().cpu().numpy().astype(np.float64) for k, v in values.items()},
+        index=index,
+        columns=names,
+    )
