@@ -16,7 +16,6 @@ from .methods import (
 from .models import Checkpoint, TorchModel, as_torch_model
 from .objectives import Fairness, Objective, Robustness, Utility
 from .signals import compute_signals
-from .signals import compute_signals
 
 __version__ = "0.1.0.dev0"
 
@@ -40,6 +39,5 @@ __all__ = [
     "__version__",
     "as_torch_model",
     "compute_influence",
-    "compute_signals",
     "compute_signals",
 ]
