@@ -1,8 +1,9 @@
-"""scikit-learn's estimator checks on InfluenceFilter and InfluenceSampler."""
+"""scikit-learn's (and imbalanced-learn's) checks on the influence estimators."""
 
 from __future__ import annotations
 
 from _tiny_nets import tiny_net
+from imblearn.utils.estimator_checks import parametrize_with_checks as imblearn_checks
 from sklearn.linear_model import LogisticRegression
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
@@ -23,4 +24,9 @@ def expected_failed_checks(estimator):
 
 @parametrize_with_checks(ESTIMATORS, expected_failed_checks=expected_failed_checks)
 def test_sklearn_compatible(estimator, check):
+    check(estimator)
+
+
+@imblearn_checks([InfluenceSampler(LogisticRegression(), random_state=0)])
+def test_imblearn_compatible(estimator, check):
     check(estimator)
