@@ -215,8 +215,8 @@ class SignalContext:
         return getattr(self, f"_signal_{name}")()
 
     def _signal_self_influence(self) -> Tensor:
-        lrs = torch.tensor([lr for _, lr in self.checkpoints])
         s = self.sq_norm_trajectory
+        lrs = torch.tensor([lr for _, lr in self.checkpoints], dtype=torch.float64)
         return (lrs.to(s.device, s.dtype)[:, None] * s).sum(0)
 
     def _signal_aai(self) -> Tensor:
