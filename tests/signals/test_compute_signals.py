@@ -27,9 +27,10 @@ def data(seed=0):
     return X[:70], y[:70], X[70:], y[70:]
 
 
-def make_net(**kw):
+def make_net(double=True, **kw):
     torch.manual_seed(0)
-    module = nn.Sequential(nn.Linear(5, 6), nn.Tanh(), nn.Linear(6, 2)).double()
+    module = nn.Sequential(nn.Linear(5, 6), nn.Tanh(), nn.Linear(6, 2))
+    module = module.double() if double else module
     return NeuralNetClassifier(
         module,
         criterion=nn.CrossEntropyLoss,
@@ -137,3 +138,21 @@ def test_errors():
         compute_signals(make_net(), X, y, signals=["nope"])
     with pytest.raises(ValueError, match="duplicates"):
         compute_signals(make_net(), X, y, signals=["loss", "loss"])
+
+
+def test_signal_methods_prune_through_influence_filter():
+    from skinfluence import InfluenceFilter
+
+    X, y, _, _ = data(5)
+    flt = InfluenceFilter(
+        make_net(double=False),
+        method="signal_instability",
+        prune_ratio=0.1,
+        random_state=0,
+    ).fit(X.astype(np.float32), y)
+    scored = ~np.isnan(flt.influence_)
+    # the filter recorded checkpoints (instability needs them) and dropped the
+    # rows of largest instability, i.e. the lowest scores -instability
+    dropped = flt.influence_[flt.removed_indices_]
+    kept = flt.influence_[scored & flt.sample_mask_]
+    assert len(flt.removed_indices_) > 0 and dropped.max() <= kept.min()
