@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from skorch import NeuralNetClassifier
 
@@ -49,3 +50,13 @@ def tiny_net(**kwargs):
     )
     params.update(kwargs)
     return AutoNet(**params)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Tiny models gain nothing from threads; on a busy 2-core machine the
+    threads' spin-waits make them 10-100x slower. Restored afterwards."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

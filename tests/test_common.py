@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from _tiny_nets import tiny_net
+import pytest
+from _tiny_nets import one_torch_thread, tiny_net  # noqa: F401
 from imblearn.utils.estimator_checks import parametrize_with_checks as imblearn_checks
 from sklearn.linear_model import LogisticRegression
 from sklearn.utils.estimator_checks import parametrize_with_checks
@@ -27,6 +28,7 @@ def test_sklearn_compatible(estimator, check):
     check(estimator)
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.DataConversionWarning")
 @imblearn_checks([InfluenceSampler(LogisticRegression(), random_state=0)])
 def test_imblearn_compatible(estimator, check):
     check(estimator)

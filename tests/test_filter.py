@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from _tiny_nets import tiny_net
+from _tiny_nets import one_torch_thread, tiny_net  # noqa: F401
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn import config_context
 from sklearn.base import clone

@@ -13,7 +13,7 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from _tiny_nets import MLP
+from _tiny_nets import MLP, one_torch_thread  # noqa: F401
 from fairlearn.metrics import demographic_parity_difference as fl_dp
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn import config_context

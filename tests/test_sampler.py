@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from _tiny_nets import one_torch_thread  # noqa: F401
 from imblearn.pipeline import make_pipeline as make_imb_pipeline
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn import config_context
