@@ -66,26 +66,17 @@ class InfluenceFilter(
     Parameters
     ----------
     %(estimator)s
-
     %(objective)s
-
     %(method)s
-
     %(prune_ratio)s
-
     %(validation_size)s
-
     refit_on : {"train", "all"}, default="train"
         The rows of the final fit: the kept training rows, or the kept
         training rows plus the validation rows (with ``X_val`` passed to
         ``fit``, plus the rows of ``X_val``).
-
     %(batch_size)s
-
     %(memory)s
-
     %(verbose)s
-
     %(random_state)s
 
     Attributes

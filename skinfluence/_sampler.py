@@ -58,25 +58,16 @@ class InfluenceSampler(InfluenceMixin, _Base):
     Parameters
     ----------
     %(estimator)s
-
     %(objective)s
-
     %(method)s
-
     %(prune_ratio)s
-
     %(validation_size)s
-
     keep_validation : bool, default=True
         Whether the validation rows (never scored) are among the rows
         returned. ``False`` returns the kept training rows only.
-
     %(batch_size)s
-
     %(memory)s
-
     %(verbose)s
-
     %(random_state)s
 
     Attributes

@@ -541,3 +541,67 @@ def test_pruning_every_row_of_a_class_is_refused_before_the_refit():
         flt.fit(X, y)
     assert CountingLR.n_fits == 1  # the first fit, never the refit
     assert not hasattr(flt, "estimator_")
+
+
+def test_binary_net_with_string_labels_and_a_positive_label(data):
+    from skorch import NeuralNetBinaryClassifier
+
+    class Logit(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(5, 1)
+
+        def forward(self, X):
+            return self.lin(X).squeeze(-1)
+
+    X, y, s = data
+    labels = np.array(["neg", "pos"])[y]
+    net = NeuralNetBinaryClassifier(
+        Logit, max_epochs=5, lr=0.1, train_split=None, verbose=0
+    )
+    objective = Fairness(metric="equal_opportunity", pos_label="neg")
+    flt = InfluenceFilter(net, objective=objective, prune_ratio=0, random_state=0)
+    flt.fit(X, labels, sensitive_features=s)
+    assert flt.objective.pos_label == "neg"  # the parameter stays as given
+    assert set(np.unique(flt.predict(X))) <= {"neg", "pos"}
+    train, val = split_of(flt, len(X))
+    Xf = X.astype(np.float32)
+    ref = compute_influence(
+        flt.estimator_,
+        Xf[train],
+        y[train],
+        Xf[val],
+        y[val],
+        objective=Fairness(metric="equal_opportunity", pos_label=0),  # "neg" is class 0
+        sensitive_features_val=s[val],
+    )
+    assert_allclose(flt.influence_[train], ref, rtol=1e-5, atol=1e-9)
+
+
+def test_more_bad_input_before_training(data):
+    from sklearn.linear_model import SGDClassifier
+
+    X, y, s = data
+    with pytest.raises(ValueError, match="two classes only"):
+        InfluenceFilter(SGDClassifier(loss="log_loss")).fit(X, np.arange(300) % 3)
+    # a group whose validation rows hold no positive label: EO gap undefined
+    s2 = np.array(["b"] * 300, dtype=object)
+    s2[np.flatnonzero(y == 0)[:6]] = "c"
+    flt = InfluenceFilter(
+        CountingLR(), objective=Fairness(metric="equal_opportunity"), random_state=0
+    )
+    with pytest.raises(
+        ValueError, match="Group 'c' has no validation row with a positive"
+    ):
+        flt.fit(X, y, sensitive_features=s2)
+    with pytest.raises(ValueError, match="pos_label='yes' is not one of the classes"):
+        InfluenceFilter(CountingLR(), objective=Fairness(pos_label="yes")).fit(
+            X, y, sensitive_features=s
+        )
+    with pytest.raises(ValueError, match="y_val holds labels that y does not"):
+        InfluenceFilter(CountingLR()).fit(X, y, X_val=X[:20], y_val=np.arange(20) % 3)
+    with pytest.raises(ValueError, match="refit_on='all'.*sample_weight"):
+        InfluenceFilter(CountingLR(), refit_on="all").fit(
+            X, y, X_val=X[:20], y_val=y[:20], sample_weight=np.ones(300)
+        )
+    assert CountingLR.n_fits == 0
