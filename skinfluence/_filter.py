@@ -25,13 +25,8 @@ from sklearn.utils.validation import (
     check_is_fitted,
 )
 
-from ._cleaning import (
-    PARAM_DOCS,
-    PARAMETER_CONSTRAINTS,
-    InfluenceMixin,
-    progress_bar,
-    seeded,
-)
+from ._cleaning import InfluenceMixin, progress_bar, seeded
+from ._influence_params import PARAM_DOCS, PARAMETER_CONSTRAINTS
 from .objectives import Fairness
 
 _DELEGATED = ("predict", "predict_proba", "predict_log_proba", "decision_function")

@@ -11,7 +11,8 @@ from sklearn.utils.metadata_routing import MetadataRouter, MethodMapping
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import _num_samples
 
-from ._cleaning import PARAM_DOCS, PARAMETER_CONSTRAINTS, InfluenceMixin, progress_bar
+from ._cleaning import InfluenceMixin, progress_bar
+from ._influence_params import PARAM_DOCS, PARAMETER_CONSTRAINTS
 
 try:  # optional: the sampler is usable without it, but not in its Pipeline
     from imblearn.base import BaseSampler as _Base

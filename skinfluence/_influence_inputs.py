@@ -1,0 +1,306 @@
+"""Input validation shared by InfluenceFilter and InfluenceSampler.
+
+Everything here runs before any training: a bad input raises a ValueError or
+TypeError that names it, and the user's data and estimator are left as given.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import clone
+from sklearn.utils import get_tags
+from sklearn.utils.metadata_routing import _routing_enabled, process_routing
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import (
+    _assert_all_finite,
+    _num_samples,
+    check_consistent_length,
+    column_or_1d,
+    validate_data,
+)
+
+from ._compute import resolve_method, resolve_objective
+from .methods import InfluenceFunction, IPEnsemble, Method
+from .metrics._fairness import encode_groups
+from .models._support import SupportInfo, check_supported
+from .objectives import Fairness, Objective, Robustness
+
+_NO_Y = "no_validation"  # validate_data's marker for "no y"
+
+
+@dataclass
+class Problem:
+    """Validated inputs of one ``fit``."""
+
+    info: SupportInfo
+    objective: Objective
+    method: Method
+    X: object  # as the estimator takes it
+    y: np.ndarray  # labels, 1-D
+    y_fit: np.ndarray  # as the estimator takes them
+    classes: np.ndarray
+    codes: np.ndarray  # y as indices into classes
+    sensitive: object
+    groups: np.ndarray | None  # group code per row
+    X_val: object
+    y_val: np.ndarray | None
+    y_val_fit: np.ndarray | None
+    s_val: object
+    fit_params: dict
+    needs_preflight: bool
+    pos_label: object  # the fairness objective's positive label (a label of y)
+
+
+def as_python(value):
+    """A numpy scalar as a Python one, for messages."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _has_missing(X) -> bool:
+    if hasattr(X, "isna"):
+        return bool(X.isna().to_numpy().any())
+    if sp.issparse(X):
+        return bool(np.isnan(X.data).any()) if X.dtype.kind in "fc" else False
+    arr = np.asarray(X)
+    if arr.dtype.kind in "fc":
+        return bool(np.isnan(arr).any())
+    if arr.dtype == object:
+        import pandas as pd
+
+        return bool(pd.isna(arr).any())
+    return False
+
+
+def _check_no_inf(X) -> None:
+    """Infinity in a numeric column of raw X (DataFrame, array, sparse)."""
+    if hasattr(X, "select_dtypes"):
+        values = X.select_dtypes(include="number").to_numpy(dtype=np.float64)
+    elif sp.issparse(X):
+        values = X.data
+    else:
+        values = np.asarray(X)
+        if values.dtype == object:
+            try:
+                values = values.astype(np.float64)
+            except (TypeError, ValueError):
+                return
+    if values.dtype.kind in "fc" and np.isinf(values).any():
+        raise ValueError("Input X contains infinity.")
+
+
+def _labels_known(y_val, classes, what: str) -> None:
+    unknown = np.setdiff1d(np.unique(y_val), classes)
+    if len(unknown):
+        raise ValueError(
+            f"{what} holds labels that y does not: {unknown[:5].tolist()}; the "
+            f"classes of y are {classes.tolist()}."
+        )
+
+
+def _check_strategy_params(objective, method) -> None:
+    """Parameter checks the strategies make only when they run (after training)."""
+    from .objectives._fairness import METRICS
+
+    if isinstance(objective, Fairness) and objective.metric not in METRICS:
+        raise ValueError(
+            f"objective metric must be one of {METRICS}, got {objective.metric!r}."
+        )
+    if isinstance(objective, Robustness):
+        objective._check()
+    if isinstance(method, IPEnsemble):
+        next(method.members({}, 0))
+    if isinstance(method, InfluenceFunction):
+        from .methods._influence_function import SOLVERS
+
+        if method.solver not in SOLVERS:
+            raise ValueError(f"solver must be one of {SOLVERS}, got {method.solver!r}.")
+        if not method.damping >= 0:
+            raise ValueError(f"damping must be >= 0, got {method.damping!r}.")
+
+
+class InputsMixin:
+    """Checks of X, y, metadata and strategies, before any training."""
+
+    def _validate_X(self, X, info: SupportInfo, *, reset: bool, y=_NO_Y):
+        """Check X (and y, unless omitted) as the estimator will take it."""
+        if info.in_pipeline:
+            out = validate_data(self, X, y, skip_check_array=True, reset=reset)
+            X = out if y is _NO_Y else out[0]
+            if not (hasattr(X, "iloc") or sp.issparse(X)):
+                X = np.asarray(X)
+            if getattr(X, "ndim", 2) != 2:
+                raise ValueError(
+                    f"Expected a 2D array for X, got an array of shape {X.shape}."
+                )
+            _check_no_inf(X)
+            if y is _NO_Y:
+                return X
+            y = column_or_1d(y, warn=True)
+            if y.dtype.kind in "fc":
+                _assert_all_finite(y, input_name="y")
+            check_consistent_length(X, y)
+            return X, y
+        sparse = info.family == "skorch" or get_tags(self.estimator).input_tags.sparse
+        dtype = np.float32 if info.family == "skorch" else [np.float64, np.float32]
+        params = dict(
+            accept_sparse=["csr", "csc"] if sparse else False,
+            dtype=dtype,
+            ensure_all_finite=True,
+            reset=reset,
+        )
+        if y is _NO_Y:
+            X = validate_data(self, X, **params)
+        else:
+            X, y = validate_data(self, X, y, ensure_min_samples=2, **params)
+        if info.family == "skorch" and sp.issparse(X):
+            X = X.toarray()
+        return X if y is _NO_Y else (X, y)
+
+    def _encode_for_fit(self, codes, info: SupportInfo, y):
+        if info.family != "skorch":
+            return y
+        return codes.astype(np.float32 if info.binary_net else np.int64)
+
+    def _routed_fit_params(self, fit_params, caller: str) -> dict:
+        if _routing_enabled():
+            routed = process_routing(self, caller, **fit_params)
+            return dict(routed.estimator.fit)
+        return dict(fit_params)
+
+    def _validate_problem(
+        self,
+        X,
+        y,
+        sensitive_features,
+        X_val,
+        y_val,
+        sensitive_features_val,
+        fit_params,
+        *,
+        caller: str = "fit",
+    ) -> Problem:
+        info = check_supported(self.estimator)
+        objective = resolve_objective(self.objective)
+        method = resolve_method(self.method)
+        uses_objective = method.needs_objective
+        if uses_objective:
+            _check_strategy_params(objective, method)
+        if method.needs_checkpoints and info.family != "skorch":
+            raise ValueError(
+                f"method={self.method!r} needs training checkpoints, which only "
+                "skorch nets record (with TracInCheckpoints); "
+                f"{type(info.final).__name__} has none."
+            )
+
+        X, y = self._validate_X(X, info, reset=True, y=y)
+        n = _num_samples(X)
+        if n < 3:
+            raise ValueError(
+                f"Found {n} sample(s): at least 3 are needed to split off "
+                "validation rows and keep training rows."
+            )
+        check_classification_targets(y)
+        classes, codes = np.unique(y, return_inverse=True)
+        codes = codes.reshape(-1)
+        if len(classes) < 2:
+            raise ValueError(
+                f"y holds one class ({as_python(classes[0])!r}); a classifier needs at least "
+                "two classes."
+            )
+        if info.binary_only and len(classes) > 2:
+            raise ValueError(
+                f"{type(info.final).__name__} supports two classes only; y has "
+                f"{len(classes)} classes."
+            )
+        fairness = uses_objective and isinstance(objective, Fairness)
+        pos_label = classes[-1]
+        if fairness and len(classes) > 2:
+            raise ValueError(
+                f"The fairness objective needs a binary target; y has "
+                f"{len(classes)} classes (a multiclass target)."
+            )
+        if fairness and objective.pos_label is not None:
+            if objective.pos_label not in classes.tolist():
+                raise ValueError(
+                    f"objective pos_label={objective.pos_label!r} is not one of the "
+                    f"classes {classes.tolist()}."
+                )
+            pos_label = objective.pos_label
+            if info.family == "skorch":  # the net sees class indices
+                code = int(np.flatnonzero(classes == objective.pos_label)[0])
+                objective = clone(objective).set_params(pos_label=code)
+
+        groups = None
+        if sensitive_features is not None:
+            m = _num_samples(sensitive_features)
+            if m != n:
+                raise ValueError(
+                    f"sensitive_features has {m} rows but X has {n}: their lengths "
+                    "must match."
+                )
+            groups = encode_groups(sensitive_features)[0]
+
+        if (X_val is None) != (y_val is None):
+            raise ValueError("Pass both X_val and y_val, or neither.")
+        y_val_fit = None
+        if X_val is not None:
+            X_val, y_val = self._validate_X(X_val, info, reset=False, y=y_val)
+            _labels_known(y_val, classes, "y_val")
+            if len(np.unique(y_val)) < 2:
+                raise ValueError(
+                    f"The validation rows hold one class ({as_python(y_val[0])!r}); influence "
+                    "on them needs at least two classes."
+                )
+            val_codes = np.searchsorted(classes, y_val)
+            y_val_fit = self._encode_for_fit(val_codes, info, y_val)
+            if sensitive_features_val is not None:
+                m = _num_samples(sensitive_features_val)
+                if m != _num_samples(X_val):
+                    raise ValueError(
+                        f"sensitive_features_val has {m} rows but X_val has "
+                        f"{_num_samples(X_val)}: their lengths must match."
+                    )
+                encode_groups(sensitive_features_val)
+        elif sensitive_features_val is not None:
+            raise ValueError("sensitive_features_val is given without X_val and y_val.")
+
+        if uses_objective and objective.requires_sensitive_features:
+            if X_val is None and sensitive_features is None:
+                raise ValueError(
+                    f"The {type(objective).__name__.lower()} objective needs "
+                    "sensitive_features: pass fit(X, y, sensitive_features=...)."
+                )
+            if X_val is not None and sensitive_features_val is None:
+                raise ValueError(
+                    f"The {type(objective).__name__.lower()} objective needs "
+                    "sensitive_features_val for the rows of X_val."
+                )
+
+        fit_params = self._routed_fit_params(fit_params, caller)
+        needs_preflight = info.in_pipeline and (
+            _has_missing(X) or (X_val is not None and _has_missing(X_val))
+        )
+        return Problem(
+            info=info,
+            objective=objective,
+            method=method,
+            X=X,
+            y=y,
+            y_fit=self._encode_for_fit(codes, info, y),
+            classes=classes,
+            codes=codes,
+            sensitive=sensitive_features,
+            groups=groups,
+            X_val=X_val,
+            y_val=y_val,
+            y_val_fit=y_val_fit,
+            s_val=sensitive_features_val,
+            fit_params=fit_params,
+            needs_preflight=needs_preflight,
+            pos_label=pos_label,
+        )
+
+    # ---------------------------------------------------------------- split

@@ -1,0 +1,78 @@
+"""Parameters shared by InfluenceFilter and InfluenceSampler: docs and constraints."""
+
+from __future__ import annotations
+
+from numbers import Integral, Real
+
+from sklearn.utils._param_validation import HasMethods, Interval, RealNotInt, StrOptions
+
+from .methods import Method
+from .objectives import Objective
+
+PARAM_DOCS = {
+    "estimator": """estimator : estimator object
+        The classifier to clean the training set for, unfitted: a skorch
+        ``NeuralNetClassifier`` (``CrossEntropyLoss`` or ``NLLLoss``) or
+        ``NeuralNetBinaryClassifier``, a ``LogisticRegression``, a binary
+        ``SGDClassifier(loss="log_loss")``, or a ``Pipeline`` ending in one of
+        these (influence is then computed in the model's input space, after
+        the earlier steps). It is cloned, never fitted itself.""",
+    "objective": """objective : {"utility", "fairness", "robustness"} or Objective, \
+default="utility"
+        What influence is measured on, over the validation rows: the mean
+        cross-entropy, a fairness gap between the groups of
+        ``sensitive_features`` (binary targets), or the loss on adversarial
+        copies. Pass an instance (``Fairness(metric="equal_opportunity")``)
+        to set its parameters; they are then searchable as
+        ``objective__<param>``.""",
+    "method": """method : {"ip", "ip_ensemble", "tracin", "influence_function", \
+"self_influence", "loss", "random"} or Method, default="ip"
+        How each training row is scored. With a skorch net, "tracin" (and
+        "self_influence", which then sums over checkpoints) adds a
+        :class:`~skinfluence.callbacks.TracInCheckpoints` callback to the
+        cloned net; other families have no checkpoints, so "tracin" is
+        refused for them.""",
+    "prune_ratio": """prune_ratio : float in [0, 1) or "negative", default=0.05
+        The fraction of training rows to drop: the ``floor(prune_ratio *
+        n_train)`` lowest scores (ties broken by row order). "negative" drops
+        every row with a negative score.""",
+    "validation_size": """validation_size : float in (0, 1) or int, default=0.2
+        The held-out rows influence is measured on: a fraction of the rows of
+        ``X`` (rounded up) or a number of rows. The split is stratified by
+        ``y`` and, when ``sensitive_features`` are given, by group too (by
+        ``y`` alone when a combination is too rare). Unused when ``X_val`` is
+        passed to ``fit``.""",
+    "batch_size": """batch_size : int, default=2048
+        Rows per chunk in the scoring kernels; memory grows with
+        ``batch_size`` times the number of parameters.""",
+    "memory": """memory : str, joblib.Memory or None, default=None
+        Caches the first fit and its scores, keyed on everything they depend
+        on (estimator, objective, method, data, seeds), as ``Pipeline`` does
+        for transformers: a search over ``prune_ratio`` (or ``refit_on``) then
+        fits the first model once per split. Caching needs ``random_state`` to
+        be an int (else every fit draws a new split). A str is a cache
+        directory.""",
+    "verbose": """verbose : int, default=0
+        Shows a progress bar (tqdm) over the stages fit, score and
+        refit/select when > 0.""",
+    "random_state": """random_state : int, RandomState instance or None, default=None
+        Seeds the split, torch's random number generator during the fits (so
+        net initialisation and batch order repeat) and randomised methods. An
+        int makes ``fit`` deterministic: same split, scores, kept rows and
+        predictions. torch's global random state is restored after ``fit``.""",
+}
+
+PARAMETER_CONSTRAINTS = {
+    "estimator": [HasMethods(["fit"])],
+    "objective": [str, Objective],
+    "method": [str, Method],
+    "prune_ratio": [Interval(Real, 0, 1, closed="left"), StrOptions({"negative"})],
+    "validation_size": [
+        Interval(RealNotInt, 0, 1, closed="neither"),
+        Interval(Integral, 1, None, closed="left"),
+    ],
+    "batch_size": [Interval(Integral, 1, None, closed="left")],
+    "memory": [None, str, HasMethods(["cache"])],
+    "verbose": ["verbose"],
+    "random_state": ["random_state"],
+}
