@@ -59,36 +59,47 @@ def as_python(value):
     return value.item() if isinstance(value, np.generic) else value
 
 
+_ROWS = 65536  # rows per chunk of the NaN / inf scans (bounded temporaries)
+
+
+def _row_chunks(arr):
+    for start in range(0, len(arr), _ROWS):
+        yield arr[start : start + _ROWS]
+
+
 def _has_missing(X) -> bool:
-    if hasattr(X, "isna"):
-        return bool(X.isna().to_numpy().any())
+    """Whether raw X holds a missing value (NaN, None, pd.NA), column by column."""
+    import pandas as pd
+
+    if hasattr(X, "columns"):
+        return any(bool(X[c].isna().any()) for c in X.columns)
     if sp.issparse(X):
-        return bool(np.isnan(X.data).any()) if X.dtype.kind in "fc" else False
+        return X.dtype.kind in "fc" and bool(np.isnan(X.data).any())
     arr = np.asarray(X)
     if arr.dtype.kind in "fc":
-        return bool(np.isnan(arr).any())
+        return any(bool(np.isnan(c).any()) for c in _row_chunks(arr))
     if arr.dtype == object:
-        import pandas as pd
-
-        return bool(pd.isna(arr).any())
+        return any(bool(pd.isna(c).any()) for c in _row_chunks(arr))
     return False
 
 
 def _check_no_inf(X) -> None:
     """Infinity in a numeric column of raw X (DataFrame, array, sparse)."""
-    if hasattr(X, "select_dtypes"):
-        values = X.select_dtypes(include="number").to_numpy(dtype=np.float64)
+    if hasattr(X, "columns"):
+        cols = (X[c].to_numpy() for c in X.select_dtypes(include="number").columns)
     elif sp.issparse(X):
-        values = X.data
+        cols = [X.data]
     else:
-        values = np.asarray(X)
-        if values.dtype == object:
+        arr = np.asarray(X)
+        if arr.dtype == object:
             try:
-                values = values.astype(np.float64)
+                arr = arr.astype(np.float64)
             except (TypeError, ValueError):
                 return
-    if values.dtype.kind in "fc" and np.isinf(values).any():
-        raise ValueError("Input X contains infinity.")
+        cols = _row_chunks(arr)
+    for values in cols:
+        if values.dtype.kind in "fc" and np.isinf(values).any():
+            raise ValueError("Input X contains infinity.")
 
 
 def _labels_known(y_val, classes, what: str) -> None:
