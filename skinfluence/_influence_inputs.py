@@ -138,14 +138,21 @@ class InputsMixin:
     def _validate_X(self, X, info: SupportInfo, *, reset: bool, y=_NO_Y):
         """Check X (and y, unless omitted) as the estimator will take it."""
         if info.in_pipeline:
-            out = validate_data(self, X, y, skip_check_array=True, reset=reset)
-            X = out if y is _NO_Y else out[0]
-            if not (hasattr(X, "iloc") or sp.issparse(X)):
+            # the Pipeline validates X itself; keep it as given (a DataFrame
+            # with categorical columns stays one), in a row-indexable form
+            if sp.issparse(X):
+                X = X if X.format in ("csr", "csc") else X.tocsr()
+            elif not hasattr(X, "iloc"):
                 X = np.asarray(X)
             if getattr(X, "ndim", 2) != 2:
                 raise ValueError(
-                    f"Expected a 2D array for X, got an array of shape {X.shape}."
+                    f"Expected a 2D array for X, got an array of shape {X.shape}. "
+                    "Reshape your data either using array.reshape(-1, 1) if it "
+                    "has a single feature or array.reshape(1, -1) if it holds a "
+                    "single sample."
                 )
+            out = validate_data(self, X, y, skip_check_array=True, reset=reset)
+            X = out if y is _NO_Y else out[0]
             _check_no_inf(X)
             if y is _NO_Y:
                 return X
