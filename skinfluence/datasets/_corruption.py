@@ -171,6 +171,7 @@ def inject_anomalies(
     kind="far",
     distance=None,
     n_clusters=3,
+    label="row",
     random_state=None,
 ):
     """Add out-of-distribution rows, each with one random label.
@@ -219,6 +220,12 @@ def inject_anomalies(
         in standard deviations for "clustered" (default ``(1.0, 2.0)``).
     n_clusters : int, default=3
         Number of clusters of ``kind="clustered"``.
+    label : {"row", "cluster"}, default="row"
+        ``"row"``: each anomaly gets its own random label. ``"cluster"``
+        (``kind="clustered"`` only): all members of a cluster share one random
+        label, so the model can fit them: a batch of corrupted, near-duplicate
+        records that agree with each other. Their loss and gradients then
+        fade, which hides them from loss-based signals.
     random_state : int, RandomState instance or None, default=None
         Seed of the draws.
 
@@ -262,6 +269,10 @@ def inject_anomalies(
         )
     if not (isinstance(n_clusters, int | np.integer) and n_clusters >= 1):
         raise ValueError(f"n_clusters must be an int >= 1, got {n_clusters!r}.")
+    if label not in ("row", "cluster"):
+        raise ValueError(f"label must be 'row' or 'cluster', got {label!r}.")
+    if label == "cluster" and kind != "clustered":
+        raise ValueError("label='cluster' needs kind='clustered'.")
     rng = check_random_state(random_state)
     values, classes = _labels(y)
     n = len(values)
@@ -298,6 +309,8 @@ def inject_anomalies(
     # clustered: the anomalies' clusters and the clusters' centre rows
     assign = rng.permutation(np.arange(k) % n_clusters)
     centres = rng.choice(n, size=n_clusters)
+    if label == "cluster":
+        labels[mask] = classes[rng.randint(0, len(classes), size=n_clusters)][assign]
 
     def numeric(col: np.ndarray, dtype) -> np.ndarray:
         if kind == "far":

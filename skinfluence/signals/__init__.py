@@ -17,6 +17,7 @@ from ._methods import (
     SignalMAI,
     SignalMethod,
     SignalMI,
+    SignalRelativeInstability,
     SignalSelfInfluence,
 )
 from ._signals import SIGNALS
@@ -32,6 +33,7 @@ __all__ = [
     "SignalMAI",
     "SignalMI",
     "SignalMethod",
+    "SignalRelativeInstability",
     "SignalSelfInfluence",
     "compute_signals",
     "influence_matrix",

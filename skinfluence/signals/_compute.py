@@ -108,12 +108,14 @@ def compute_signals(
     y : array-like of shape (n_samples,)
         Their (possibly noisy) labels.
     X_val, y_val : array-like, default=None
-        Validation rows, needed by "aai", "mai", "mi" and "gd_class".
+        Validation rows, needed by "aai", "mai", "mi", "gd_class" and
+        "relative_instability".
     signals : sequence of str, default=("self_influence", "aai", "mi", \
-            "gd_class", "loss", "aum", "instability")
+            "gd_class", "loss", "aum", "instability", "relative_instability")
         Which signals to compute, among ``skinfluence.signals.SIGNALS``:
         "self_influence", "aai", "mai", "mi", "gd_class", "loss", "aum",
-        "instability". "instability" needs at least two checkpoints.
+        "instability", "relative_instability". The last two need at least
+        two checkpoints.
     batch_size : int, default=512
         Rows per chunk; memory grows with ``batch_size`` (times the number of
         parameters, or the number of validation rows), never with ``n``.
@@ -145,10 +147,11 @@ def compute_signals(
     ``sum_t eta_t ||grad l_i||^2``, ``aai = (1/m) sum_j |I_ij|``,
     ``mai = sum_j |I_ij|``, ``mi = -sum_j I_ij``,
     ``gd_class = -min_c sum_{j: y_j=c} I_ij``, ``loss = l_i(theta)``,
-    ``aum = -mean_t margin_i(theta_t)`` and ``instability``, the mean
+    ``aum = -mean_t margin_i(theta_t)``, ``instability``, the mean
     absolute change of ``||grad l_i(theta_t)||^2`` between consecutive
-    checkpoints. See the "signals" page of the documentation for when to use
-    which.
+    checkpoints, and ``relative_instability = instability / aai``. See the
+    "signals" page of the documentation (``docs/signals.rst``) for when to
+    use which.
 
     Examples
     --------

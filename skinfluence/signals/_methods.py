@@ -200,6 +200,24 @@ class SignalInstability(SignalMethod):
     needs_checkpoints = True
 
 
+@METHODS.register
+class SignalRelativeInstability(SignalMethod):
+    """Prune the rows of largest ``relative_instability = instability / aai``.
+
+    Needs at least two recorded checkpoints and validation rows.
+
+    Examples
+    --------
+    >>> from skinfluence.signals import SignalRelativeInstability
+    >>> SignalRelativeInstability()._key
+    'signal_relative_instability'
+    """
+
+    _key = "signal_relative_instability"
+    _signal = "relative_instability"
+    needs_checkpoints = True
+
+
 #: signal name -> its Method class
 SIGNAL_METHODS = {
     cls._signal: cls
@@ -212,5 +230,6 @@ SIGNAL_METHODS = {
         SignalLoss,
         SignalAUM,
         SignalInstability,
+        SignalRelativeInstability,
     )
 }

@@ -14,6 +14,8 @@ model alone, ``eta = 1``, when there are none):
 ``aum``            ``-(1/T) sum_t margin_i(theta_t)``
 ``instability``    ``(1/(T-1)) sum_t | s_i(t+1) - s_i(t) |`` with
                    ``s_i(t) = ||grad l_i(theta_t)||^2``
+``relative_``      ``instability_i / aai_i``
+``instability``
 =================  ==========================================================
 
 ``I_ij > 0`` means that a gradient step on row ``i`` lowers the loss of
@@ -30,6 +32,14 @@ moves it and its gradient norm swings. It was chosen among loss-, margin-,
 gradient- and self-influence-trajectory statistics on development seeds of
 the detection benchmark (``benchmarks/bench_detection.py``), not on the
 evaluation seeds.
+
+``relative_instability`` divides it by the row's average absolute influence
+on the validation rows. An anomaly moves a lot during training but, lying
+where no validation row lies, its gradient is nearly orthogonal to theirs;
+a hard in-distribution row that moves as much also pushes its neighbours.
+The ratio keeps working when the anomalies are fitted (a cluster of
+corrupted records sharing one label), where their loss, self-influence and
+instability fade. It was designed on the same development seeds.
 """
 
 from __future__ import annotations
@@ -55,6 +65,7 @@ SIGNALS: dict[str, tuple[bool, bool]] = {
     "loss": (False, False),
     "aum": (False, False),
     "instability": (False, True),
+    "relative_instability": (True, True),
 }
 
 
@@ -242,6 +253,10 @@ class SignalContext:
     def _signal_instability(self) -> Tensor:
         s = self.sq_norm_trajectory
         return (s[1:] - s[:-1]).abs().mean(0)
+
+    def _signal_relative_instability(self) -> Tensor:
+        aai = self.abs_sum / len(self.X_val)
+        return self._signal_instability() / aai.clamp_min(torch.finfo(aai.dtype).tiny)
 
     @cached_property
     def sq_norm_trajectory(self) -> Tensor:

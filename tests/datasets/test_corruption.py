@@ -112,3 +112,38 @@ def test_inject_anomalies_is_seeded_and_rejects_non_numeric_arrays():
         inject_anomalies(X.astype(str), y, 0.2)
     with pytest.raises(ValueError, match="rate"):
         inject_anomalies(X, y, 1.0)
+
+
+def test_clustered_anomalies_are_tight_clusters_next_to_the_data():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(270, 4)) * [1.0, 2.0, 5.0, 0.5]
+    y = rng.integers(0, 3, size=270)
+    X_new, y_new, mask = inject_anomalies(
+        X, y, 0.1, kind="clustered", n_clusters=3, random_state=0
+    )
+    assert mask.sum() == 30
+    A = X_new[mask] / X.std(0)
+    # three groups of 10, each within a few noise widths (0.05 std) of its mean
+    centres = np.unique(np.round(A, 0), axis=0)
+    assert len(centres) <= 6
+    groups = [A[np.all(np.abs(A - A[i]) < 0.5, axis=1)] for i in range(len(A))]
+    assert sorted({len(g) for g in groups}) == [10]
+    assert max(g.std(0).max() for g in groups) < 0.1
+    # ... shifted by 1 to 2 standard deviations from a real row in every column
+    Xs = X / X.std(0)
+    for g in groups:
+        shift = np.abs(Xs - g.mean(0)).min(0)  # closest real value per column
+        assert np.all(shift <= 2.2)
+    # row labels by default (mixed within a cluster), one per cluster on request
+    for i in range(len(A)):
+        same = np.all(np.abs(A - A[i]) < 0.5, axis=1)
+        assert len(np.unique(y_new[mask][same])) >= 2
+    X2, y2, mask2 = inject_anomalies(
+        X, y, 0.1, kind="clustered", label="cluster", random_state=0
+    )
+    A2 = X2[mask2] / X.std(0)
+    for i in range(len(A2)):
+        same = np.all(np.abs(A2 - A2[i]) < 0.5, axis=1)
+        assert len(np.unique(y2[mask2][same])) == 1
+    with pytest.raises(ValueError, match="clustered"):
+        inject_anomalies(X, y, 0.1, label="cluster")

@@ -112,6 +112,7 @@ def brute_signals(model, module, loss, X, y, Xv, yv):
         "loss": brute_losses(module, loss, model.params, X, y),
         "aum": -margins.mean(0),
         "instability": (sq[1:] - sq[:-1]).abs().mean(0),
+        "relative_instability": (sq[1:] - sq[:-1]).abs().mean(0) / infl.abs().mean(1),
     }, infl
 
 
