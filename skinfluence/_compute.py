@@ -7,6 +7,7 @@ import numbers
 import numpy as np
 import torch
 
+from ._progress import verbosity
 from .methods import METHODS, Method
 from .methods._gradient import NO_CHECKPOINTS
 from .models import as_torch_model
@@ -35,7 +36,9 @@ def _check_batch_size(batch_size) -> int:
 
 def _all_finite(X: torch.Tensor, rows: int = 65536) -> bool:
     """Whether X holds no NaN or infinity, checked in chunks (bounded memory)."""
-    return all(bool(torch.isfinite(X[i : i + rows]).all()) for i in range(0, len(X), rows))
+    return all(
+        bool(torch.isfinite(X[i : i + rows]).all()) for i in range(0, len(X), rows)
+    )
 
 
 def _n_rows(a) -> int:
@@ -54,6 +57,7 @@ def compute_influence(
     sensitive_features_val=None,
     batch_size: int = 2048,
     random_state=None,
+    verbose: int = 0,
 ) -> np.ndarray:
     """Score every row of ``(X, y)`` by its influence on a validation objective.
 
@@ -84,6 +88,9 @@ def compute_influence(
         parameters, never with the number of rows.
     random_state : int, RandomState instance or None, default=None
         Seed for randomised methods ("ip_ensemble", "lissa", "random").
+    verbose : int, default=0
+        Above 0, progress bars (tqdm) over row chunks, ensemble members and
+        checkpoints.
 
     Returns
     -------
@@ -115,6 +122,9 @@ def compute_influence(
     """
     method_ = resolve_method(method)
     objective_ = resolve_objective(objective) if method_.needs_objective else None
+    method_.validate()
+    if objective_ is not None:
+        objective_.validate()
     batch_size = _check_batch_size(batch_size)
     if _n_rows(X) != _n_rows(y):
         raise ValueError(
@@ -149,7 +159,8 @@ def compute_influence(
         bound = objective_.bind(
             model, X_val, y_val, sensitive_features=sensitive_features_val
         )
-    scores = method_.score(
-        model, bound, Xt, yt, batch_size=batch_size, random_state=random_state
-    )
+    with verbosity(verbose):
+        scores = method_.score(
+            model, bound, Xt, yt, batch_size=batch_size, random_state=random_state
+        )
     return torch.as_tensor(scores).detach().cpu().numpy().astype(np.float64)

@@ -27,6 +27,7 @@ from sklearn.utils.validation import (
 
 from ._cleaning import InfluenceMixin, progress_bar, seeded
 from ._influence_params import PARAM_DOCS, PARAMETER_CONSTRAINTS
+from ._progress import verbosity
 from .objectives import Fairness
 
 _DELEGATED = ("predict", "predict_proba", "predict_log_proba", "decision_function")
@@ -241,7 +242,7 @@ class InfluenceFilter(
                     f"parameters {aligned} have one value per row of X only; "
                     "use refit_on='train' or drop them."
                 )
-        with progress_bar(self, self.verbose, 3) as bar:
+        with verbosity(self.verbose), progress_bar(self, self.verbose, 3) as bar:
             cleaning = self._clean(problem, bar)
             mask = np.zeros(n, dtype=bool)
             mask[cleaning.train] = True

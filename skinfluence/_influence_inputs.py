@@ -23,10 +23,10 @@ from sklearn.utils.validation import (
 )
 
 from ._compute import resolve_method, resolve_objective
-from .methods import InfluenceFunction, IPEnsemble, Method
+from .methods import Method
 from .metrics._fairness import encode_groups
 from .models._support import SupportInfo, check_supported
-from .objectives import Fairness, Objective, Robustness
+from .objectives import Fairness, Objective
 
 _NO_Y = "no_validation"  # validate_data's marker for "no y"
 
@@ -112,24 +112,9 @@ def _labels_known(y_val, classes, what: str) -> None:
 
 
 def _check_strategy_params(objective, method) -> None:
-    """Parameter checks the strategies make only when they run (after training)."""
-    from .objectives._fairness import METRICS
-
-    if isinstance(objective, Fairness) and objective.metric not in METRICS:
-        raise ValueError(
-            f"objective metric must be one of {METRICS}, got {objective.metric!r}."
-        )
-    if isinstance(objective, Robustness):
-        objective._check()
-    if isinstance(method, IPEnsemble):
-        next(method.members({}, 0))
-    if isinstance(method, InfluenceFunction):
-        from .methods._influence_function import SOLVERS
-
-        if method.solver not in SOLVERS:
-            raise ValueError(f"solver must be one of {SOLVERS}, got {method.solver!r}.")
-        if not method.damping >= 0:
-            raise ValueError(f"damping must be >= 0, got {method.damping!r}.")
+    """The strategies' own parameter checks, before any training."""
+    objective.validate()
+    method.validate()
 
 
 class InputsMixin:

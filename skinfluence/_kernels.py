@@ -24,6 +24,7 @@ from torch import Tensor, nn
 from torch.func import grad, jvp, vmap
 
 from . import _tree as tree
+from ._progress import progress
 from .models import TorchModel
 
 Params = Mapping[str, Tensor]
@@ -33,6 +34,11 @@ def chunks(n: int, batch_size: int) -> Iterator[slice]:
     """Consecutive slices of ``range(n)`` of length ``batch_size``."""
     for start in range(0, n, batch_size):
         yield slice(start, min(start + batch_size, n))
+
+
+def row_chunks(n: int, batch_size: int, desc: str = "rows") -> Iterator[slice]:
+    """:func:`chunks` with a progress bar when verbosity is on."""
+    return progress(chunks(n, batch_size), desc=desc, total=-(-n // batch_size))
 
 
 def _to(model: TorchModel, X: Tensor, y: Tensor, sl: slice) -> tuple[Tensor, Tensor]:
@@ -49,7 +55,7 @@ def row_losses(
     """Per-row losses ``l_i(theta)``, shape ``(n,)``, on the model's device."""
     out = [
         model.row_loss(params, *_to(model, X, y, sl))
-        for sl in chunks(len(X), batch_size)
+        for sl in row_chunks(len(X), batch_size, "losses")
     ]
     return torch.cat(out) if out else torch.zeros(0, device=model.device)
 
@@ -70,7 +76,7 @@ def grad_dot(
     params = {k: p.detach() for k, p in params.items()}
     v = {k: v[k].detach().to(p.device, p.dtype) for k, p in params.items()}
     out = []
-    for sl in chunks(len(X), batch_size):
+    for sl in row_chunks(len(X), batch_size, "inner products"):
         Xb, yb = _to(model, X, y, sl)
         _, tangent = jvp(
             lambda p, Xb=Xb, yb=yb: model.row_loss(p, Xb, yb), (params,), (v,)
@@ -168,7 +174,7 @@ def grad_sq_norms(
     if method == "closed_form" and linears is None:
         raise ValueError("The closed form needs every parameter in an nn.Linear layer.")
     out = []
-    for sl in chunks(len(X), batch_size):
+    for sl in row_chunks(len(X), batch_size, "gradient norms"):
         Xb, yb = _to(model, X, y, sl)
         res = None
         if linears is not None:

@@ -13,6 +13,7 @@ from sklearn.utils.validation import _num_samples
 
 from ._cleaning import InfluenceMixin, progress_bar
 from ._influence_params import PARAM_DOCS, PARAMETER_CONSTRAINTS
+from ._progress import verbosity
 
 try:  # optional: the sampler is usable without it, but not in its Pipeline
     from imblearn.base import BaseSampler as _Base
@@ -167,7 +168,7 @@ class InfluenceSampler(InfluenceMixin, _Base):
             X, y, sensitive_features, X_val, y_val, s_val, fit_params, caller=caller
         )
         n = _num_samples(problem.X)
-        with progress_bar(self, self.verbose, 3) as bar:
+        with verbosity(self.verbose), progress_bar(self, self.verbose, 3) as bar:
             cleaning = self._clean(problem, bar)
             bar.update(1)
         mask = np.ones(n, dtype=bool)

@@ -25,6 +25,9 @@ class Method(BaseEstimator):
     #: whether :meth:`score` needs recorded training checkpoints
     needs_checkpoints: bool = False
 
+    def validate(self) -> None:
+        """Check the parameters (cheap, before any training); raise ValueError."""
+
     def score(self, model, objective, X, y, *, batch_size, random_state=None):
         """Score the training rows.
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from .._kernels import grad_dot
+from .._progress import progress
 from ._base import METHODS, Method, torch_generator
 
 NO_CHECKPOINTS = (
@@ -71,14 +72,18 @@ class IPEnsemble(Method):
         self.n_members = n_members
         self.max_dropout = max_dropout
 
-    def members(self, params, random_state):
-        """Yield the members' parameter dicts (member 0 is ``params``)."""
+    def validate(self) -> None:
+        """Check ``n_members`` and ``max_dropout``."""
         if not (isinstance(self.n_members, int) and self.n_members >= 1):
             raise ValueError(f"n_members must be an int >= 1, got {self.n_members!r}.")
         if not (0 <= self.max_dropout < 1):
             raise ValueError(
                 f"max_dropout must be in [0, 1), got {self.max_dropout!r}."
             )
+
+    def members(self, params, random_state):
+        """Yield the members' parameter dicts (member 0 is ``params``)."""
+        self.validate()
         gen = torch_generator(random_state)
         yield params
         for _ in range(self.n_members - 1):
@@ -95,7 +100,8 @@ class IPEnsemble(Method):
     def score(self, model, objective, X, y, *, batch_size, random_state=None):
         """Scores of the rows ``X`` (see :meth:`Method.score`)."""
         total = None
-        for member in self.members(model.params, random_state):
+        members = self.members(model.params, random_state)
+        for member in progress(members, desc="ensemble members", total=self.n_members):
             s = _ip_at(model, objective, member, X, y, batch_size)
             total = s if total is None else total + s
         return total / self.n_members
@@ -130,7 +136,7 @@ class TracIn(Method):
         if not cks:
             raise ValueError(NO_CHECKPOINTS)
         total = None
-        for params, lr in cks:
+        for params, lr in progress(cks, desc="checkpoints"):
             s = lr * _ip_at(model, objective, params, X, y, batch_size)
             total = s if total is None else total + s
         return total

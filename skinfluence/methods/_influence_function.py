@@ -69,12 +69,26 @@ class InfluenceFunction(Method):
         self.scale = scale
         self.lissa_batch_size = lissa_batch_size
 
-    def inverse_hvp(self, model, v, X, y, *, batch_size, random_state=None):
-        """``(H + damping I)^-1 v`` with the configured solver."""
+    def validate(self) -> None:
+        """Check the solver and its settings."""
         if self.solver not in SOLVERS:
             raise ValueError(f"solver must be one of {SOLVERS}, got {self.solver!r}.")
-        if not self.damping >= 0:
-            raise ValueError(f"damping must be >= 0, got {self.damping!r}.")
+        if not (isinstance(self.damping, int | float) and self.damping >= 0):
+            raise ValueError(f"damping must be a float >= 0, got {self.damping!r}.")
+        if not (isinstance(self.tol, int | float) and self.tol > 0):
+            raise ValueError(f"tol must be a float > 0, got {self.tol!r}.")
+        for name in ("max_iter", "lissa_batch_size"):
+            value = getattr(self, name)
+            if value is not None and not (isinstance(value, int) and value >= 1):
+                raise ValueError(f"{name} must be None or an int >= 1, got {value!r}.")
+        if self.scale is not None and not (
+            isinstance(self.scale, int | float) and self.scale > 0
+        ):
+            raise ValueError(f"scale must be None or a float > 0, got {self.scale!r}.")
+
+    def inverse_hvp(self, model, v, X, y, *, batch_size, random_state=None):
+        """``(H + damping I)^-1 v`` with the configured solver."""
+        self.validate()
         params = model.params
         if self.solver == "exact":
             return exact_solve(

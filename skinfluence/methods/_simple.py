@@ -7,6 +7,7 @@ import torch
 from sklearn.utils import check_random_state
 
 from .._kernels import grad_sq_norms, row_losses
+from .._progress import progress
 from ._base import METHODS, Method
 
 
@@ -43,7 +44,7 @@ class SelfInfluence(Method):
         if not cks:
             cks = [(model.params, 1.0)]
         total = None
-        for params, lr in cks:
+        for params, lr in progress(cks, desc="checkpoints"):
             s = lr * grad_sq_norms(model, params, X, y, batch_size)
             total = s if total is None else total + s
         return -total

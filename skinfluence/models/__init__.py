@@ -2,5 +2,12 @@
 
 from ._base import Checkpoint, TorchModel
 from ._dispatch import as_torch_model
+from ._support import SupportInfo, check_supported
 
-__all__ = ["Checkpoint", "TorchModel", "as_torch_model"]
+__all__ = [
+    "Checkpoint",
+    "SupportInfo",
+    "TorchModel",
+    "as_torch_model",
+    "check_supported",
+]

@@ -27,6 +27,9 @@ class Objective(BaseEstimator):
     #: whether ``bind`` needs ``sensitive_features``
     requires_sensitive_features: bool = False
 
+    def validate(self) -> None:
+        """Check the parameters (cheap, before any training); raise ValueError."""
+
     def bind(self, model: TorchModel, X_val, y_val, sensitive_features=None):
         """Fix the validation rows and return a :class:`BoundObjective`."""
         raise NotImplementedError

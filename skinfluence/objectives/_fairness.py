@@ -115,10 +115,14 @@ class Fairness(Objective):
             )
         return int(hits[0])
 
-    def bind(self, model, X_val, y_val, sensitive_features=None):
-        """Return the bound gap over ``(X_val, y_val)`` and its groups."""
+    def validate(self) -> None:
+        """Check ``metric``."""
         if self.metric not in METRICS:
             raise ValueError(f"metric must be one of {METRICS}, got {self.metric!r}.")
+
+    def bind(self, model, X_val, y_val, sensitive_features=None):
+        """Return the bound gap over ``(X_val, y_val)`` and its groups."""
+        self.validate()
         if sensitive_features is None:
             raise ValueError(
                 "The fairness objective needs sensitive features for the "

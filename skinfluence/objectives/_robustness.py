@@ -53,7 +53,8 @@ class Robustness(Objective):
         self.steps = steps
         self.step_size = step_size
 
-    def _check(self) -> None:
+    def validate(self) -> None:
+        """Check ``attack``, ``epsilon``, ``steps`` and ``step_size``."""
         if self.attack not in ATTACKS:
             raise ValueError(f"attack must be one of {ATTACKS}, got {self.attack!r}.")
         if not (isinstance(self.epsilon, int | float) and self.epsilon >= 0):
@@ -62,10 +63,14 @@ class Robustness(Objective):
             isinstance(self.steps, int) and self.steps >= 1
         ):
             raise ValueError(f"steps must be an int >= 1, got {self.steps!r}.")
+        if self.step_size is not None and not (
+            isinstance(self.step_size, int | float) and self.step_size > 0
+        ):
+            raise ValueError(f"step_size must be None or > 0, got {self.step_size!r}.")
 
     def perturb(self, model, X, y, batch_size: int = 4096) -> torch.Tensor:
         """Adversarial copies of ``X`` (model input tensors) at the fitted params."""
-        self._check()
+        self.validate()
         eps = float(self.epsilon)
         steps = 1 if self.attack == "fgsm" else int(self.steps)
         alpha = eps if self.attack == "fgsm" else (self.step_size or 2.5 * eps / steps)
@@ -88,6 +93,6 @@ class Robustness(Objective):
 
     def bind(self, model, X_val, y_val, sensitive_features=None):
         """Build the adversarial rows once and return their mean loss."""
-        self._check()
+        self.validate()
         X, y = prepare_validation(model, X_val, y_val)
         return _MeanLoss(model, self.perturb(model, X, y), y)
