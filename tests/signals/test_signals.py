@@ -249,3 +249,19 @@ def test_projection_is_unbiased_on_average():
     ]
     single = np.mean([rel_err(r, infl) for r in runs])
     assert rel_err(torch.stack(runs).mean(0), infl) < 0.35 * single
+
+
+@pytest.mark.cuda
+def test_signals_on_cuda_equal_cpu():
+    model, module, loss, X, y, Xv, yv = with_checkpoints("mlp_tanh_ce")
+    cks = [(p, lr) for p, lr in model.checkpoint_params()]
+    gpu = as_torch_model(copy.deepcopy(module).cuda(), loss=loss, checkpoints=cks)
+    cpu = SignalContext(model, X, y, Xv, yv, batch_size=9)
+    dev = SignalContext(gpu, X, y, Xv, yv, batch_size=9)
+    for signal in SIGNALS:
+        got = dev.compute(signal)
+        assert got.device.type == "cuda"
+        assert rel_err(got.cpu(), cpu.compute(signal)) <= 1e-8, signal
+    proj = SignalContext(gpu, X, y, Xv, yv, projection_dim=64, random_state=0)
+    ref = SignalContext(model, X, y, Xv, yv, projection_dim=64, random_state=0)
+    assert rel_err(proj.compute("aai").cpu(), ref.compute("aai")) <= 1e-8
