@@ -1,0 +1,483 @@
+"""Plots: the distribution of influence scores and the pruning curve.
+
+matplotlib is an optional dependency (the ``plot`` extra); it is imported
+inside the functions, so ``import skinfluence.plotting`` never needs it.
+"""
+
+from __future__ import annotations
+
+import numbers
+import warnings
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["plot_influence", "plot_pruning_curve"]
+
+_RATIO = "prune_ratio"
+
+
+def _pyplot(caller: str):
+    try:
+        import matplotlib.pyplot as plt
+    except ImportError as exc:
+        raise ImportError(
+            f"{caller} needs matplotlib, the optional 'plot' extra: "
+            "pip install 'skinfluence[plot]'."
+        ) from exc
+    return plt
+
+
+def _new_axes(ax, caller: str):
+    """``ax``, or the Axes of a new figure (matplotlib imported only here)."""
+    if ax is not None:
+        return ax
+    return _pyplot(caller).subplots()[1]
+
+
+# ------------------------------------------------------------- plot_influence
+def _as_mask(removed, n: int) -> np.ndarray:
+    """A boolean mask of length ``n`` from a mask or from row indices."""
+    arr = np.asarray(removed)
+    if arr.dtype == bool:
+        if arr.shape != (n,):
+            raise ValueError(
+                f"removed is a boolean mask of shape {arr.shape}; expected ({n},), "
+                "one value per score."
+            )
+        return arr
+    arr = arr.reshape(-1)
+    if arr.size and not np.issubdtype(arr.dtype, np.integer):
+        raise ValueError(
+            "removed must be a boolean mask or integer row indices, got dtype "
+            f"{arr.dtype}."
+        )
+    if arr.size and (arr.min() < -n or arr.max() >= n):
+        raise ValueError(f"removed holds row indices outside [0, {n}).")
+    mask = np.zeros(n, dtype=bool)
+    mask[arr.astype(np.intp)] = True
+    return mask
+
+
+def _influence_inputs(scores, removed):
+    """Scores (float array) and removed rows from an array or a fitted estimator."""
+    if hasattr(scores, "fit") and hasattr(scores, "get_params"):
+        from sklearn.utils.validation import check_is_fitted
+
+        check_is_fitted(scores, "influence_")
+        if removed is None:
+            removed = scores.removed_indices_
+        scores = scores.influence_
+    values = np.asarray(scores, dtype=float)
+    if values.ndim != 1:
+        raise ValueError(f"scores must be 1-D, got shape {values.shape}.")
+    if np.isinf(values).any():
+        raise ValueError("scores contain infinite values.")
+    mask = None if removed is None else _as_mask(removed, len(values))
+    return values, mask
+
+
+def _group_labels(groups, n: int, group_names):
+    values = groups.to_numpy() if isinstance(groups, pd.Series) else np.asarray(groups)
+    values = values.reshape(-1) if values.ndim == 2 and values.shape[1] == 1 else values
+    if values.shape != (n,):
+        raise ValueError(
+            f"groups has shape {values.shape}; expected ({n},), one label per score."
+        )
+    if pd.isna(values).any():
+        raise ValueError("groups contains missing values.")
+    levels = pd.unique(values)
+    try:
+        levels = np.sort(levels)
+    except TypeError:  # mixed types: keep the order of first appearance
+        pass
+    names = dict(group_names or {})
+    return values, [(level, str(names.get(level, level))) for level in levels]
+
+
+def plot_influence(
+    scores,
+    *,
+    removed=None,
+    groups=None,
+    group_names=None,
+    ax=None,
+    bins=50,
+    range=None,  # noqa: A002 - the name numpy and matplotlib use
+    log=False,
+):
+    """Histogram of influence scores, with the removed rows marked.
+
+    Parameters
+    ----------
+    scores : array-like of shape (n_samples,) or fitted InfluenceFilter
+        One score per row (higher is more beneficial), e.g. the output of
+        :func:`~skinfluence.compute_influence`. A fitted
+        :class:`~skinfluence.InfluenceFilter` or
+        :class:`~skinfluence.InfluenceSampler` stands for its ``influence_``,
+        with its ``removed_indices_`` as ``removed``. Rows whose score is NaN
+        (the validation rows of a filter) are left out.
+    removed : array-like of bool of shape (n_samples,) or of int, default=None
+        The removed rows, as a mask or as row indices. They are outlined
+        (hatched, red) on top of the bars; when they are exactly the lowest
+        scores a dashed line marks the threshold (their highest score).
+    groups : array-like of shape (n_samples,), default=None
+        A label per row (a sensitive feature, or a boolean mask of rows known
+        to be mislabeled): one stacked bar colour per label, in sorted order.
+    group_names : dict, default=None
+        Legend names of the labels of ``groups`` (e.g. ``{True: "flipped",
+        False: "clean"}``); labels not in it are shown as they are.
+    ax : matplotlib Axes, default=None
+        The Axes to draw on; a new figure is created when None.
+    bins : int or sequence of float, default=50
+        Number of bins or their edges, as in :func:`numpy.histogram`; the same
+        edges are used for every group and for the removed rows.
+    range : (float, float), default=None
+        Lower and upper edges of the bins; scores outside it are not drawn.
+        None spans all the scores.
+    log : bool, default=False
+        Logarithmic count axis (influence scores are often heavy-tailed).
+
+    Returns
+    -------
+    ax : matplotlib Axes
+        The Axes drawn on. Its bar containers (``ax.containers``) hold one
+        bar per bin and group, of height the number of rows.
+
+    See Also
+    --------
+    plot_pruning_curve : test metrics against ``prune_ratio``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from matplotlib.figure import Figure
+    >>> from skinfluence.plotting import plot_influence
+    >>> scores = np.random.RandomState(0).normal(size=1000)
+    >>> ax = plot_influence(scores, removed=scores < -2, bins=20, ax=Figure().add_subplot())
+    >>> counts, edges = np.histogram(scores, bins=20)
+    >>> [bar.get_height() for bar in ax.containers[0]] == counts.tolist()
+    True
+    >>> [text.get_text() for text in ax.get_legend().get_texts()]
+    ['scored rows (1000)', 'removed (24)']
+    >>> ax.get_xlabel()
+    'influence score (higher = more beneficial)'
+    """
+    values, removed_mask = _influence_inputs(scores, removed)
+    keep = ~np.isnan(values)
+    if not keep.any():
+        raise ValueError("No finite score to plot.")
+    labels = None
+    if groups is not None:
+        labels, levels = _group_labels(groups, len(values), group_names)
+        labels = labels[keep]
+    values = values[keep]
+    if removed_mask is not None:
+        removed_mask = removed_mask[keep]
+    edges = np.histogram_bin_edges(values, bins=bins, range=range)
+    widths = np.diff(edges)
+
+    ax = _new_axes(ax, "plot_influence")
+    handles = []
+    if labels is None:
+        counts, _ = np.histogram(values, bins=edges)
+        bars = ax.bar(
+            edges[:-1],
+            counts,
+            width=widths,
+            align="edge",
+            color="0.65",
+            label=f"scored rows ({len(values)})",
+        )
+        handles.append(bars)
+    else:
+        bottom = np.zeros(len(edges) - 1)
+        for i, (level, name) in enumerate(levels):
+            sel = labels == level
+            counts, _ = np.histogram(values[sel], bins=edges)
+            bars = ax.bar(
+                edges[:-1],
+                counts,
+                width=widths,
+                align="edge",
+                bottom=bottom,
+                color=f"C{i % 10}",
+                alpha=0.8,
+                label=f"{name} ({int(sel.sum())})",
+            )
+            handles.append(bars)
+            bottom = bottom + counts
+
+    if removed_mask is not None and removed_mask.any():
+        counts, _ = np.histogram(values[removed_mask], bins=edges)
+        stairs = ax.stairs(
+            counts,
+            edges,
+            fill=False,
+            hatch="////",
+            edgecolor="C3",
+            linewidth=1.2,
+            label=f"removed ({int(removed_mask.sum())})",
+        )
+        handles.append(stairs)
+        if (~removed_mask).any():
+            cut = values[removed_mask].max()
+            if cut <= values[~removed_mask].min():
+                ax.axvline(cut, color="C3", linestyle="--", linewidth=1)
+
+    if log:
+        ax.set_yscale("log")
+    ax.set_xlabel("influence score (higher = more beneficial)")
+    ax.set_ylabel("rows")
+    ax.legend(handles=handles, frameon=False)
+    return ax
+
+
+# --------------------------------------------------------- plot_pruning_curve
+def _table(results):
+    """Columns of the results as a dict of 1-D arrays, and its kind."""
+    if hasattr(results, "cv_results_"):
+        results = results.cv_results_
+    if isinstance(results, pd.DataFrame):
+        table = {str(c): results[c].to_numpy() for c in results.columns}
+    elif isinstance(results, dict):
+        table = {str(k): v for k, v in results.items()}
+    else:
+        raise TypeError(
+            "results must be a fitted search (GridSearchCV), its cv_results_ "
+            f"dict or a DataFrame, got {type(results).__name__}."
+        )
+    kind = "cv" if any(k.startswith("mean_test_") for k in table) else "runs"
+    return table, kind
+
+
+def _find_column(table, name: str, kind: str, what: str) -> str:
+    """The column of a parameter: exact, ``param_<name>`` or ``param_*__<name>``."""
+    if name in table:
+        return name
+    prefix = "param_" if kind == "cv" else ""
+    hits = [
+        k
+        for k in table
+        if k == prefix + name or (k.startswith(prefix) and k.endswith("__" + name))
+    ]
+    if len(hits) == 1:
+        return hits[0]
+    if not hits:
+        raise ValueError(
+            f"No column for {what} {name!r} in the results; columns: "
+            f"{sorted(table)[:20]}."
+        )
+    raise ValueError(
+        f"Several columns match {what} {name!r}: {hits}; pass one of them."
+    )
+
+
+def _numeric(values) -> np.ndarray:
+    """Floats; NaN where a value is masked or not a real number."""
+    mask = np.ma.getmaskarray(values) if np.ma.isMaskedArray(values) else None
+    out = np.full(len(values), np.nan)
+    for i, v in enumerate(np.asarray(values, dtype=object)):
+        if (mask is None or not mask[i]) and isinstance(v, numbers.Real):
+            if not isinstance(v, bool):
+                out[i] = float(v)
+    return out
+
+
+def _cv_summary(table, ratio_col, metrics, by_col):
+    available = [k[len("mean_test_") :] for k in table if k.startswith("mean_test_")]
+    if metrics is None:
+        metrics = available
+    for m in metrics:
+        if m not in available:
+            raise ValueError(f"No metric {m!r} in cv_results_; there are {available}.")
+    ratio = _numeric(table[ratio_col])
+    rows = np.flatnonzero(~np.isnan(ratio))
+    if len(rows) < len(ratio):
+        warnings.warn(
+            f"{len(ratio) - len(rows)} candidate(s) without a numeric {ratio_col} "
+            "(e.g. 'negative') are not plotted.",
+            UserWarning,
+            stacklevel=3,
+        )
+    keys = [None] * len(ratio) if by_col is None else list(table[by_col])
+    series = {}
+    for i in rows:
+        series.setdefault(_hashable(keys[i]), []).append(i)
+    out = []
+    for key, idx in series.items():
+        idx = np.asarray(idx)[np.argsort(ratio[idx], kind="stable")]
+        r = ratio[idx]
+        if len(np.unique(r)) < len(r):
+            raise ValueError(
+                f"Several candidates share a value of {ratio_col}: other "
+                "parameters vary in the search. Pass by=<that parameter> or "
+                "select the rows to plot."
+            )
+        stats = {
+            m: (
+                np.asarray(table[f"mean_test_{m}"], dtype=float)[idx],
+                np.asarray(table[f"std_test_{m}"], dtype=float)[idx],
+            )
+            for m in metrics
+        }
+        out.append((key, r, stats))
+    return out, list(metrics)
+
+
+def _hashable(v):
+    try:
+        hash(v)
+    except TypeError:
+        return repr(v)
+    return v
+
+
+def _runs_summary(table, ratio_col, metrics, by_col):
+    frame = pd.DataFrame(table)
+    skip = {ratio_col, by_col, "seed", "random_state", "fold", "split"}
+    if metrics is None:
+        metrics = [
+            c
+            for c in frame.columns
+            if c not in skip
+            and pd.api.types.is_numeric_dtype(frame[c])
+            and not pd.api.types.is_bool_dtype(frame[c])
+        ]
+    for m in metrics:
+        if m not in frame.columns:
+            raise ValueError(f"No metric column {m!r}; columns: {list(frame.columns)}.")
+    frame = frame.assign(_ratio=_numeric(frame[ratio_col].to_numpy()))
+    frame = frame[~frame["_ratio"].isna()]
+    keys = [by_col] if by_col is not None else []
+    out = []
+    groups = frame.groupby(keys, sort=False) if keys else [((None,), frame)]
+    for key, part in groups:
+        agg = part.groupby("_ratio", sort=True)[list(metrics)].agg(
+            [("mean", "mean"), ("std", lambda s: float(np.std(s.to_numpy(float))))]
+        )
+        stats = {
+            m: (agg[(m, "mean")].to_numpy(float), agg[(m, "std")].to_numpy(float))
+            for m in metrics
+        }
+        out.append((key[0], agg.index.to_numpy(float), stats))
+    return out, list(metrics)
+
+
+def _display(metric: str, mean: np.ndarray):
+    """scikit-learn's ``neg_<loss>`` scores are shown as the loss itself."""
+    if metric.startswith("neg_"):
+        return metric[len("neg_") :], -mean
+    return metric, mean
+
+
+def plot_pruning_curve(results, *, x=_RATIO, metrics=None, by=None, ax=None):
+    """Test metrics against ``prune_ratio``, or one metric against another.
+
+    Parameters
+    ----------
+    results : GridSearchCV, dict or DataFrame
+        A fitted search over ``prune_ratio`` (its ``cv_results_`` are read),
+        its ``cv_results_`` dict or a DataFrame of it (columns
+        ``param_..prune_ratio``, ``mean_test_<metric>`` and
+        ``std_test_<metric>``), or a DataFrame with one row per run (a
+        benchmark: a ``prune_ratio`` column and one column per metric), whose
+        metrics are averaged over the runs of each ``prune_ratio``.
+    x : str, default="prune_ratio"
+        The horizontal axis: ``"prune_ratio"`` (the parameter, found as
+        ``param_prune_ratio`` or ``param_<step>__prune_ratio``), or the name of
+        a metric to draw the others against it (an accuracy-fairness front:
+        one point per ``prune_ratio``, labelled with it, joined in the order
+        of ``prune_ratio``).
+    metrics : sequence of str, default=None
+        The metrics on the vertical axis: names of ``mean_test_<metric>``
+        (for a search) or metric columns (for runs). None takes all of them.
+        A metric named ``neg_<name>`` (scikit-learn's convention for a loss or
+        gap turned into a score) is shown as ``<name>``, negated back.
+    by : str, default=None
+        A parameter (or column) whose values get one curve each, e.g.
+        ``"method"``. Every curve must have one point per ``prune_ratio``.
+    ax : matplotlib Axes, default=None
+        The Axes to draw on; a new figure is created when None.
+
+    Returns
+    -------
+    ax : matplotlib Axes
+        One line per metric (and value of ``by``), with error bars of one
+        standard deviation (over the splits of a search, or over runs with
+        ``ddof=0``, as ``cv_results_`` computes it).
+
+    See Also
+    --------
+    plot_influence : the distribution of the scores.
+
+    Examples
+    --------
+    >>> from matplotlib.figure import Figure
+    >>> from skinfluence.plotting import plot_pruning_curve
+    >>> cv_results = {
+    ...     "param_influencefilter__prune_ratio": [0.0, 0.05, 0.1],
+    ...     "mean_test_accuracy": [0.85, 0.84, 0.83],
+    ...     "std_test_accuracy": [0.01, 0.01, 0.02],
+    ... }
+    >>> ax = plot_pruning_curve(cv_results, ax=Figure().add_subplot())
+    >>> ax.lines[0].get_xydata().tolist()
+    [[0.0, 0.85], [0.05, 0.84], [0.1, 0.83]]
+    """
+    table, kind = _table(results)
+    ratio_col = _find_column(table, _RATIO, kind, "the parameter")
+    by_col = None if by is None else _find_column(table, by, kind, "by")
+    x_is_ratio = x in (_RATIO, ratio_col)
+    if metrics is not None:
+        metrics = [metrics] if isinstance(metrics, str) else list(metrics)
+        if not x_is_ratio and x not in metrics:
+            metrics = [x, *metrics]
+    elif not x_is_ratio:
+        metrics = None  # all, x included
+    summarise = _cv_summary if kind == "cv" else _runs_summary
+    series, metrics = summarise(table, ratio_col, metrics, by_col)
+    if not x_is_ratio and x not in metrics:
+        raise ValueError(
+            f"x={x!r} is neither {_RATIO!r} nor one of the metrics {metrics}."
+        )
+    shown = [m for m in metrics if m != x]
+    if not shown:
+        raise ValueError("No metric to plot against x.")
+
+    ax = _new_axes(ax, "plot_pruning_curve")
+    for key, ratio, stats in series:
+        for m in shown:
+            name, mean = _display(m, stats[m][0])
+            label = name if by_col is None else f"{name}, {by}={key}"
+            if x_is_ratio:
+                ax.errorbar(
+                    ratio, mean, yerr=stats[m][1], marker="o", capsize=3, label=label
+                )
+                continue
+            x_name, x_mean = _display(x, stats[x][0])
+            ax.errorbar(
+                x_mean,
+                mean,
+                xerr=stats[x][1],
+                yerr=stats[m][1],
+                marker="o",
+                capsize=3,
+                label=label,
+            )
+            for r, xv, yv in zip(ratio, x_mean, mean, strict=True):
+                ax.annotate(
+                    f"{r:g}",
+                    (xv, yv),
+                    textcoords="offset points",
+                    xytext=(4, 4),
+                    fontsize="small",
+                )
+    ax.set_xlabel(_RATIO if x_is_ratio else f"{_display(x, np.zeros(0))[0]} (test)")
+    ax.set_ylabel(
+        f"{_display(shown[0], np.zeros(0))[0]} (test)"
+        if len(shown) == 1
+        else "test score"
+    )
+    if len(series) * len(shown) > 1:
+        ax.legend(frameon=False)
+    return ax
