@@ -4,19 +4,18 @@ With ``I_ij = sum_t eta_t <grad l_i(theta_t), grad l_j(theta_t)>`` between
 training row ``i`` and validation row ``j`` (checkpoints ``t``; the fitted
 model alone, ``eta = 1``, when there are none):
 
-=================  ==========================================================
-``self_influence`` ``sum_t eta_t ||grad l_i(theta_t)||^2``
-``aai``            ``(1/m) sum_j |I_ij|``
-``mai``            ``sum_j |I_ij|``
-``mi``             ``-sum_j I_ij``
-``gd_class``       ``-min_c sum_{j: y_j = c} I_ij`` (classes present in y_val)
-``loss``           ``l_i(theta)`` at the fitted parameters
-``aum``            ``-(1/T) sum_t margin_i(theta_t)``
-``instability``    ``(1/(T-1)) sum_t | s_i(t+1) - s_i(t) |`` with
-                   ``s_i(t) = ||grad l_i(theta_t)||^2``
-``relative_``      ``instability_i / aai_i``
-``instability``
-=================  ==========================================================
+========================  ==================================================
+``self_influence``        ``sum_t eta_t ||grad l_i(theta_t)||^2``
+``aai``                   ``(1/m) sum_j |I_ij|``
+``mai``                   ``sum_j |I_ij|``
+``mi``                    ``-sum_j I_ij``
+``gd_class``              ``-min_c sum_{j: y_j = c} I_ij`` (classes in y_val)
+``loss``                  ``l_i(theta)`` at the fitted parameters
+``aum``                   ``-(1/T) sum_t margin_i(theta_t)``
+``instability``           ``(1/(T-1)) sum_t |s_i(t+1) - s_i(t)|``,
+                          ``s_i(t) = ||grad l_i(theta_t)||^2``
+``relative_instability``  ``instability_i / aai_i``
+========================  ==================================================
 
 ``I_ij > 0`` means that a gradient step on row ``i`` lowers the loss of
 validation row ``j``, so the signed sums are negated: ``mi`` is large for a
