@@ -239,7 +239,7 @@ class InfluenceMixin(InputsMixin):
 
     def _prepared_estimator(self, problem: Problem):
         method = problem.method
-        wants_ck = method.needs_checkpoints or getattr(method, "use_checkpoints", False)
+        wants_ck = method.needs_checkpoints or method.wants_checkpoints
         if problem.info.family == "skorch" and wants_ck:
             return _with_final(self.estimator, _add_tracin_callback)
         return clone(self.estimator)

@@ -117,7 +117,8 @@ class InfluenceFilter(
     before.
 
     Inputs. With a bare model ``X`` must be numeric and finite; it is
-    converted to float32 (and ``y`` to class indices) for skorch nets. With a
+    converted to the module's float dtype (float32, or float64 for a module
+    instance in double precision) and ``y`` to class indices for skorch nets. With a
     ``Pipeline`` ``X`` goes to it as given (a DataFrame with categorical
     columns is fine); NaN is accepted only when the Pipeline's preprocessing
     removes it, which is checked before training. Sparse input to a skorch

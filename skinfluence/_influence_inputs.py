@@ -111,6 +111,21 @@ def _labels_known(y_val, classes, what: str) -> None:
         )
 
 
+def _skorch_input_dtype(net) -> type:
+    """The float dtype a skorch net's module takes: float64 for a double module.
+
+    A module given as an instance tells its dtype; a module class is built
+    in torch's default dtype (float32 unless changed).
+    """
+    import torch
+    from torch import nn
+
+    module = getattr(net, "module", None)
+    params = list(module.parameters()) if isinstance(module, nn.Module) else []
+    dtype = params[0].dtype if params else torch.get_default_dtype()
+    return np.float64 if dtype == torch.float64 else np.float32
+
+
 def _check_strategy_params(objective, method) -> None:
     """The strategies' own parameter checks, before any training."""
     objective.validate()
@@ -147,7 +162,11 @@ class InputsMixin:
             check_consistent_length(X, y)
             return X, y
         sparse = info.family == "skorch" or get_tags(self.estimator).input_tags.sparse
-        dtype = np.float32 if info.family == "skorch" else [np.float64, np.float32]
+        dtype = (
+            _skorch_input_dtype(info.final)
+            if info.family == "skorch"
+            else [np.float64, np.float32]
+        )
         params = dict(
             accept_sparse=["csr", "csc"] if sparse else False,
             dtype=dtype,

@@ -6,7 +6,8 @@ import torch
 
 sys.path.insert(0, os.path.dirname(__file__))  # tests/_brute.py, cases.py, _captum_ref.py
 
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+# tiny models: one thread is fastest, and immune to a busy machine's spin-waits
+torch.set_num_threads(1)
 
 
 def pytest_collection_modifyitems(config, items):

@@ -282,6 +282,30 @@ def test_skorch_net_with_string_labels_and_float64_input(data):
     assert_allclose(flt.influence_[train], scores, rtol=1e-5)
 
 
+def test_double_precision_skorch_module_gets_float64_input(data):
+    """A float64 module instance is fed float64 rows (not cast to float32)."""
+    from skorch import NeuralNetClassifier
+
+    X, y, _ = data
+    torch.manual_seed(0)
+    module = torch.nn.Sequential(
+        torch.nn.Linear(X.shape[1], 6), torch.nn.Tanh(), torch.nn.Linear(6, 2)
+    ).double()
+    net = NeuralNetClassifier(
+        module,
+        criterion=torch.nn.CrossEntropyLoss,
+        max_epochs=3,
+        lr=0.1,
+        train_split=None,
+        verbose=0,
+    )
+    flt = InfluenceFilter(net, prune_ratio=0, random_state=0).fit(X, y)
+    assert next(flt.estimator_.module_.parameters()).dtype == torch.float64
+    train, val = split_of(flt, len(X))
+    scores = compute_influence(flt.estimator_, X[train], y[train], X[val], y[val])
+    assert_allclose(flt.influence_[train], scores, rtol=1e-10)
+
+
 def test_deterministic_given_random_state(data):
     X, y, _ = data
     state = torch.get_rng_state()

@@ -24,6 +24,9 @@ class Method(BaseEstimator):
     needs_objective: bool = True
     #: whether :meth:`score` needs recorded training checkpoints
     needs_checkpoints: bool = False
+    #: whether :meth:`score` uses checkpoints when there are any, so that a
+    #: meta-estimator fitting a skorch net for it records them
+    wants_checkpoints: bool = False
 
     def validate(self) -> None:
         """Check the parameters (cheap, before any training); raise ValueError."""

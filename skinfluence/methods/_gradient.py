@@ -129,6 +129,7 @@ class TracIn(Method):
 
     _key = "tracin"
     needs_checkpoints = True
+    wants_checkpoints = True
 
     def score(self, model, objective, X, y, *, batch_size, random_state=None):
         """Scores of the rows ``X`` (see :meth:`Method.score`)."""

@@ -38,6 +38,11 @@ class SelfInfluence(Method):
     def __init__(self, use_checkpoints: bool = True) -> None:
         self.use_checkpoints = use_checkpoints
 
+    @property
+    def wants_checkpoints(self) -> bool:
+        """Checkpoints are used when ``use_checkpoints``."""
+        return bool(self.use_checkpoints)
+
     def score(self, model, objective, X, y, *, batch_size, random_state=None):
         """Scores of the rows ``X`` (see :meth:`Method.score`)."""
         cks = model.checkpoint_params() if self.use_checkpoints else []

@@ -24,7 +24,7 @@ class SignalMethod(Method):
     _signal: str = ""
     #: the signals are defined over training checkpoints: a meta-estimator
     #: that fits a skorch net for this method records them
-    use_checkpoints = True
+    wants_checkpoints = True
 
     def _context_kwargs(self) -> dict:
         return {}
