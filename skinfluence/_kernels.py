@@ -41,7 +41,10 @@ def row_chunks(n: int, batch_size: int, desc: str = "rows") -> Iterator[slice]:
     return progress(chunks(n, batch_size), desc=desc, total=-(-n // batch_size))
 
 
-def _to(model: TorchModel, X: Tensor, y: Tensor, sl: slice) -> tuple[Tensor, Tensor]:
+def to_device(
+    model: TorchModel, X: Tensor, y: Tensor, sl: slice
+) -> tuple[Tensor, Tensor]:
+    """Rows ``sl`` of ``X`` and ``y`` on the model's device."""
     return (
         X[sl].to(model.device, non_blocking=True),
         y[sl].to(model.device, non_blocking=True),
@@ -54,7 +57,7 @@ def row_losses(
 ) -> Tensor:
     """Per-row losses ``l_i(theta)``, shape ``(n,)``, on the model's device."""
     out = [
-        model.row_loss(params, *_to(model, X, y, sl))
+        model.row_loss(params, *to_device(model, X, y, sl))
         for sl in row_chunks(len(X), batch_size, "losses")
     ]
     return torch.cat(out) if out else torch.zeros(0, device=model.device)
@@ -77,7 +80,7 @@ def grad_dot(
     v = {k: v[k].detach().to(p.device, p.dtype) for k, p in params.items()}
     out = []
     for sl in row_chunks(len(X), batch_size, "inner products"):
-        Xb, yb = _to(model, X, y, sl)
+        Xb, yb = to_device(model, X, y, sl)
         _, tangent = jvp(
             lambda p, Xb=Xb, yb=yb: model.row_loss(p, Xb, yb), (params,), (v,)
         )
@@ -86,7 +89,7 @@ def grad_dot(
 
 
 # --------------------------------------------------------------- grad norms
-def _linear_layout(model: TorchModel) -> dict[str, nn.Linear] | None:
+def linear_layout(model: TorchModel) -> dict[str, nn.Linear] | None:
     """Map module path -> nn.Linear when every trainable parameter is in one."""
     linears = {
         name: m for name, m in model.module.named_modules() if isinstance(m, nn.Linear)
@@ -102,14 +105,18 @@ def _linear_layout(model: TorchModel) -> dict[str, nn.Linear] | None:
     return linears
 
 
-def _closed_form_sq_norms(
+def linear_factors(
     model: TorchModel, params: Params, Xb: Tensor, yb: Tensor, linears: dict
-) -> Tensor | None:
-    """||grad l_i||^2 = sum over Linear layers of ||a_i||^2 ||d_i||^2 (+ ||d_i||^2).
+) -> list[tuple[Tensor | None, Tensor]] | None:
+    """Per-row gradient factors of a network of ``nn.Linear`` layers.
 
-    ``a_i`` is the layer's input and ``d_i`` the gradient of ``l_i`` with
-    respect to its output. Returns None when a layer is called more than once
-    or on inputs that are not ``(batch, features)``; the caller falls back.
+    For each layer with trainable parameters, the gradient of ``l_i`` with
+    respect to ``(W, b)`` is ``d_i [a_i, 1]^T``: ``a_i`` the layer's input
+    (with a column of ones appended when the bias is trainable) and ``d_i``
+    the gradient of ``l_i`` with respect to the layer's output. Returns one
+    ``(a, d)`` pair per layer (``a`` is None when only the bias is
+    trainable), or None when a layer is called more than once or on inputs
+    that are not ``(batch, features)``: the caller must fall back.
     """
     records: dict[str, list] = {name: [] for name in linears}
     handles = []
@@ -120,28 +127,42 @@ def _closed_form_sq_norms(
 
         handles.append(m.register_forward_hook(hook))
     try:
-        p = {k: v.detach().requires_grad_(True) for k, v in params.items()}
-        losses = model.row_loss(p, Xb, yb)
+        with torch.enable_grad():
+            p = {k: v.detach().requires_grad_(True) for k, v in params.items()}
+            losses = model.row_loss(p, Xb, yb)
+            if any(len(r) != 1 or r[0][0].ndim != 2 for r in records.values()):
+                return None
+            names = list(records)
+            outs = [records[n][0][1] for n in names]
+            deltas = torch.autograd.grad(losses.sum(), outs, allow_unused=True)
     finally:
         for h in handles:
             h.remove()
-    if any(len(r) != 1 or r[0][0].ndim != 2 for r in records.values()):
-        return None
-    names = list(records)
-    outs = [records[n][0][1] for n in names]
-    deltas = torch.autograd.grad(losses.sum(), outs, allow_unused=True)
-    total = torch.zeros(len(Xb), device=Xb.device, dtype=losses.dtype)
+    factors = []
     for name, delta in zip(names, deltas, strict=True):
-        if delta is None:
-            continue
-        a = records[name][0][0]
-        d2 = delta.pow(2).sum(1)
         prefix = f"{name}." if name else ""
-        if prefix + "weight" in params:
-            total += a.pow(2).sum(1) * d2
-        if prefix + "bias" in params:
-            total += d2
-    return total.detach()
+        has_w, has_b = prefix + "weight" in params, prefix + "bias" in params
+        if delta is None or not (has_w or has_b):
+            continue
+        a = records[name][0][0].detach() if has_w else None
+        if has_w and has_b:
+            a = torch.cat([a, torch.ones_like(a[:, :1])], dim=1)
+        factors.append((a, delta.detach()))
+    return factors
+
+
+def _closed_form_sq_norms(
+    model: TorchModel, params: Params, Xb: Tensor, yb: Tensor, linears: dict
+) -> Tensor | None:
+    """||grad l_i||^2 = sum over layers of ||[a_i, 1]||^2 ||d_i||^2."""
+    factors = linear_factors(model, params, Xb, yb, linears)
+    if factors is None:
+        return None
+    total = torch.zeros(len(Xb), device=Xb.device, dtype=model.dtype)
+    for a, d in factors:
+        d2 = d.pow(2).sum(1)
+        total += d2 if a is None else a.pow(2).sum(1) * d2
+    return total
 
 
 def _vmap_sq_norms(model: TorchModel, params: Params, Xb: Tensor, yb: Tensor) -> Tensor:
@@ -170,16 +191,15 @@ def grad_sq_norms(
         ``nn.Linear`` called once per forward on 2-D inputs, else ``vmap(grad)``.
     """
     params = {k: p.detach() for k, p in params.items()}
-    linears = _linear_layout(model) if method in ("auto", "closed_form") else None
+    linears = linear_layout(model) if method in ("auto", "closed_form") else None
     if method == "closed_form" and linears is None:
         raise ValueError("The closed form needs every parameter in an nn.Linear layer.")
     out = []
     for sl in row_chunks(len(X), batch_size, "gradient norms"):
-        Xb, yb = _to(model, X, y, sl)
+        Xb, yb = to_device(model, X, y, sl)
         res = None
         if linears is not None:
-            with torch.enable_grad():
-                res = _closed_form_sq_norms(model, params, Xb, yb, linears)
+            res = _closed_form_sq_norms(model, params, Xb, yb, linears)
             if res is None:
                 linears = None  # the layout does not allow it: fall back for good
         if res is None:
@@ -212,7 +232,7 @@ def make_hvp(
     def hvp(v: Params) -> dict[str, Tensor]:
         out = {k: torch.zeros_like(p) for k, p in params.items()}
         for sl in chunks(n, batch_size):
-            Xb, yb = _to(model, X, y, sl)
+            Xb, yb = to_device(model, X, y, sl)
             _, hv = jvp(
                 lambda p, Xb=Xb, yb=yb: grad(total)(p, Xb, yb), (params,), (dict(v),)
             )
@@ -241,7 +261,7 @@ def hessian_matrix(
         flat0.numel(), flat0.numel(), dtype=flat0.dtype, device=flat0.device
     )
     for sl in chunks(n, batch_size):
-        Xb, yb = _to(model, X, y, sl)
+        Xb, yb = to_device(model, X, y, sl)
         H += torch.func.hessian(total)(flat0, Xb, yb).detach()
     H /= n
     diag = tree.flatten(

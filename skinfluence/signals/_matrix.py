@@ -48,7 +48,7 @@ from sklearn.utils import check_random_state
 from torch import Tensor
 from torch.func import grad, jvp, vmap
 
-from .._kernels import _linear_layout, _to, chunks
+from .._kernels import chunks, linear_factors, linear_layout, to_device
 from ..models import TorchModel
 
 Params = dict[str, Tensor]
@@ -77,42 +77,7 @@ class _ClosedForm:
         self.linears = linears
 
     def features(self, params: Params, Xb: Tensor, yb: Tensor):
-        records: dict[str, list] = {name: [] for name in self.linears}
-        handles = []
-        for name, m in self.linears.items():
-
-            def hook(mod, inputs, output, _name=name):
-                records[_name].append((inputs[0], output))
-
-            handles.append(m.register_forward_hook(hook))
-        try:
-            with torch.enable_grad():
-                p = {k: v.detach().requires_grad_(True) for k, v in params.items()}
-                losses = self.model.row_loss(p, Xb, yb)
-                if any(len(r) != 1 or r[0][0].ndim != 2 for r in records.values()):
-                    return None
-                names = list(records)
-                deltas = torch.autograd.grad(
-                    losses.sum(), [records[n][0][1] for n in names], allow_unused=True
-                )
-        finally:
-            for h in handles:
-                h.remove()
-        feats = []
-        for name, delta in zip(names, deltas, strict=True):
-            if delta is None:
-                continue
-            prefix = f"{name}." if name else ""
-            has_w = prefix + "weight" in params
-            has_b = prefix + "bias" in params
-            a = records[name][0][0].detach()
-            if has_w and has_b:
-                a = torch.cat([a, torch.ones_like(a[:, :1])], dim=1)
-            elif not has_w:
-                a = None
-            if has_w or has_b:
-                feats.append((a, delta.detach()))
-        return feats
+        return linear_factors(self.model, params, Xb, yb, self.linears)
 
     @staticmethod
     def kernel(fa, fb) -> Tensor:
@@ -247,11 +212,11 @@ def _backend(model, X, y, method, projection_dim, random_state):
                 f"projection_dim must be an int >= 1 or None, got {projection_dim!r}."
             )
         return _Sketch(model, int(projection_dim), seed_from(random_state))
-    linears = _linear_layout(model) if method in ("auto", "closed_form") else None
+    linears = linear_layout(model) if method in ("auto", "closed_form") else None
     if linears is not None:
         backend = _ClosedForm(model, linears)
         probe = slice(0, min(len(X), 2))
-        if backend.features(model.params, *_to(model, X, y, probe)) is not None:
+        if backend.features(model.params, *to_device(model, X, y, probe)) is not None:
             return backend
     if method == "closed_form":
         raise ValueError(
@@ -314,7 +279,7 @@ def iter_influence_blocks(
     for params, _ in cks:
         row = []
         for sl in val_chunks:
-            f = backend.features(params, *_to(model, X_val, y_val, sl))
+            f = backend.features(params, *to_device(model, X_val, y_val, sl))
             size += backend.nbytes(f)
             if size > _MAX_CACHE_BYTES:
                 break
@@ -327,7 +292,7 @@ def iter_influence_blocks(
 
     rows_per_block = max(1, min(batch_size, _BLOCK_ELEMENTS // max(m, 1)))
     for sl in chunks(len(X), rows_per_block):
-        Xb, yb = _to(model, X, y, sl)
+        Xb, yb = to_device(model, X, y, sl)
         acc = torch.zeros(len(Xb), m, dtype=model.dtype, device=model.device)
         for t, (params, lr) in enumerate(cks):
             fi = backend.features(params, Xb, yb)
@@ -335,7 +300,7 @@ def iter_influence_blocks(
                 if cache is not None:
                     fj = cache[t][v]
                 else:
-                    fj = backend.features(params, *_to(model, X_val, y_val, vsl))
+                    fj = backend.features(params, *to_device(model, X_val, y_val, vsl))
                 acc[:, vsl] += lr * backend.kernel(fi, fj)
         yield sl, acc
 

@@ -50,7 +50,7 @@ import torch
 from torch import Tensor
 from torch.func import grad
 
-from .._kernels import _to, chunks, grad_dot, grad_sq_norms, row_losses
+from .._kernels import chunks, grad_dot, grad_sq_norms, row_losses, to_device
 from ..models import TorchModel
 from ._matrix import checkpoints_or_final, iter_influence_blocks
 
@@ -141,7 +141,7 @@ class SignalContext:
         params = {k: p.detach() for k, p in params.items()}
         out = {k: torch.zeros_like(p) for k, p in params.items()}
         for sl in chunks(len(X), self.batch_size):
-            g = grad(total)(params, *_to(model, X, y, sl))
+            g = grad(total)(params, *to_device(model, X, y, sl))
             for k in out:
                 out[k] += g[k].detach()
         return out
@@ -200,7 +200,7 @@ class SignalContext:
             for params, _ in self.checkpoints:
                 ls, ms = [], []
                 for sl in chunks(len(self.X), self.batch_size):
-                    Xb, yb = _to(model, self.X, self.y, sl)
+                    Xb, yb = to_device(model, self.X, self.y, sl)
                     ls.append(model.row_loss(params, Xb, yb))
                     ms.append(margins_from_log_proba(model.log_proba(params, Xb), yb))
                 losses.append(torch.cat(ls))
