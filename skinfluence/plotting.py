@@ -371,7 +371,9 @@ def _display(metric: str, mean: np.ndarray):
     return metric, mean
 
 
-def plot_pruning_curve(results, *, x=_RATIO, metrics=None, by=None, ax=None):
+def plot_pruning_curve(
+    results, *, x=_RATIO, metrics=None, by=None, annotate=True, ax=None
+):
     """Test metrics against ``prune_ratio``, or one metric against another.
 
     Parameters
@@ -397,6 +399,9 @@ def plot_pruning_curve(results, *, x=_RATIO, metrics=None, by=None, ax=None):
     by : str, default=None
         A parameter (or column) whose values get one curve each, e.g.
         ``"method"``. Every curve must have one point per ``prune_ratio``.
+    annotate : bool, default=True
+        With ``x`` a metric, label each point with its ``prune_ratio``
+        (points too close to one already labelled are left unlabelled).
     ax : matplotlib Axes, default=None
         The Axes to draw on; a new figure is created when None.
 
@@ -445,16 +450,20 @@ def plot_pruning_curve(results, *, x=_RATIO, metrics=None, by=None, ax=None):
         raise ValueError("No metric to plot against x.")
 
     ax = _new_axes(ax, "plot_pruning_curve")
+    points = []  # (x, y, prune_ratio) of the front, labelled after drawing
     for key, ratio, stats in series:
         for m in shown:
             name, mean = _display(m, stats[m][0])
-            label = name if by_col is None else f"{name}, {by}={key}"
+            if by_col is None:
+                label = name
+            else:
+                label = f"{by}={key}" if len(shown) == 1 else f"{name}, {by}={key}"
             if x_is_ratio:
                 ax.errorbar(
                     ratio, mean, yerr=stats[m][1], marker="o", capsize=3, label=label
                 )
                 continue
-            x_name, x_mean = _display(x, stats[x][0])
+            x_mean = _display(x, stats[x][0])[1]
             ax.errorbar(
                 x_mean,
                 mean,
@@ -464,14 +473,9 @@ def plot_pruning_curve(results, *, x=_RATIO, metrics=None, by=None, ax=None):
                 capsize=3,
                 label=label,
             )
-            for r, xv, yv in zip(ratio, x_mean, mean, strict=True):
-                ax.annotate(
-                    f"{r:g}",
-                    (xv, yv),
-                    textcoords="offset points",
-                    xytext=(4, 4),
-                    fontsize="small",
-                )
+            points.extend(zip(x_mean, mean, ratio, strict=True))
+    if annotate and points:
+        _annotate(ax, points)
     ax.set_xlabel(_RATIO if x_is_ratio else f"{_display(x, np.zeros(0))[0]} (test)")
     ax.set_ylabel(
         f"{_display(shown[0], np.zeros(0))[0]} (test)"
@@ -481,3 +485,26 @@ def plot_pruning_curve(results, *, x=_RATIO, metrics=None, by=None, ax=None):
     if len(series) * len(shown) > 1:
         ax.legend(frameon=False)
     return ax
+
+
+def _annotate(ax, points, min_gap=(0.1, 0.06)):
+    """Label the points of a front with their prune_ratio, skipping crowded ones.
+
+    A label is left out when its point lies closer to a point already labelled
+    than ``min_gap`` (shares of the data span along x and along y).
+    """
+    xy = np.array([(px, py) for px, py, _ in points], dtype=float)
+    span = np.ptp(xy, axis=0)
+    span[span == 0] = 1.0
+    placed = []
+    for (px, py, r), p in zip(points, xy, strict=True):
+        if any(np.all(np.abs(p - q) / span < np.asarray(min_gap)) for q in placed):
+            continue
+        placed.append(p)
+        ax.annotate(
+            f"{r:g}",
+            (px, py),
+            textcoords="offset points",
+            xytext=(4, 4),
+            fontsize="small",
+        )

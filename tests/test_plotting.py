@@ -342,9 +342,24 @@ def test_by_splits_curves_and_duplicates_need_it():
     assert_allclose(y0, [0.8, 0.82])
     assert_allclose(x1, [0, 0.1, 0.2])
     assert_allclose(y1, [0.8, 0.78, 0.75])
-    assert legend_texts(ax) == ["score, method=ip", "score, method=loss"]
+    assert legend_texts(ax) == ["method=ip", "method=loss"]
     with pytest.raises(ValueError, match="by="):
         plot_pruning_curve(res)
+
+
+def test_front_labels_skip_crowded_points():
+    res = {
+        "param_prune_ratio": [0.0, 0.01, 0.1, 0.2],
+        "mean_test_accuracy": [0.85, 0.8501, 0.84, 0.80],
+        "std_test_accuracy": np.zeros(4),
+        "mean_test_gap": [0.2, 0.2001, 0.1, 0.02],
+        "std_test_gap": np.zeros(4),
+    }
+    ax = plot_pruning_curve(res, x="gap", metrics="accuracy")
+    assert [t.get_text() for t in ax.texts] == ["0", "0.1", "0.2"]
+    assert_allclose(errorbar_data(ax)[0], res["mean_test_gap"])
+    ax = plot_pruning_curve(res, x="gap", annotate=False)
+    assert len(ax.texts) == 0
 
 
 def test_non_numeric_prune_ratio_is_skipped_with_a_warning():
