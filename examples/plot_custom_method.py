@@ -21,7 +21,7 @@ African-American defendants and the others.
 # The method
 # ----------
 # ``score`` receives the fitted model as a
-# :class:`~skinfluence.TorchModel` (its parameters ``model.params`` and a
+# :class:`~skinfluence.models.TorchModel` (its parameters ``model.params`` and a
 # per-row loss ``model.row_loss(params, X, y)``), the objective bound to the
 # validation rows (``objective.gradient(params)`` is the gradient of J) and
 # the training rows as tensors. It returns one score per row, higher meaning

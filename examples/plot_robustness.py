@@ -83,7 +83,7 @@ net = NeuralNetClassifier(
 # %%
 # Attacking a fitted filter
 # -------------------------
-# :func:`~skinfluence.as_torch_model` views the refitted net as a function of
+# :func:`~skinfluence.models.as_torch_model` views the refitted net as a function of
 # its parameters, and :meth:`Robustness.perturb
 # <skinfluence.Robustness.perturb>` builds the same FGSM copies the objective
 # uses, here against that net.

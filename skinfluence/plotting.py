@@ -130,7 +130,7 @@ def plot_influence(
     ax : matplotlib Axes, default=None
         The Axes to draw on; a new figure is created when None.
     bins : int or sequence of float, default=50
-        Number of bins or their edges, as in :func:`numpy.histogram`; the same
+        Number of bins or their edges, as in ``numpy.histogram``; the same
         edges are used for every group and for the removed rows.
     range : (float, float), default=None
         Lower and upper edges of the bins; scores outside it are not drawn.
