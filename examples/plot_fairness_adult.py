@@ -157,8 +157,13 @@ shutil.rmtree(cache)
 # rows); the lowest ones were removed. Most rows barely move the gap; the
 # removed rows form the left tail, and they are almost all men's rows. Raising
 # ``prune_ratio`` trades accuracy for a smaller gap: see
-# :ref:`sphx_glr_auto_examples_plot_prune_ratio_search.py`.
-from skinfluence.plotting import plot_influence  # noqa: E402  (needs matplotlib)
+# :ref:`sphx_glr_auto_examples_plot_prune_ratio_search.py`. The plot needs
+# matplotlib (``pip install "skinfluence[plot]"``).
+from skinfluence.plotting import plot_influence  # noqa: E402
 
-ax = plot_influence(flt, groups=s_train, bins=60, log=True)
-ax.set_title("Influence on the validation demographic-parity gap")
+try:
+    ax = plot_influence(flt, groups=s_train, bins=60, log=True)
+except ImportError as exc:  # matplotlib is the optional "plot" extra
+    print(exc)
+else:
+    ax.set_title("Influence on the validation demographic-parity gap")

@@ -71,3 +71,23 @@ def test_example_runs(script, tmp_path):
     figures = int(proc.stdout.rsplit("FIGURES", 1)[1])
     assert figures >= 1, "an example draws at least one figure"
     assert list(tmp_path.iterdir()) == [], "examples leave no files behind"
+
+
+def test_main_job_runs_without_matplotlib(tmp_path):
+    """The README's first command installs no extra: the main job still runs."""
+    blocked = (
+        "import runpy, sys\n"
+        "sys.modules['matplotlib'] = sys.modules['matplotlib.pyplot'] = None\n"
+        "runpy.run_path(sys.argv[1], run_name='__main__')\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", blocked, str(EXAMPLES / "plot_fairness_adult.py")],
+        cwd=tmp_path,
+        env=quick_env(),
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert "gap change" in proc.stdout
+    assert "skinfluence[plot]" in proc.stdout
