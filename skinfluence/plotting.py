@@ -293,13 +293,7 @@ def _cv_summary(table, ratio_col, metrics, by_col):
             raise ValueError(f"No metric {m!r} in cv_results_; there are {available}.")
     ratio = _numeric(table[ratio_col])
     rows = np.flatnonzero(~np.isnan(ratio))
-    if len(rows) < len(ratio):
-        warnings.warn(
-            f"{len(ratio) - len(rows)} candidate(s) without a numeric {ratio_col} "
-            "(e.g. 'negative') are not plotted.",
-            UserWarning,
-            stacklevel=3,
-        )
+    _warn_dropped(len(ratio) - len(rows), ratio_col, "candidate(s)")
     keys = [None] * len(ratio) if by_col is None else list(table[by_col])
     series = {}
     for i in rows:
@@ -325,6 +319,16 @@ def _cv_summary(table, ratio_col, metrics, by_col):
     return out, list(metrics)
 
 
+def _warn_dropped(n: int, column: str, what: str) -> None:
+    if n:
+        warnings.warn(
+            f"{n} {what} without a numeric {column} (e.g. 'negative', or a "
+            "baseline without pruning) are not plotted.",
+            UserWarning,
+            stacklevel=4,
+        )
+
+
 def _hashable(v):
     try:
         hash(v)
@@ -348,6 +352,7 @@ def _runs_summary(table, ratio_col, metrics, by_col):
         if m not in frame.columns:
             raise ValueError(f"No metric column {m!r}; columns: {list(frame.columns)}.")
     frame = frame.assign(_ratio=_numeric(frame[ratio_col].to_numpy()))
+    _warn_dropped(int(frame["_ratio"].isna().sum()), ratio_col, "row(s)")
     frame = frame[~frame["_ratio"].isna()]
     keys = [by_col] if by_col is not None else []
     out = []
@@ -372,7 +377,14 @@ def _display(metric: str, mean: np.ndarray):
 
 
 def plot_pruning_curve(
-    results, *, x=_RATIO, metrics=None, by=None, annotate=True, ax=None
+    results,
+    *,
+    x=_RATIO,
+    metrics=None,
+    by=None,
+    ratio=_RATIO,
+    annotate=True,
+    ax=None,
 ):
     """Test metrics against ``prune_ratio``, or one metric against another.
 
@@ -384,7 +396,9 @@ def plot_pruning_curve(
         ``param_..prune_ratio``, ``mean_test_<metric>`` and
         ``std_test_<metric>``), or a DataFrame with one row per run (a
         benchmark: a ``prune_ratio`` column and one column per metric), whose
-        metrics are averaged over the runs of each ``prune_ratio``.
+        metrics are averaged over the runs of each ``prune_ratio``. Select
+        the rows of one setting (data set, model, objective) first: every
+        row with the same ``prune_ratio`` (and ``by`` value) is averaged.
     x : str, default="prune_ratio"
         The horizontal axis: ``"prune_ratio"`` (the parameter, found as
         ``param_prune_ratio`` or ``param_<step>__prune_ratio``), or the name of
@@ -399,6 +413,11 @@ def plot_pruning_curve(
     by : str, default=None
         A parameter (or column) whose values get one curve each, e.g.
         ``"method"``. Every curve must have one point per ``prune_ratio``.
+    ratio : str, default="prune_ratio"
+        The name of the prune-ratio parameter (``param_<ratio>`` or
+        ``param_<step>__<ratio>`` in ``cv_results_``) or column (in a table of
+        runs). Candidates or rows without a numeric value are left out, with
+        a warning.
     annotate : bool, default=True
         With ``x`` a metric, label each point with its ``prune_ratio``
         (points too close to one already labelled are left unlabelled).
@@ -430,9 +449,9 @@ def plot_pruning_curve(
     [[0.0, 0.85], [0.05, 0.84], [0.1, 0.83]]
     """
     table, kind = _table(results)
-    ratio_col = _find_column(table, _RATIO, kind, "the parameter")
+    ratio_col = _find_column(table, ratio, kind, "the prune ratio")
     by_col = None if by is None else _find_column(table, by, kind, "by")
-    x_is_ratio = x in (_RATIO, ratio_col)
+    x_is_ratio = x in (_RATIO, ratio, ratio_col)
     if metrics is not None:
         metrics = [metrics] if isinstance(metrics, str) else list(metrics)
         if not x_is_ratio and x not in metrics:

@@ -401,6 +401,34 @@ def test_curve_from_benchmark_runs_averages_over_seeds():
     assert legend_texts(ax) == ["accuracy", "dp_gap"]
 
 
+def test_curve_from_the_cleaning_benchmark_table():
+    """Its rows: one per run, the ratio in a column named ``ratio``."""
+    rng = np.random.RandomState(1)
+    rows = [
+        dict(dataset="adult", seed=s, method="none", ratio=np.nan, test_dp=0.2)
+        for s in range(3)
+    ] + [
+        dict(dataset="adult", seed=s, method=m, ratio=r, test_dp=rng.rand())
+        for m in ["ip", "random"]
+        for r in [0.01, 0.05]
+        for s in range(3)
+    ]
+    runs = pd.DataFrame(rows)
+    with pytest.warns(UserWarning, match="3 row"):
+        ax = plot_pruning_curve(runs, ratio="ratio", metrics="test_dp", by="method")
+    assert legend_texts(ax) == ["method=ip", "method=random"]
+    x, y, _ = errorbar_data(ax, 1)
+    assert_allclose(x, [0.01, 0.05])
+    expect = [
+        np.mean(
+            [r["test_dp"] for r in rows if r["method"] == "random" and r["ratio"] == p]
+        )
+        for p in [0.01, 0.05]
+    ]
+    assert_allclose(y, expect)
+    assert ax.get_xlabel() == "prune_ratio"
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
