@@ -81,22 +81,6 @@ html_show_sourcelink = False
 
 
 # -- docstring fixes ----------------------------------------------------------
-def _literal_fitted_names(app, what, name, obj, options, lines):
-    """``(n_features_in_,)`` in a type spec would be read as a link target.
-
-    scikit-learn writes such shapes as ``(`n_features_in_`,)``; this wraps
-    names ending in ``_`` inside ``shape (...)`` of the lines of a docstring
-    in double backticks, before numpydoc reads them.
-    """
-    import re
-
-    pattern = re.compile(r"(?<![`\w])([A-Za-z]\w*_)(?=[,)])")
-    for k, line in enumerate(lines):
-        if "shape (" in line:
-            head, _, shape = line.partition("shape (")
-            lines[k] = head + "shape (" + pattern.sub(r"``\1``", shape)
-
-
 def _skip_request_setters(app, what, name, obj, skip, options):
     """Leave out scikit-learn's generated ``set_<method>_request`` methods.
 
@@ -111,5 +95,4 @@ def _skip_request_setters(app, what, name, obj, skip, options):
 
 
 def setup(app):
-    app.connect("autodoc-process-docstring", _literal_fitted_names, priority=400)
     app.connect("autodoc-skip-member", _skip_request_setters)

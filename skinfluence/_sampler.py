@@ -91,7 +91,7 @@ class InfluenceSampler(InfluenceMixin, _Base):
         The scoring method used.
     n_features_in_ : int
         Number of features seen during ``fit_resample``.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of the features, when ``X`` has string column names.
 
     See Also
