@@ -17,7 +17,7 @@ import scipy.sparse as sp
 import torch
 from sklearn.base import clone
 from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit
-from sklearn.utils import _safe_indexing, check_random_state
+from sklearn.utils import _safe_indexing, check_random_state, get_tags
 from sklearn.utils.validation import _check_method_params, check_memory
 
 from ._compute import compute_influence
@@ -119,6 +119,23 @@ class InfluenceMixin(InputsMixin):
 
     #: lets models/_support.py see through a nested influence meta-estimator
     _influence_meta_estimator = True
+
+    def _input_tags(self, tags):
+        """Set the input tags from the wrapped estimator.
+
+        Returns ``(inner_tags, support_info)``, or None (tags untouched) when
+        the estimator is not supported.
+        """
+        from .models._support import check_supported
+
+        try:
+            inner = get_tags(self.estimator)
+            info = check_supported(self.estimator)
+        except (TypeError, ValueError, AttributeError):
+            return None
+        tags.input_tags.sparse = info.family == "skorch" or inner.input_tags.sparse
+        tags.input_tags.allow_nan = inner.input_tags.allow_nan
+        return inner, info
 
     def _n_validation(self, n: int) -> int:
         size = self.validation_size

@@ -9,7 +9,7 @@ from sklearn.base import (
     MetaEstimatorMixin,
     _fit_context,
 )
-from sklearn.utils import _safe_indexing, get_tags
+from sklearn.utils import _safe_indexing
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.metadata_routing import (
     MetadataRouter,
@@ -395,15 +395,10 @@ class InfluenceFilter(
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        from .models._support import check_supported
-
-        try:
-            inner = get_tags(self.estimator)
-            info = check_supported(self.estimator)
-        except (TypeError, ValueError, AttributeError):
+        found = self._input_tags(tags)
+        if found is None:
             return tags
-        tags.input_tags.sparse = info.family == "skorch" or inner.input_tags.sparse
-        tags.input_tags.allow_nan = inner.input_tags.allow_nan
+        inner, info = found
         fairness = self.objective == "fairness" or isinstance(self.objective, Fairness)
         tags.classifier_tags.multi_class = not (info.binary_only or fairness)
         if inner.classifier_tags is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, _fit_context
-from sklearn.utils import _safe_indexing, get_tags
+from sklearn.utils import _safe_indexing
 from sklearn.utils._metadata_requests import METHODS
 from sklearn.utils.metadata_routing import MetadataRouter, MethodMapping
 from sklearn.utils.multiclass import type_of_target
@@ -318,15 +318,8 @@ class InfluenceSampler(InfluenceMixin, _Base):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        from .models._support import check_supported
-
-        try:
-            inner = get_tags(self.estimator)
-            info = check_supported(self.estimator)
-        except (TypeError, ValueError, AttributeError):
+        if self._input_tags(tags) is None:
             return tags
-        tags.input_tags.sparse = info.family == "skorch" or inner.input_tags.sparse
-        tags.input_tags.allow_nan = inner.input_tags.allow_nan
         if getattr(tags, "sampler_tags", None) is not None:
             tags.sampler_tags.sample_indices = True
         return tags
