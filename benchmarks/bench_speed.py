@@ -69,6 +69,9 @@ def sync(device: str) -> None:
 # Seconds to wait, before each timed run, for the other processes on the
 # machine to go quiet (set from --idle-wait; 0 disables the wait).
 IDLE_WAIT = 0.0
+# Total seconds the whole run may spend waiting (set from --idle-budget), and
+# what it has spent: on a machine that stays busy, stop waiting.
+IDLE_BUDGET = {"left": 0.0, "spent": 0.0}
 IDLE_BUSY = 0.15  # "quiet": less than this share of all CPUs busy
 
 
@@ -89,17 +92,24 @@ def _own_cpu_s() -> float:
 
 
 def wait_for_idle(max_wait: float) -> None:
-    """Sleep until the machine is quiet (or ``max_wait`` seconds passed)."""
-    deadline = time.monotonic() + max_wait
+    """Sleep until the machine is quiet, for at most ``max_wait`` seconds and
+    within what is left of the run's budget."""
+    start = time.monotonic()
+    deadline = start + min(max_wait, IDLE_BUDGET["left"])
     ncpu = os.cpu_count() or 1
-    while time.monotonic() < deadline:
-        b0, t0 = _cpu_busy_s(), time.monotonic()
-        if b0 is None:
-            return
-        time.sleep(0.5)
-        share = (_cpu_busy_s() - b0) / ((time.monotonic() - t0) * ncpu)
-        if share < IDLE_BUSY:
-            return
+    try:
+        while time.monotonic() < deadline:
+            b0, t0 = _cpu_busy_s(), time.monotonic()
+            if b0 is None:
+                return
+            time.sleep(0.5)
+            share = (_cpu_busy_s() - b0) / ((time.monotonic() - t0) * ncpu)
+            if share < IDLE_BUSY:
+                return
+    finally:
+        waited = time.monotonic() - start
+        IDLE_BUDGET["spent"] += waited
+        IDLE_BUDGET["left"] = max(0.0, IDLE_BUDGET["left"] - waited)
 
 
 def timed(fn, device: str, repeats: int = 1):
@@ -112,7 +122,7 @@ def timed(fn, device: str, repeats: int = 1):
     times, others, out = [], [], None
     ncpu = os.cpu_count() or 1
     for _ in range(repeats):
-        if IDLE_WAIT > 0:
+        if IDLE_WAIT > 0 and IDLE_BUDGET["left"] > 0:
             wait_for_idle(IDLE_WAIT)
         sync(device)
         b0, c0 = _cpu_busy_s(), _own_cpu_s()
@@ -550,6 +560,13 @@ def main(argv=None) -> int:
         "other processes to leave the CPUs idle (0: don't wait; default 30, "
         "5 with --quick)",
     )
+    p.add_argument(
+        "--idle-budget",
+        type=float,
+        default=None,
+        help="total seconds the run may spend waiting for idle CPUs "
+        "(default 300, 60 with --quick)",
+    )
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--cg-iter", type=int, default=50)
@@ -580,6 +597,7 @@ def main(argv=None) -> int:
     p.add_argument("--output", default=str(RESULTS), help=argparse.SUPPRESS)
     p.add_argument("--_memory-child", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # for the report
     if args.mem_rows is None:
         args.mem_rows = 100_000 if args.quick else 1_000_000
     if args._memory_child:
@@ -589,6 +607,9 @@ def main(argv=None) -> int:
     if args.idle_wait is None:
         args.idle_wait = 5.0 if args.quick else 30.0
     IDLE_WAIT = max(0.0, args.idle_wait)
+    if args.idle_budget is None:
+        args.idle_budget = 60.0 if args.quick else 300.0
+    IDLE_BUDGET["left"] = max(0.0, args.idle_budget)
 
     from skinfluence import (
         InfluenceFunction,
@@ -919,11 +940,7 @@ def render(
     fit_other,
     fit_all,
 ) -> str:
-    cmd = (
-        "python benchmarks/bench_speed.py"
-        + (" --quick" if args.quick else "")
-        + (f" --device {args.device}" if args.device != "cpu" else "")
-    )
+    cmd = " ".join(["python benchmarks/bench_speed.py", *args.argv])
     L = [
         f"# Speed benchmark ({h['mode']})",
         "",
@@ -957,7 +974,8 @@ def render(
         '- "other load": share of all CPUs kept busy by OTHER processes during '
         "the reported run (/proc/stat busy time minus this process's CPU time); "
         f"before each run the script waited up to {args.idle_wait:g} s for the "
-        "machine to be idle.",
+        f"machine to be idle (in all {IDLE_BUDGET['spent']:.0f} s of a "
+        f"{args.idle_budget:g} s budget).",
         "",
         "## Times",
         "",
