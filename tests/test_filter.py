@@ -396,127 +396,164 @@ def test_verbose_shows_progress(data, capsys):
 
 
 # ----------------------------------------------------------------- bad input
-def _bad_cases(X, y, s):
-    yc = np.arange(len(y)) % 3
-    nan = X.copy()
-    nan[3, 2] = np.nan
-    inf = X.copy()
-    inf[5, 0] = np.inf
-    rare = y.copy()
-    rare[:] = 0
-    rare[:4] = 1  # class 1: 4 rows, all likely in the lowest scores
-    return [
-        ("NaN", dict(X=nan), ValueError, "NaN"),
-        ("inf", dict(X=inf), ValueError, "infinity"),
-        (
-            "NaN-pipeline",
-            dict(X=nan, est=make_pipeline(StandardScaler(), CountingLR())),
-            ValueError,
-            "NaN",
-        ),
-        ("len-y", dict(y=y[:-1]), ValueError, "inconsistent numbers of samples"),
-        (
-            "len-s",
-            dict(fit=dict(sensitive_features=s[:-3])),
-            ValueError,
-            "sensitive_features has 297 rows but X has 300",
-        ),
-        ("ratio-1", dict(params=dict(prune_ratio=1.0)), ValueError, "prune_ratio"),
-        ("ratio-neg", dict(params=dict(prune_ratio=-0.1)), ValueError, "prune_ratio"),
-        ("ratio-str", dict(params=dict(prune_ratio="all")), ValueError, "prune_ratio"),
-        (
-            "ratio-all",
-            dict(params=dict(prune_ratio=0.999)),
-            ValueError,
-            "fewer rows than classes",
-        ),
-        (
-            "val-one-class",
-            dict(params=dict(validation_size=1)),
-            ValueError,
-            "validation split holds one class",
-        ),
-        (
-            "X_val-one-class",
-            dict(fit=dict(X_val=X[:5], y_val=np.zeros(5, int))),
-            ValueError,
-            "validation rows hold one class",
-        ),
-        (
-            "X_val-alone",
-            dict(fit=dict(X_val=X[:5])),
-            ValueError,
-            "both X_val and y_val",
-        ),
-        ("unsupported", dict(est="svc"), TypeError, "SVC is not supported"),
-        ("hinge", dict(est="hinge"), TypeError, "loss='hinge'"),
-        (
-            "class_weight",
-            dict(est=CountingLR(class_weight="balanced")),
-            ValueError,
-            "class_weight",
-        ),
-        ("no-estimator", dict(est=object()), ValueError, "estimator"),
-        (
-            "fair-no-s",
-            dict(params=dict(objective="fairness")),
-            ValueError,
-            "needs sensitive_features",
-        ),
-        (
-            "fair-multiclass",
-            dict(
-                y=yc, params=dict(objective="fairness"), fit=dict(sensitive_features=s)
-            ),
-            ValueError,
-            "binary target",
-        ),
-        (
-            "fair-metric",
-            dict(
-                params=dict(objective=Fairness(metric="parity")),
-                fit=dict(sensitive_features=s),
-            ),
-            ValueError,
-            "metric",
-        ),
-        (
-            "fair-X_val-no-s",
-            dict(
-                params=dict(objective="fairness"), fit=dict(X_val=X[:30], y_val=y[:30])
-            ),
-            ValueError,
-            "sensitive_features_val",
-        ),
-        (
-            "fair-s-nan",
-            dict(
-                params=dict(objective="fairness"),
-                fit=dict(sensitive_features=np.r_[s[:-1], None]),
-            ),
-            ValueError,
-            "missing values",
-        ),
-        ("tracin-lr", dict(params=dict(method="tracin")), ValueError, "checkpoints"),
-        (
-            "objective",
-            dict(params=dict(objective="accuracy")),
-            ValueError,
-            "Unknown objective 'accuracy'",
-        ),
-        ("method", dict(params=dict(method=3)), TypeError, "method"),
-        ("continuous", dict(y=X[:, 0]), ValueError, "Unknown label type"),
-        ("one-class", dict(y=np.zeros(300, int)), ValueError, "one class"),
-    ]
+def _with(X, row, col, value):
+    """A copy of X with one entry set."""
+    X = X.copy()
+    X[row, col] = value
+    return X
 
 
-@pytest.mark.parametrize("case", range(26))
-def test_bad_input_raises_before_training_and_changes_nothing(data, case):
+# (name, spec(X, y, s) -> what to change, expected exception, its message)
+BAD_CASES = [
+    ("NaN", lambda X, y, s: dict(X=_with(X, 3, 2, np.nan)), ValueError, "NaN"),
+    ("inf", lambda X, y, s: dict(X=_with(X, 5, 0, np.inf)), ValueError, "infinity"),
+    (
+        "NaN-pipeline",
+        lambda X, y, s: dict(
+            X=_with(X, 3, 2, np.nan), est=make_pipeline(StandardScaler(), CountingLR())
+        ),
+        ValueError,
+        "NaN",
+    ),
+    (
+        "len-y",
+        lambda X, y, s: dict(y=y[:-1]),
+        ValueError,
+        "inconsistent numbers of samples",
+    ),
+    (
+        "len-s",
+        lambda X, y, s: dict(fit=dict(sensitive_features=s[:-3])),
+        ValueError,
+        "sensitive_features has 297 rows but X has 300",
+    ),
+    (
+        "ratio-1",
+        lambda X, y, s: dict(params=dict(prune_ratio=1.0)),
+        ValueError,
+        "prune_ratio",
+    ),
+    (
+        "ratio-neg",
+        lambda X, y, s: dict(params=dict(prune_ratio=-0.1)),
+        ValueError,
+        "prune_ratio",
+    ),
+    (
+        "ratio-str",
+        lambda X, y, s: dict(params=dict(prune_ratio="all")),
+        ValueError,
+        "prune_ratio",
+    ),
+    (
+        "ratio-all",
+        lambda X, y, s: dict(params=dict(prune_ratio=0.999)),
+        ValueError,
+        "fewer rows than classes",
+    ),
+    (
+        "val-one-class",
+        lambda X, y, s: dict(params=dict(validation_size=1)),
+        ValueError,
+        "validation split holds one class",
+    ),
+    (
+        "X_val-one-class",
+        lambda X, y, s: dict(fit=dict(X_val=X[:5], y_val=np.zeros(5, int))),
+        ValueError,
+        "validation rows hold one class",
+    ),
+    (
+        "X_val-alone",
+        lambda X, y, s: dict(fit=dict(X_val=X[:5])),
+        ValueError,
+        "both X_val and y_val",
+    ),
+    ("unsupported", lambda X, y, s: dict(est="svc"), TypeError, "SVC is not supported"),
+    ("hinge", lambda X, y, s: dict(est="hinge"), TypeError, "loss='hinge'"),
+    (
+        "class_weight",
+        lambda X, y, s: dict(est=CountingLR(class_weight="balanced")),
+        ValueError,
+        "class_weight",
+    ),
+    ("no-estimator", lambda X, y, s: dict(est=object()), ValueError, "estimator"),
+    (
+        "fair-no-s",
+        lambda X, y, s: dict(params=dict(objective="fairness")),
+        ValueError,
+        "needs sensitive_features",
+    ),
+    (
+        "fair-multiclass",
+        lambda X, y, s: dict(
+            y=np.arange(len(y)) % 3,
+            params=dict(objective="fairness"),
+            fit=dict(sensitive_features=s),
+        ),
+        ValueError,
+        "binary target",
+    ),
+    (
+        "fair-metric",
+        lambda X, y, s: dict(
+            params=dict(objective=Fairness(metric="parity")),
+            fit=dict(sensitive_features=s),
+        ),
+        ValueError,
+        "metric",
+    ),
+    (
+        "fair-X_val-no-s",
+        lambda X, y, s: dict(
+            params=dict(objective="fairness"), fit=dict(X_val=X[:30], y_val=y[:30])
+        ),
+        ValueError,
+        "sensitive_features_val",
+    ),
+    (
+        "fair-s-nan",
+        lambda X, y, s: dict(
+            params=dict(objective="fairness"),
+            fit=dict(sensitive_features=np.r_[s[:-1], None]),
+        ),
+        ValueError,
+        "missing values",
+    ),
+    (
+        "tracin-lr",
+        lambda X, y, s: dict(params=dict(method="tracin")),
+        ValueError,
+        "checkpoints",
+    ),
+    (
+        "objective",
+        lambda X, y, s: dict(params=dict(objective="accuracy")),
+        ValueError,
+        "Unknown objective 'accuracy'",
+    ),
+    ("method", lambda X, y, s: dict(params=dict(method=3)), TypeError, "method"),
+    ("continuous", lambda X, y, s: dict(y=X[:, 0]), ValueError, "Unknown label type"),
+    (
+        "one-class",
+        lambda X, y, s: dict(y=np.zeros(len(y), int)),
+        ValueError,
+        "one class",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    "name,make_spec,exc,match", BAD_CASES, ids=[case[0] for case in BAD_CASES]
+)
+def test_bad_input_raises_before_training_and_changes_nothing(
+    data, name, make_spec, exc, match
+):
     from sklearn.linear_model import SGDClassifier
     from sklearn.svm import SVC
 
     X, y, s = data
-    name, spec, exc, match = _bad_cases(X, y, s)[case]
+    spec = make_spec(X, y, s)
     est = spec.get("est", CountingLR())
     est = {"svc": SVC(), "hinge": SGDClassifier(loss="hinge")}.get(
         est if isinstance(est, str) else None, est
@@ -539,6 +576,11 @@ def test_bad_input_raises_before_training_and_changes_nothing(data, case):
         with pytest.raises(Exception, match="not fitted|NotFitted|has no attribute"):
             check_is_fitted(est)
     assert not hasattr(flt, "estimator_")
+
+
+def test_bad_cases_have_unique_names():
+    names = [case[0] for case in BAD_CASES]
+    assert len(set(names)) == len(names)
 
 
 def test_bad_dataframe_input_leaves_it_unchanged(data):
@@ -615,7 +657,7 @@ def test_more_bad_input_before_training(data):
         CountingLR(), objective=Fairness(metric="equal_opportunity"), random_state=0
     )
     with pytest.raises(
-        ValueError, match="Group 'c' has no validation row with a positive"
+        ValueError, match="Group 'c' has no validation rows? with a positive label"
     ):
         flt.fit(X, y, sensitive_features=s2)
     with pytest.raises(ValueError, match="pos_label='yes' is not one of the classes"):

@@ -1,16 +1,26 @@
-"""Metrics: fairness gaps (and, later, detection metrics)."""
+"""Metrics: fairness gaps, their conditions on the rows, and detection metrics."""
 
 from ._detection import detection_f1, detection_roc_auc
 from ._fairness import (
+    FAIRNESS_METRICS,
+    check_fairness_metric,
+    check_groups_defined,
     demographic_parity_difference,
+    encode_groups,
     equal_opportunity_difference,
     equalized_odds_difference,
+    metric_conditions,
 )
 
 __all__ = [
+    "FAIRNESS_METRICS",
+    "check_fairness_metric",
+    "check_groups_defined",
     "detection_f1",
     "detection_roc_auc",
     "demographic_parity_difference",
+    "encode_groups",
     "equal_opportunity_difference",
     "equalized_odds_difference",
+    "metric_conditions",
 ]

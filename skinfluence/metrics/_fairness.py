@@ -1,16 +1,65 @@
-"""Group fairness gaps (largest difference of a rate between groups)."""
+"""Group fairness gaps (largest difference of a rate between groups).
+
+The one place that says which rows each fairness metric compares the groups
+on: :data:`_CONDITIONS`. The hard gaps below, the soft
+:class:`skinfluence.objectives.Fairness` objective and the estimators'
+checks before training all read it through :func:`metric_conditions` and
+:func:`check_groups_defined`.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
+# metric -> its conditions on the rows: (a phrase completing "rows ...", and
+# which rows: None = all, True = y == pos_label, False = y != pos_label). A
+# metric's gap is taken per condition; equalized odds combines its two.
+_CONDITIONS: dict[str, tuple[tuple[str, bool | None], ...]] = {
+    "demographic_parity": (("of any label", None),),
+    "equal_opportunity": (("with a positive label", True),),
+    "equalized_odds": (
+        ("with a positive label", True),
+        ("with a negative label", False),
+    ),
+}
+
+#: The fairness metrics' names, in the order of the table.
+FAIRNESS_METRICS: tuple[str, ...] = tuple(_CONDITIONS)
+
+_NUMBERS = {0: "no", 1: "one", 2: "two", 3: "three"}
+
 
 def encode_groups(sensitive_features) -> tuple[np.ndarray, list]:
     """Integer group codes for each row, and the group names.
 
-    A 2-D input (several columns) gives intersectional groups: one group per
-    distinct combination of values.
+    Parameters
+    ----------
+    sensitive_features : array-like of shape (n_samples,) or (n_samples, k)
+        Group labels. Several columns give intersectional groups: one group
+        per distinct combination of values, named by the values joined with
+        ``", "``.
+
+    Returns
+    -------
+    codes : ndarray of int of shape (n_samples,)
+        The group of each row, an index into `names`.
+    names : list of str
+        The groups' names, sorted.
+
+    Raises
+    ------
+    ValueError
+        If `sensitive_features` is a scalar or holds missing values.
+
+    Examples
+    --------
+    >>> from skinfluence.metrics import encode_groups
+    >>> codes, names = encode_groups(["b", "a", "b"])
+    >>> codes.tolist(), names
+    ([1, 0, 1], ['a', 'b'])
+    >>> encode_groups([["f", "x"], ["m", "x"], ["f", "x"]])[1]
+    ['f, x', 'm, x']
     """
     if isinstance(sensitive_features, pd.DataFrame | pd.Series):
         s = sensitive_features
@@ -32,16 +81,168 @@ def encode_groups(sensitive_features) -> tuple[np.ndarray, list]:
     return codes.reshape(-1), names.tolist()
 
 
-def _gap(
-    rate: np.ndarray, codes: np.ndarray, mask: np.ndarray, names, what: str
-) -> float:
-    means = []
-    for g, name in enumerate(names):
-        sel = (codes == g) & mask
-        if not sel.any():
-            raise ValueError(f"Group {name!r} has no rows {what}.")
-        means.append(rate[sel].mean())
-    return float(max(means) - min(means))
+def check_fairness_metric(metric) -> str:
+    """Return `metric` if it names a fairness metric, else raise.
+
+    Parameters
+    ----------
+    metric : str
+        One of ``"demographic_parity"``, ``"equal_opportunity"`` and
+        ``"equalized_odds"``.
+
+    Returns
+    -------
+    str
+        `metric` itself.
+
+    Raises
+    ------
+    ValueError
+        If `metric` is not one of them.
+
+    Examples
+    --------
+    >>> from skinfluence.metrics import check_fairness_metric
+    >>> check_fairness_metric("equalized_odds")
+    'equalized_odds'
+    """
+    if not isinstance(metric, str) or metric not in _CONDITIONS:
+        raise ValueError(f"metric must be one of {FAIRNESS_METRICS}, got {metric!r}.")
+    return metric
+
+
+def metric_conditions(metric, y_true, pos_label) -> list[tuple[str, np.ndarray]]:
+    """Which rows a fairness metric compares the groups on.
+
+    Parameters
+    ----------
+    metric : {"demographic_parity", "equal_opportunity", "equalized_odds"}
+        The fairness metric.
+    y_true : array-like of shape (n_samples,)
+        True labels (only their length is used for demographic parity).
+    pos_label : scalar
+        The positive label.
+
+    Returns
+    -------
+    list of (str, ndarray of bool of shape (n_samples,))
+        One entry per condition whose gap the metric takes: a phrase that
+        completes "rows ..." (for messages) and the mask of the rows under
+        the condition. Demographic parity: all rows; equal opportunity: the
+        rows with ``y_true == pos_label``; equalized odds: those, then the
+        rows with ``y_true != pos_label``.
+
+    Raises
+    ------
+    ValueError
+        If `metric` is not a fairness metric.
+
+    See Also
+    --------
+    check_groups_defined : every group has a row under every condition.
+
+    Examples
+    --------
+    >>> from skinfluence.metrics import metric_conditions
+    >>> [(what, mask.tolist()) for what, mask in
+    ...  metric_conditions("equalized_odds", [1, 0, 1], pos_label=1)]
+    [('with a positive label', [True, False, True]), \
+('with a negative label', [False, True, False])]
+    """
+    check_fairness_metric(metric)
+    y_true = np.asarray(y_true).reshape(-1)
+    out = []
+    for what, positive in _CONDITIONS[metric]:
+        if positive is None:
+            mask = np.ones(len(y_true), dtype=bool)
+        else:
+            mask = (y_true == pos_label) == positive
+        out.append((what, mask))
+    return out
+
+
+def check_groups_defined(
+    metric,
+    y_true,
+    codes,
+    names,
+    pos_label,
+    *,
+    rows: str = "rows",
+    remedy: str = "",
+    min_groups: int = 1,
+) -> list[tuple[str, np.ndarray]]:
+    """Check that a fairness gap is defined: every group has rows to average.
+
+    Parameters
+    ----------
+    metric : {"demographic_parity", "equal_opportunity", "equalized_odds"}
+        The fairness metric.
+    y_true : array-like of shape (n_samples,)
+        True labels.
+    codes : array-like of int of shape (n_samples,)
+        The group of each row, as returned by :func:`encode_groups`.
+    names : list
+        The groups' names, indexed by `codes`.
+    pos_label : scalar
+        The positive label.
+    rows : str, default="rows"
+        What the rows are, for the message (``"validation rows"``).
+    remedy : str, default=""
+        What the user can do, appended to the message.
+    min_groups : int, default=1
+        The fewest groups accepted (an objective that compares groups needs
+        two).
+
+    Returns
+    -------
+    list of (str, ndarray of bool)
+        ``metric_conditions(metric, y_true, pos_label)``.
+
+    Raises
+    ------
+    ValueError
+        If there are fewer than `min_groups` groups, or a group has no row
+        under one of the metric's conditions (equal opportunity: no row with
+        the positive label); the message names the group and the condition.
+
+    See Also
+    --------
+    metric_conditions : the conditions checked.
+
+    Examples
+    --------
+    >>> from skinfluence.metrics import check_groups_defined, encode_groups
+    >>> y = [1, 0, 0, 1]
+    >>> codes, names = encode_groups(["a", "a", "b", "b"])
+    >>> len(check_groups_defined("equalized_odds", y, codes, names, 1))
+    2
+    >>> codes, names = encode_groups(["a", "a", "a", "b"])
+    >>> check_groups_defined("equalized_odds", y, codes, names, 1)
+    Traceback (most recent call last):
+    ...
+    ValueError: Group 'b' has no rows with a negative label, so the \
+equalized_odds gap is undefined.
+    """
+    conditions = metric_conditions(metric, y_true, pos_label)
+    codes = np.asarray(codes).reshape(-1)
+    tail = f" {remedy}" if remedy else ""
+    if len(names) < min_groups:
+        held = _NUMBERS.get(len(names), str(len(names)))
+        needed = _NUMBERS.get(min_groups, str(min_groups))
+        raise ValueError(
+            f"The {rows} hold {held} group{'' if len(names) == 1 else 's'} of "
+            f"sensitive_features {list(names)}; the {metric} gap compares "
+            f"{needed} groups or more.{tail}"
+        )
+    for what, mask in conditions:
+        for g, name in enumerate(names):
+            if not np.any(mask & (codes == g)):
+                raise ValueError(
+                    f"Group {name!r} has no {rows} {what}, so the {metric} gap is "
+                    f"undefined.{tail}"
+                )
+    return conditions
 
 
 def _check(y_true, y_pred, sensitive_features):
@@ -56,6 +257,30 @@ def _check(y_true, y_pred, sensitive_features):
     return y_true, y_pred, codes, names
 
 
+def _hard_gaps(metric, y_true, y_pred, sensitive_features, pos_label) -> list[float]:
+    """Per condition of `metric`: the largest minus the smallest group selection rate."""
+    y_true, y_pred, codes, names = _check(y_true, y_pred, sensitive_features)
+    selected = (y_pred == pos_label).astype(float)
+    gaps = []
+    for _, mask in check_groups_defined(metric, y_true, codes, names, pos_label):
+        means = [selected[mask & (codes == g)].mean() for g in range(len(names))]
+        gaps.append(float(max(means) - min(means)))
+    return gaps
+
+
+_DOCS = {
+    "groups": """sensitive_features : array-like of shape (n_samples,) or (n_samples, k)
+        Group labels; several columns give intersectional groups.
+    pos_label : scalar, default=1
+        The positive label: predictions equal to it count as selected.""",
+    "raises": """Raises
+    ------
+    ValueError
+        If the inputs' lengths differ, `sensitive_features` has missing
+        values, or a group has no row the rate is taken over.""",
+}
+
+
 def demographic_parity_difference(
     y_true, y_pred, *, sensitive_features, pos_label=1
 ) -> float:
@@ -67,15 +292,14 @@ def demographic_parity_difference(
         Ignored; accepted for a scorer-compatible signature.
     y_pred : array-like of shape (n_samples,)
         Predicted labels.
-    sensitive_features : array-like of shape (n_samples,) or (n_samples, k)
-        Group labels; several columns give intersectional groups.
-    pos_label : scalar, default=1
-        The label counted as selected.
+    %(groups)s
 
     Returns
     -------
     float
         ``max_g rate_g - min_g rate_g`` (0 is parity).
+
+    %(raises)s
 
     Examples
     --------
@@ -84,9 +308,10 @@ def demographic_parity_difference(
     ...                               sensitive_features=["a", "a", "b", "b"])
     0.5
     """
-    y_true, y_pred, codes, names = _check(y_true, y_pred, sensitive_features)
-    sel = (y_pred == pos_label).astype(float)
-    return _gap(sel, codes, np.ones(len(sel), bool), names, "")
+    (gap,) = _hard_gaps(
+        "demographic_parity", y_true, y_pred, sensitive_features, pos_label
+    )
+    return gap
 
 
 def equal_opportunity_difference(
@@ -98,15 +323,14 @@ def equal_opportunity_difference(
     ----------
     y_true, y_pred : array-like of shape (n_samples,)
         True and predicted labels.
-    sensitive_features : array-like of shape (n_samples,) or (n_samples, k)
-        Group labels.
-    pos_label : scalar, default=1
-        The positive label.
+    %(groups)s
 
     Returns
     -------
     float
         ``max_g TPR_g - min_g TPR_g``.
+
+    %(raises)s
 
     Examples
     --------
@@ -115,9 +339,10 @@ def equal_opportunity_difference(
     ...                               sensitive_features=["a", "a", "b", "b"])
     0.5
     """
-    y_true, y_pred, codes, names = _check(y_true, y_pred, sensitive_features)
-    sel = (y_pred == pos_label).astype(float)
-    return _gap(sel, codes, y_true == pos_label, names, "with a positive label")
+    (gap,) = _hard_gaps(
+        "equal_opportunity", y_true, y_pred, sensitive_features, pos_label
+    )
+    return gap
 
 
 def equalized_odds_difference(
@@ -129,10 +354,7 @@ def equalized_odds_difference(
     ----------
     y_true, y_pred : array-like of shape (n_samples,)
         True and predicted labels.
-    sensitive_features : array-like of shape (n_samples,) or (n_samples, k)
-        Group labels.
-    pos_label : scalar, default=1
-        The positive label.
+    %(groups)s
     agg : {"worst_case", "sum"}, default="worst_case"
         ``max`` of the two gaps (fairlearn's convention) or their sum (the
         convention of the soft ``Fairness("equalized_odds")`` objective).
@@ -140,6 +362,8 @@ def equalized_odds_difference(
     Returns
     -------
     float
+
+    %(raises)s
 
     Examples
     --------
@@ -150,8 +374,17 @@ def equalized_odds_difference(
     """
     if agg not in ("worst_case", "sum"):
         raise ValueError(f"agg must be 'worst_case' or 'sum', got {agg!r}.")
-    y_true, y_pred, codes, names = _check(y_true, y_pred, sensitive_features)
-    sel = (y_pred == pos_label).astype(float)
-    tpr = _gap(sel, codes, y_true == pos_label, names, "with a positive label")
-    fpr = _gap(sel, codes, y_true != pos_label, names, "with a negative label")
+    tpr, fpr = _hard_gaps(
+        "equalized_odds", y_true, y_pred, sensitive_features, pos_label
+    )
     return max(tpr, fpr) if agg == "worst_case" else tpr + fpr
+
+
+for _f in (
+    demographic_parity_difference,
+    equal_opportunity_difference,
+    equalized_odds_difference,
+):
+    if _f.__doc__:  # None under python -OO
+        _f.__doc__ = _f.__doc__ % _DOCS
+del _f

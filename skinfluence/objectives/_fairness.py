@@ -5,11 +5,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..metrics._fairness import encode_groups
+from ..metrics._fairness import (
+    check_fairness_metric,
+    check_groups_defined,
+    encode_groups,
+)
 from ._base import OBJECTIVES, BoundObjective, Objective
 from ._validation import prepare_validation
-
-METRICS = ("demographic_parity", "equal_opportunity", "equalized_odds")
 
 
 class _SoftGap(BoundObjective):
@@ -70,6 +72,11 @@ class Fairness(Objective):
     pos_label : scalar, default=None
         The positive class; ``None`` means the last of the model's classes.
 
+    See Also
+    --------
+    skinfluence.metrics.metric_conditions : the rows each metric compares
+        the groups on (shared with the hard gaps of ``skinfluence.metrics``).
+
     Notes
     -----
     At hard 0/1 predictions the gaps equal fairlearn's
@@ -117,8 +124,7 @@ class Fairness(Objective):
 
     def validate(self) -> None:
         """Check ``metric``."""
-        if self.metric not in METRICS:
-            raise ValueError(f"metric must be one of {METRICS}, got {self.metric!r}.")
+        check_fairness_metric(self.metric)
 
     def bind(self, model, X_val, y_val, sensitive_features=None):
         """Return the bound gap over ``(X_val, y_val)`` and its groups."""
@@ -144,29 +150,16 @@ class Fairness(Objective):
                 f"sensitive features have {len(codes)} rows but the validation "
                 f"set has {len(X)}."
             )
-        if len(names) < 2:
-            raise ValueError(
-                f"The fairness objective needs at least two groups; the "
-                f"validation rows hold only {names}."
-            )
-        yv = y.numpy()
-        conditions = {
-            "demographic_parity": [("", np.ones(len(yv), bool))],
-            "equal_opportunity": [("with a positive label", yv == pos)],
-            "equalized_odds": [
-                ("with a positive label", yv == pos),
-                ("with a negative label", yv != pos),
-            ],
-        }[self.metric]
-        masks = []
-        for what, cond in conditions:
-            m = np.stack([(codes == g) & cond for g in range(len(names))])
-            for g, name in enumerate(names):
-                if not m[g].any():
-                    raise ValueError(
-                        f"Group {name!r} has no validation rows {what}".rstrip()
-                        + f": the {self.metric} gap is undefined. Use a larger or "
-                        "stratified validation split."
-                    )
-            masks.append(torch.as_tensor(m))
+        conditions = check_groups_defined(
+            self.metric,
+            y.numpy(),
+            codes,
+            names,
+            pos,
+            rows="validation rows",
+            remedy="Use a larger or stratified validation split.",
+            min_groups=2,
+        )
+        groups = [codes == g for g in range(len(names))]
+        masks = [torch.as_tensor(np.stack(groups) & cond) for _, cond in conditions]
         return _SoftGap(model, X, y, pos, masks)
