@@ -3,31 +3,26 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn.base import (
-    BaseEstimator,
-    ClassifierMixin,
-    MetaEstimatorMixin,
-    _fit_context,
-)
-from sklearn.utils import _safe_indexing
-from sklearn.utils._param_validation import StrOptions
-from sklearn.utils.metadata_routing import (
-    MetadataRouter,
-    MethodMapping,
-    _routing_enabled,
-    process_routing,
-)
+from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin
+from sklearn.utils.metadata_routing import MetadataRouter, MethodMapping, process_routing
+from sklearn.utils import get_tags
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.validation import (
+from sklearn.utils.validation import check_is_fitted
+
+from ._cleaning import Cleaning, InfluenceMixin, clean, prepared_estimator, progress_bar, seeded
+from ._influence_inputs import Problem, validate_X, validate_problem
+from ._influence_params import PARAM_DOCS, PARAMETER_CONSTRAINTS, cleaning_settings
+from ._progress import verbosity
+from ._sklearn_compat import (
+    StrOptions,
     _check_method_params,
     _estimator_has,
+    _fit_context,
     _num_samples,
-    check_is_fitted,
+    _routing_enabled,
+    _safe_indexing,
 )
-
-from ._cleaning import InfluenceMixin, progress_bar, seeded
-from ._influence_params import PARAM_DOCS, PARAMETER_CONSTRAINTS
-from ._progress import verbosity
+from .models import check_supported
 from .objectives import Fairness
 
 _DELEGATED = ("predict", "predict_proba", "predict_log_proba", "decision_function")
@@ -44,6 +39,49 @@ def _concat_rows(a, b):
     if sp.issparse(a):
         return sp.vstack([a, b], format=a.format)
     return np.concatenate([np.asarray(a), np.asarray(b)])
+
+
+def _check_refit_on(refit_on, problem: Problem, n: int) -> None:
+    """refit_on="all" with X_val cannot slice per-row fit parameters to X_val."""
+    if refit_on != "all" or problem.X_val is None:
+        return
+    aligned = [
+        k
+        for k, v in problem.fit_params.items()
+        if hasattr(v, "__len__") and _num_samples(v) == n
+    ]
+    if aligned:
+        raise ValueError(
+            f"refit_on='all' refits on X and X_val together, but the fit "
+            f"parameters {aligned} have one value per row of X only; "
+            "use refit_on='train' or drop them."
+        )
+
+
+def _refit_mask(n: int, cleaning: Cleaning, refit_on) -> np.ndarray:
+    """The rows of X of the final fit."""
+    mask = np.zeros(n, dtype=bool)
+    mask[cleaning.train] = True
+    mask[cleaning.removed] = False
+    if refit_on == "all":
+        mask[cleaning.validation] = True
+    return mask
+
+
+def _refit(estimator, problem: Problem, cleaning: Cleaning, mask, refit_on):
+    """The final model: a fresh clone fitted on the kept rows, from the same seed."""
+    if refit_on == "train" and len(cleaning.removed) == 0:
+        return cleaning.first  # same rows, same seed: same model
+    rows = np.flatnonzero(mask)
+    X_fit = _safe_indexing(problem.X, rows)
+    y_fit = problem.y_fit[rows]
+    params = _check_method_params(problem.X, problem.fit_params, indices=rows)
+    if refit_on == "all" and problem.X_val is not None:
+        X_fit = _concat_rows(X_fit, problem.X_val)
+        y_fit = np.concatenate([y_fit, problem.y_val_fit])
+    final = prepared_estimator(estimator, problem, cleaning.seed)
+    with seeded(cleaning.seed):
+        return final.fit(X_fit, y_fit, **params)
 
 
 class InfluenceFilter(
@@ -226,53 +264,23 @@ class InfluenceFilter(
         self : InfluenceFilter
             The fitted filter.
         """
-        problem = self._validate_problem(
-            X, y, sensitive_features, X_val, y_val, sensitive_features_val, fit_params
+        problem = validate_problem(
+            self, X, y, sensitive_features, X_val, y_val, sensitive_features_val, fit_params
         )
         n = _num_samples(problem.X)
-        extend = self.refit_on == "all" and problem.X_val is not None
-        if extend:
-            aligned = [
-                k
-                for k, v in problem.fit_params.items()
-                if hasattr(v, "__len__") and _num_samples(v) == n
-            ]
-            if aligned:
-                raise ValueError(
-                    f"refit_on='all' refits on X and X_val together, but the fit "
-                    f"parameters {aligned} have one value per row of X only; "
-                    "use refit_on='train' or drop them."
-                )
+        _check_refit_on(self.refit_on, problem, n)
         with verbosity(self.verbose), progress_bar(self, self.verbose, 3) as bar:
-            cleaning = self._clean(problem, bar)
-            mask = np.zeros(n, dtype=bool)
-            mask[cleaning.train] = True
-            mask[cleaning.removed] = False
-            if self.refit_on == "all":
-                mask[cleaning.validation] = True
+            cleaning = clean(problem, progress=bar, **cleaning_settings(self))
             bar.set_postfix_str("refit")
-            if self.refit_on == "train" and len(cleaning.removed) == 0:
-                estimator = cleaning.first  # same rows, same seed: same model
-            else:
-                rows = np.flatnonzero(mask)
-                X_fit = _safe_indexing(problem.X, rows)
-                y_fit = problem.y_fit[rows]
-                params = _check_method_params(
-                    problem.X, problem.fit_params, indices=rows
-                )
-                if extend:
-                    X_fit = _concat_rows(X_fit, problem.X_val)
-                    y_fit = np.concatenate([y_fit, problem.y_val_fit])
-                estimator = self._prepared_estimator(problem)
-                with seeded(cleaning.seed):
-                    estimator.fit(X_fit, y_fit, **params)
+            mask = _refit_mask(n, cleaning, self.refit_on)
+            estimator = _refit(self.estimator, problem, cleaning, mask, self.refit_on)
             bar.update(1)
 
         self.estimator_ = estimator
         self.objective_ = problem.objective
         self.method_ = problem.method
         self.classes_ = problem.classes
-        self.influence_ = self._influence_array(n, cleaning)
+        self.influence_ = cleaning.influence(n)
         self.sample_mask_ = mask
         self.removed_indices_ = cleaning.removed
         self.validation_indices_ = cleaning.validation
@@ -282,7 +290,7 @@ class InfluenceFilter(
     # ------------------------------------------------------------ delegation
     def _input(self, X):
         check_is_fitted(self)
-        return self._validate_X(X, self._support, reset=False)
+        return validate_X(self, X, self._support, reset=False)
 
     def _route(self, method: str, params: dict) -> dict:
         if _routing_enabled():
@@ -307,9 +315,7 @@ class InfluenceFilter(
         """
         X = self._input(X)
         pred = self.estimator_.predict(X, **self._route("predict", params))
-        if self._support.family == "skorch":  # nets predict class indices
-            pred = self.classes_[np.asarray(pred).astype(np.intp)]
-        return pred
+        return self._support.adapter.labels_from_predictions(pred, self.classes_)
 
     @available_if(_estimator_has("predict_proba"))
     def predict_proba(self, X, **params):
@@ -395,10 +401,11 @@ class InfluenceFilter(
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        found = self._input_tags(tags)
-        if found is None:
+        try:
+            info = check_supported(self.estimator)
+            inner = get_tags(self.estimator)
+        except (TypeError, ValueError, AttributeError):
             return tags
-        inner, info = found
         fairness = self.objective == "fairness" or isinstance(self.objective, Fairness)
         tags.classifier_tags.multi_class = not (info.binary_only or fairness)
         if inner.classifier_tags is not None:

@@ -11,21 +11,15 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 from sklearn.base import clone
-from sklearn.utils import get_tags
-from sklearn.utils.metadata_routing import _routing_enabled, process_routing
+from sklearn.utils.metadata_routing import process_routing
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import (
-    _assert_all_finite,
-    _num_samples,
-    check_consistent_length,
-    column_or_1d,
-    validate_data,
-)
+from sklearn.utils.validation import check_consistent_length, column_or_1d, validate_data
 
 from ._compute import resolve_method, resolve_objective
+from ._sklearn_compat import _assert_all_finite, _num_samples, _routing_enabled
 from .methods import Method
 from .metrics._fairness import encode_groups
-from .models._support import SupportInfo, check_supported
+from .models import SupportInfo, check_supported
 from .objectives import Fairness, Objective
 
 _NO_Y = "no_validation"  # validate_data's marker for "no y"
@@ -111,218 +105,210 @@ def _labels_known(y_val, classes, what: str) -> None:
         )
 
 
-def _skorch_input_dtype(net) -> type:
-    """The float dtype a skorch net's module takes: float64 for a double module.
+def validate_X(owner, X, info: SupportInfo, *, reset: bool, y=_NO_Y):
+    """Check X (and y, unless omitted) as the estimator will take it.
 
-    A module given as an instance tells its dtype; a module class is built
-    in torch's default dtype (float32 unless changed).
+    ``owner`` is the meta-estimator: ``validate_data`` records
+    ``n_features_in_`` (``reset=True``) or checks it on it.
     """
-    import torch
-    from torch import nn
-
-    module = getattr(net, "module", None)
-    params = list(module.parameters()) if isinstance(module, nn.Module) else []
-    dtype = params[0].dtype if params else torch.get_default_dtype()
-    return np.float64 if dtype == torch.float64 else np.float32
-
-
-def _check_strategy_params(objective, method) -> None:
-    """The strategies' own parameter checks, before any training."""
-    objective.validate()
-    method.validate()
-
-
-class InputsMixin:
-    """Checks of X, y, metadata and strategies, before any training."""
-
-    def _validate_X(self, X, info: SupportInfo, *, reset: bool, y=_NO_Y):
-        """Check X (and y, unless omitted) as the estimator will take it."""
-        if info.in_pipeline:
-            # the Pipeline validates X itself; keep it as given (a DataFrame
-            # with categorical columns stays one), in a row-indexable form
-            if sp.issparse(X):
-                X = X if X.format in ("csr", "csc") else X.tocsr()
-            elif not hasattr(X, "iloc"):
-                X = np.asarray(X)
-            if getattr(X, "ndim", 2) != 2:
-                raise ValueError(
-                    f"Expected a 2D array for X, got an array of shape {X.shape}. "
-                    "Reshape your data either using array.reshape(-1, 1) if it "
-                    "has a single feature or array.reshape(1, -1) if it holds a "
-                    "single sample."
-                )
-            out = validate_data(self, X, y, skip_check_array=True, reset=reset)
-            X = out if y is _NO_Y else out[0]
-            _check_no_inf(X)
-            if y is _NO_Y:
-                return X
-            y = column_or_1d(y, warn=True)
-            if y.dtype.kind in "fc":
-                _assert_all_finite(y, input_name="y")
-            check_consistent_length(X, y)
-            return X, y
-        sparse = info.family == "skorch" or get_tags(self.estimator).input_tags.sparse
-        dtype = (
-            _skorch_input_dtype(info.final)
-            if info.family == "skorch"
-            else [np.float64, np.float32]
-        )
-        params = dict(
-            accept_sparse=["csr", "csc"] if sparse else False,
-            dtype=dtype,
-            ensure_all_finite=True,
-            reset=reset,
-        )
+    if info.in_pipeline:
+        # the Pipeline validates X itself; keep it as given (a DataFrame
+        # with categorical columns stays one), in a row-indexable form
+        if sp.issparse(X):
+            X = X if X.format in ("csr", "csc") else X.tocsr()
+        elif not hasattr(X, "iloc"):
+            X = np.asarray(X)
+        if getattr(X, "ndim", 2) != 2:
+            raise ValueError(
+                f"Expected a 2D array for X, got an array of shape {X.shape}. "
+                "Reshape your data either using array.reshape(-1, 1) if it "
+                "has a single feature or array.reshape(1, -1) if it holds a "
+                "single sample."
+            )
+        out = validate_data(owner, X, y, skip_check_array=True, reset=reset)
+        X = out if y is _NO_Y else out[0]
+        _check_no_inf(X)
         if y is _NO_Y:
-            X = validate_data(self, X, **params)
-        else:
-            X, y = validate_data(self, X, y, ensure_min_samples=2, **params)
-        if info.family == "skorch" and sp.issparse(X):
-            X = X.toarray()
-        return X if y is _NO_Y else (X, y)
+            return X
+        y = column_or_1d(y, warn=True)
+        if y.dtype.kind in "fc":
+            _assert_all_finite(y, input_name="y")
+        check_consistent_length(X, y)
+        return X, y
+    adapter, final = info.adapter, info.final
+    params = dict(
+        accept_sparse=["csr", "csc"] if adapter.accepts_sparse(final) else False,
+        dtype=adapter.input_dtype(final),
+        ensure_all_finite=True,
+        reset=reset,
+    )
+    if y is _NO_Y:
+        return adapter.fit_input(validate_data(owner, X, **params))
+    X, y = validate_data(owner, X, y, ensure_min_samples=2, **params)
+    return adapter.fit_input(X), y
 
-    def _encode_for_fit(self, codes, info: SupportInfo, y):
-        if info.family != "skorch":
-            return y
-        return codes.astype(np.float32 if info.binary_net else np.int64)
 
-    def _routed_fit_params(self, fit_params, caller: str) -> dict:
-        if _routing_enabled():
-            routed = process_routing(self, caller, **fit_params)
-            return dict(routed.estimator.fit)
-        return dict(fit_params)
+def _routed_fit_params(owner, fit_params, caller: str) -> dict:
+    if _routing_enabled():
+        routed = process_routing(owner, caller, **fit_params)
+        return dict(routed.estimator.fit)
+    return dict(fit_params)
 
-    def _validate_problem(
-        self,
-        X,
-        y,
-        sensitive_features,
-        X_val,
-        y_val,
-        sensitive_features_val,
-        fit_params,
-        *,
-        caller: str = "fit",
-    ) -> Problem:
-        info = check_supported(self.estimator)
-        objective = resolve_objective(self.objective)
-        method = resolve_method(self.method)
-        uses_objective = method.needs_objective
-        if uses_objective:
-            _check_strategy_params(objective, method)
-        if method.needs_checkpoints and info.family != "skorch":
-            raise ValueError(
-                f"method={self.method!r} needs training checkpoints, which only "
-                "skorch nets record (with TracInCheckpoints); "
-                f"{type(info.final).__name__} has none."
-            )
 
-        X, y = self._validate_X(X, info, reset=True, y=y)
-        n = _num_samples(X)
-        if n < 3:
-            raise ValueError(
-                f"Found {n} sample(s): at least 3 are needed to split off "
-                "validation rows and keep training rows."
-            )
-        check_classification_targets(y)
-        classes, codes = np.unique(y, return_inverse=True)
-        codes = codes.reshape(-1)
-        if len(classes) < 2:
-            raise ValueError(
-                f"y holds one class ({as_python(classes[0])!r}); a classifier needs at least "
-                "two classes."
-            )
-        if info.binary_only and len(classes) > 2:
-            raise ValueError(
-                f"{type(info.final).__name__} supports two classes only; y has "
-                f"{len(classes)} classes."
-            )
-        fairness = uses_objective and isinstance(objective, Fairness)
-        pos_label = classes[-1]
-        if fairness and len(classes) > 2:
-            raise ValueError(
-                f"The fairness objective needs a binary target; y has "
-                f"{len(classes)} classes (a multiclass target)."
-            )
-        if fairness and objective.pos_label is not None:
-            if objective.pos_label not in classes.tolist():
-                raise ValueError(
-                    f"objective pos_label={objective.pos_label!r} is not one of the "
-                    f"classes {classes.tolist()}."
-                )
-            pos_label = objective.pos_label
-            if info.family == "skorch":  # the net sees class indices
-                code = int(np.flatnonzero(classes == objective.pos_label)[0])
-                objective = clone(objective).set_params(pos_label=code)
-
-        groups = None
-        if sensitive_features is not None:
-            m = _num_samples(sensitive_features)
-            if m != n:
-                raise ValueError(
-                    f"sensitive_features has {m} rows but X has {n}: their lengths "
-                    "must match."
-                )
-            groups = encode_groups(sensitive_features)[0]
-
-        if (X_val is None) != (y_val is None):
-            raise ValueError("Pass both X_val and y_val, or neither.")
-        y_val_fit = None
-        if X_val is not None:
-            X_val, y_val = self._validate_X(X_val, info, reset=False, y=y_val)
-            _labels_known(y_val, classes, "y_val")
-            if len(np.unique(y_val)) < 2:
-                raise ValueError(
-                    f"The validation rows hold one class ({as_python(y_val[0])!r}); influence "
-                    "on them needs at least two classes."
-                )
-            val_codes = np.searchsorted(classes, y_val)
-            y_val_fit = self._encode_for_fit(val_codes, info, y_val)
-            if sensitive_features_val is not None:
-                m = _num_samples(sensitive_features_val)
-                if m != _num_samples(X_val):
-                    raise ValueError(
-                        f"sensitive_features_val has {m} rows but X_val has "
-                        f"{_num_samples(X_val)}: their lengths must match."
-                    )
-                encode_groups(sensitive_features_val)
-        elif sensitive_features_val is not None:
-            raise ValueError("sensitive_features_val is given without X_val and y_val.")
-
-        if uses_objective and objective.requires_sensitive_features:
-            if X_val is None and sensitive_features is None:
-                raise ValueError(
-                    f"The {type(objective).__name__.lower()} objective needs "
-                    "sensitive_features: pass fit(X, y, sensitive_features=...)."
-                )
-            if X_val is not None and sensitive_features_val is None:
-                raise ValueError(
-                    f"The {type(objective).__name__.lower()} objective needs "
-                    "sensitive_features_val for the rows of X_val."
-                )
-
-        fit_params = self._routed_fit_params(fit_params, caller)
-        needs_preflight = info.in_pipeline and (
-            _has_missing(X) or (X_val is not None and _has_missing(X_val))
-        )
-        return Problem(
-            info=info,
-            objective=objective,
-            method=method,
-            X=X,
-            y=y,
-            y_fit=self._encode_for_fit(codes, info, y),
-            classes=classes,
-            codes=codes,
-            sensitive=sensitive_features,
-            groups=groups,
-            X_val=X_val,
-            y_val=y_val,
-            y_val_fit=y_val_fit,
-            s_val=sensitive_features_val,
-            fit_params=fit_params,
-            needs_preflight=needs_preflight,
-            pos_label=pos_label,
+def _check_checkpoints(method, method_param, info: SupportInfo) -> None:
+    if method.needs_checkpoints and not info.adapter.records_checkpoints(info.final):
+        raise ValueError(
+            f"method={method_param!r} needs training checkpoints, which "
+            f"{info.name} does not record; only skorch nets do (with "
+            "TracInCheckpoints)."
         )
 
-    # ---------------------------------------------------------------- split
+
+def _resolve_pos_label(objective, classes, info: SupportInfo):
+    """The fairness objective's positive label, and the objective the model sees."""
+    if objective.pos_label is None:
+        return classes[-1], objective
+    if objective.pos_label not in classes.tolist():
+        raise ValueError(
+            f"objective pos_label={objective.pos_label!r} is not one of the "
+            f"classes {classes.tolist()}."
+        )
+    pos_label = objective.pos_label
+    if info.adapter.fits_class_indices:  # the model sees class indices
+        code = int(np.flatnonzero(classes == pos_label)[0])
+        objective = clone(objective).set_params(pos_label=code)
+    return pos_label, objective
+
+
+def validate_problem(
+    owner,
+    X,
+    y,
+    sensitive_features,
+    X_val,
+    y_val,
+    sensitive_features_val,
+    fit_params,
+    *,
+    caller: str = "fit",
+    validated: bool = False,
+) -> Problem:
+    """Check everything ``fit`` takes, before any training.
+
+    Parameters
+    ----------
+    owner : InfluenceFilter or InfluenceSampler
+        Its parameters (``estimator``, ``objective``, ``method``) are read;
+        ``validate_data`` sets ``n_features_in_`` on it.
+    validated : bool, default=False
+        Whether ``X`` and ``y`` went through :func:`validate_X` already.
+    """
+    info = check_supported(owner.estimator)
+    objective = resolve_objective(owner.objective)
+    method = resolve_method(owner.method)
+    uses_objective = method.needs_objective
+    if uses_objective:
+        objective.validate()
+    method.validate()
+    _check_checkpoints(method, owner.method, info)
+
+    if not validated:
+        X, y = validate_X(owner, X, info, reset=True, y=y)
+    n = _num_samples(X)
+    if n < 3:
+        raise ValueError(
+            f"Found {n} sample(s): at least 3 are needed to split off "
+            "validation rows and keep training rows."
+        )
+    check_classification_targets(y)
+    classes, codes = np.unique(y, return_inverse=True)
+    codes = codes.reshape(-1)
+    if len(classes) < 2:
+        raise ValueError(
+            f"y holds one class ({as_python(classes[0])!r}); a classifier needs at "
+            "least two classes."
+        )
+    if info.binary_only and len(classes) > 2:
+        raise ValueError(
+            f"{info.name} supports two classes only; y has {len(classes)} classes."
+        )
+    info.adapter.check_classes(info.final, len(classes))
+    fairness = uses_objective and isinstance(objective, Fairness)
+    pos_label = classes[-1]
+    if fairness and len(classes) > 2:
+        raise ValueError(
+            f"The fairness objective needs a binary target; y has "
+            f"{len(classes)} classes (a multiclass target)."
+        )
+    if fairness:
+        pos_label, objective = _resolve_pos_label(objective, classes, info)
+
+    groups = None
+    if sensitive_features is not None:
+        m = _num_samples(sensitive_features)
+        if m != n:
+            raise ValueError(
+                f"sensitive_features has {m} rows but X has {n}: their lengths "
+                "must match."
+            )
+        groups = encode_groups(sensitive_features)[0]
+
+    if (X_val is None) != (y_val is None):
+        raise ValueError("Pass both X_val and y_val, or neither.")
+    y_val_fit = None
+    if X_val is not None:
+        X_val, y_val = validate_X(owner, X_val, info, reset=False, y=y_val)
+        _labels_known(y_val, classes, "y_val")
+        if len(np.unique(y_val)) < 2:
+            raise ValueError(
+                f"The validation rows hold one class ({as_python(y_val[0])!r}); "
+                "influence on them needs at least two classes."
+            )
+        val_codes = np.searchsorted(classes, y_val)
+        y_val_fit = info.adapter.fit_target(val_codes, y_val, info.final)
+        if sensitive_features_val is not None:
+            m = _num_samples(sensitive_features_val)
+            if m != _num_samples(X_val):
+                raise ValueError(
+                    f"sensitive_features_val has {m} rows but X_val has "
+                    f"{_num_samples(X_val)}: their lengths must match."
+                )
+            encode_groups(sensitive_features_val)
+    elif sensitive_features_val is not None:
+        raise ValueError("sensitive_features_val is given without X_val and y_val.")
+
+    if uses_objective and objective.requires_sensitive_features:
+        if X_val is None and sensitive_features is None:
+            raise ValueError(
+                f"The {type(objective).__name__.lower()} objective needs "
+                "sensitive_features: pass fit(X, y, sensitive_features=...)."
+            )
+        if X_val is not None and sensitive_features_val is None:
+            raise ValueError(
+                f"The {type(objective).__name__.lower()} objective needs "
+                "sensitive_features_val for the rows of X_val."
+            )
+
+    fit_params = _routed_fit_params(owner, fit_params, caller)
+    needs_preflight = info.in_pipeline and (
+        _has_missing(X) or (X_val is not None and _has_missing(X_val))
+    )
+    return Problem(
+        info=info,
+        objective=objective,
+        method=method,
+        X=X,
+        y=y,
+        y_fit=info.adapter.fit_target(codes, y, info.final),
+        classes=classes,
+        codes=codes,
+        sensitive=sensitive_features,
+        groups=groups,
+        X_val=X_val,
+        y_val=y_val,
+        y_val_fit=y_val_fit,
+        s_val=sensitive_features_val,
+        fit_params=fit_params,
+        needs_preflight=needs_preflight,
+        pos_label=pos_label,
+    )

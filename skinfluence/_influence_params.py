@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from numbers import Integral, Real
 
-from sklearn.utils._param_validation import HasMethods, Interval, RealNotInt, StrOptions
+from ._sklearn_compat import HasMethods, Interval, RealNotInt, StrOptions
 
 from .methods import Method
 from .objectives import Objective
@@ -76,3 +76,15 @@ PARAMETER_CONSTRAINTS = {
     "verbose": ["verbose"],
     "random_state": ["random_state"],
 }
+
+
+def cleaning_settings(owner) -> dict:
+    """The parameters of ``owner`` that :func:`skinfluence._cleaning.clean` takes."""
+    return {
+        "estimator": owner.estimator,
+        "prune_ratio": owner.prune_ratio,
+        "validation_size": owner.validation_size,
+        "batch_size": owner.batch_size,
+        "memory": owner.memory,
+        "random_state": owner.random_state,
+    }

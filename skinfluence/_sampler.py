@@ -3,49 +3,25 @@
 from __future__ import annotations
 
 import numpy as np
-import scipy.sparse as sp
-from sklearn.base import BaseEstimator, _fit_context
-from sklearn.utils import _safe_indexing
-from sklearn.utils._metadata_requests import METHODS
+from sklearn.base import BaseEstimator
 from sklearn.utils.metadata_routing import MetadataRouter, MethodMapping
-from sklearn.utils.multiclass import type_of_target
-from sklearn.utils.validation import _num_samples
 
-from ._cleaning import InfluenceMixin, progress_bar
-from ._influence_params import PARAM_DOCS, PARAMETER_CONSTRAINTS
+from ._cleaning import InfluenceMixin, clean, progress_bar
+from ._influence_inputs import validate_X, validate_problem
+from ._influence_params import PARAM_DOCS, PARAMETER_CONSTRAINTS, cleaning_settings
 from ._progress import verbosity
+from ._sklearn_compat import METADATA_METHODS, _num_samples, _safe_indexing
+from .models import check_supported
 
 try:  # optional: the sampler is usable without it, but not in its Pipeline
     from imblearn.base import BaseSampler as _Base
+    from imblearn.utils import check_target_type
 except ImportError:  # pragma: no cover - exercised without the extra only
     _Base = BaseEstimator
+    check_target_type = None
 
 
 _OWN_PARAMS = ("sensitive_features", "X_val", "y_val", "sensitive_features_val")
-
-
-def _one_vs_all_to_labels(y):
-    """Class indices from a one-hot (one-vs-all) target, as imbalanced-learn takes."""
-    if hasattr(y, "iloc") or not hasattr(y, "__len__"):
-        return y
-    arr = np.asarray(y)
-    if (
-        arr.ndim == 2
-        and arr.shape[1] > 1
-        and type_of_target(arr) == "multilabel-indicator"
-    ):
-        if np.all(arr.sum(axis=1) == 1):
-            return arr.argmax(axis=1)
-    return y
-
-
-def _rows(a, idx):
-    """Rows ``idx`` of ``a``, in the type of ``a`` (list, array, sparse, pandas)."""
-    if isinstance(a, list | tuple):
-        return [a[i] for i in idx]
-    if not (hasattr(a, "iloc") or sp.issparse(a)):
-        a = np.asarray(a)
-    return _safe_indexing(a, idx)
 
 
 class InfluenceSampler(InfluenceMixin, _Base):
@@ -163,13 +139,43 @@ class InfluenceSampler(InfluenceMixin, _Base):
         self.verbose = verbose
         self.random_state = random_state
 
-    def _run(self, X, y, caller, sensitive_features, X_val, y_val, s_val, fit_params):
-        problem = self._validate_problem(
-            X, y, sensitive_features, X_val, y_val, s_val, fit_params, caller=caller
+    #: imbalanced-learn's template reads it; this sampler draws no strategy
+    sampling_strategy = "bypass"
+
+    def _check_X_y(self, X, y, accept_sparse=None):
+        """imbalanced-learn's input hook: X as the estimator takes it."""
+        y, binarize_y = check_target_type(y, indicate_one_vs_all=True)
+        X, y = validate_X(self, X, check_supported(self.estimator), reset=True, y=y)
+        return X, y, binarize_y
+
+    def _fit_resample(
+        self,
+        X,
+        y,
+        *,
+        sensitive_features=None,
+        X_val=None,
+        y_val=None,
+        sensitive_features_val=None,
+        **fit_params,
+    ):
+        """Score the rows of the checked ``(X, y)`` and return those kept."""
+        caller = "fit_resample" if "fit_resample" in METADATA_METHODS else "fit"
+        problem = validate_problem(
+            self,
+            X,
+            y,
+            sensitive_features,
+            X_val,
+            y_val,
+            sensitive_features_val,
+            fit_params,
+            caller=caller,
+            validated=True,
         )
         n = _num_samples(problem.X)
         with verbosity(self.verbose), progress_bar(self, self.verbose, 3) as bar:
-            cleaning = self._clean(problem, bar)
+            cleaning = clean(problem, progress=bar, **cleaning_settings(self))
             bar.update(1)
         mask = np.ones(n, dtype=bool)
         mask[cleaning.removed] = False
@@ -178,50 +184,15 @@ class InfluenceSampler(InfluenceMixin, _Base):
         self.sample_indices_ = np.flatnonzero(mask)
         self.removed_indices_ = cleaning.removed
         self.validation_indices_ = cleaning.validation
-        self.influence_ = self._influence_array(n, cleaning)
+        self.influence_ = cleaning.influence(n)
         self.estimator_ = cleaning.first
         self.objective_ = problem.objective
         self.method_ = problem.method
-        self.sampling_strategy_ = "bypass"
-        return problem
-
-    @_fit_context(prefer_skip_nested_validation=False)
-    def fit(self, X, y, **params):
-        """Score the rows and choose the ones to drop (see ``fit_resample``).
-
-        Parameters
-        ----------
-        X : {array-like, sparse matrix, DataFrame} of shape (n_samples, n_features)
-            Rows to clean.
-        y : array-like of shape (n_samples,)
-            Class labels.
-        **params : dict
-            ``sensitive_features``, ``X_val``, ``y_val`` and
-            ``sensitive_features_val`` as in ``fit_resample``; the others go
-            to the inner estimator's ``fit``, sliced to its rows. They are not
-            declared metadata of ``fit``: an imbalanced-learn ``Pipeline``
-            routes metadata to a sampler's ``fit_resample``
-            (``set_fit_resample_request``).
-
-        Returns
-        -------
-        self : InfluenceSampler
-            The fitted sampler.
-        """
-        own = {k: params.pop(k, None) for k in _OWN_PARAMS}
-        self._run(
-            X,
-            _one_vs_all_to_labels(y),
-            "fit",
-            own["sensitive_features"],
-            own["X_val"],
-            own["y_val"],
-            own["sensitive_features_val"],
-            params,
+        return (
+            _safe_indexing(problem.X, self.sample_indices_),
+            problem.y[self.sample_indices_],
         )
-        return self
 
-    @_fit_context(prefer_skip_nested_validation=False)
     def fit_resample(
         self,
         X,
@@ -234,6 +205,10 @@ class InfluenceSampler(InfluenceMixin, _Base):
         **fit_params,
     ):
         """Score the rows, drop the most detrimental and return the others.
+
+        imbalanced-learn's ``fit_resample`` checks the inputs (through this
+        sampler's ``_check_X_y``), calls ``_fit_resample`` and returns the rows
+        in the types of the ones given; this method only names the parameters.
 
         Parameters
         ----------
@@ -257,11 +232,9 @@ class InfluenceSampler(InfluenceMixin, _Base):
         y_resampled : ndarray or Series of shape (n_kept,)
             Their labels.
         """
-        caller = "fit_resample" if "fit_resample" in METHODS else "fit"
-        return self._fit_resample(
+        return super().fit_resample(
             X,
             y,
-            caller=caller,
             sensitive_features=sensitive_features,
             X_val=X_val,
             y_val=y_val,
@@ -269,30 +242,27 @@ class InfluenceSampler(InfluenceMixin, _Base):
             **fit_params,
         )
 
-    def _fit_resample(
-        self,
-        X,
-        y,
-        *,
-        caller="fit_resample",
-        sensitive_features=None,
-        X_val=None,
-        y_val=None,
-        sensitive_features_val=None,
-        **fit_params,
-    ):
-        y_labels = _one_vs_all_to_labels(y)
-        self._run(
-            X,
-            y_labels,
-            caller,
-            sensitive_features,
-            X_val,
-            y_val,
-            sensitive_features_val,
-            fit_params,
-        )
-        return _rows(X, self.sample_indices_), _rows(y, self.sample_indices_)
+    def fit(self, X, y, **params):
+        """Score the rows and choose the ones to drop (see ``fit_resample``).
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix, DataFrame} of shape (n_samples, n_features)
+            Rows to clean.
+        y : array-like of shape (n_samples,)
+            Class labels.
+        **params : dict
+            As in ``fit_resample``. They are not declared metadata of
+            ``fit``: an imbalanced-learn ``Pipeline`` routes metadata to a
+            sampler's ``fit_resample`` (``set_fit_resample_request``).
+
+        Returns
+        -------
+        self : InfluenceSampler
+            The fitted sampler.
+        """
+        self.fit_resample(X, y, **params)
+        return self
 
     def get_metadata_routing(self):
         """Get the metadata routing of this object.
@@ -308,7 +278,7 @@ class InfluenceSampler(InfluenceMixin, _Base):
             The routing information.
         """
         mapping = MethodMapping().add(caller="fit", callee="fit")
-        if "fit_resample" in METHODS:
+        if "fit_resample" in METADATA_METHODS:
             mapping = mapping.add(caller="fit_resample", callee="fit")
         return (
             MetadataRouter(owner=self)
@@ -318,8 +288,6 @@ class InfluenceSampler(InfluenceMixin, _Base):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        if self._input_tags(tags) is None:
-            return tags
         if getattr(tags, "sampler_tags", None) is not None:
             tags.sampler_tags.sample_indices = True
         return tags

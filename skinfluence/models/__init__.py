@@ -1,13 +1,45 @@
-"""Adapters from fitted estimators to :class:`TorchModel`."""
+"""Model families: adapters from fitted estimators to :class:`TorchModel`.
 
+Each family is one :class:`ModelAdapter` subclass registered once with
+:func:`register_adapter` (skorch nets, LogisticRegression, SGDClassifier,
+Pipeline, plain torch modules, and skinfluence's own meta-estimators);
+everything else asks :func:`adapter_for`.
+"""
+
+from ._adapter import (
+    ModelAdapter,
+    SupportInfo,
+    adapter_for,
+    check_supported,
+    is_fitted,
+    register_adapter,
+    supported_families,
+    with_checkpoints,
+)
 from ._base import Checkpoint, TorchModel
-from ._dispatch import as_torch_model
-from ._support import SupportInfo, check_supported
+
+# the families, in the order they are asked
+from ._skorch import SkorchAdapter, TracInCheckpoints  # noqa: I001
+from ._sklearn import LogisticRegressionAdapter, SGDClassifierAdapter
+from ._wrappers import PipelineAdapter, TorchModuleAdapter
+from ._convert import as_torch_model
 
 __all__ = [
     "Checkpoint",
+    "LogisticRegressionAdapter",
+    "ModelAdapter",
+    "PipelineAdapter",
+    "SGDClassifierAdapter",
+    "SkorchAdapter",
     "SupportInfo",
     "TorchModel",
+    "TorchModuleAdapter",
+    "TracInCheckpoints",
+    "adapter_for",
     "as_torch_model",
     "check_supported",
+    "is_fitted",
+    "register_adapter",
+    "supported_families",
+    "with_checkpoints",
 ]

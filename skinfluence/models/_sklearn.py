@@ -1,11 +1,17 @@
-"""Adapters for scikit-learn's logistic models (as an exact ``nn.Linear``)."""
+"""The scikit-learn families: LogisticRegression and SGDClassifier(loss="log_loss").
+
+Both become an exact ``nn.Linear`` with their own L2 penalty.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
+from sklearn.linear_model import LogisticRegression, SGDClassifier
+from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
+from ._adapter import ModelAdapter, register_adapter
 from ._base import TorchModel, criterion_row_loss
 
 
@@ -39,72 +45,114 @@ def _build(est, l2, *, family: str) -> TorchModel:
     )
 
 
-def from_logistic_regression(est) -> TorchModel:
-    """Adapter for a fitted ``LogisticRegression`` (binary or multinomial).
+class LogisticRegressionAdapter(ModelAdapter):
+    """``LogisticRegression``, binary or multinomial, without ``class_weight``.
 
     scikit-learn minimises ``mean(loss) + (1 - l1_ratio) / (2 C n) ||w||^2``
     (plus the L1 part, whose Hessian is zero almost everywhere); the intercept
     is not penalised, except by liblinear, which penalises
-    ``(intercept / intercept_scaling)^2`` as well.
+    ``(intercept / intercept_scaling)^2`` as well. liblinear fits two classes
+    only (scikit-learn >= 1.8 refuses more), so every multiclass model is
+    multinomial (softmax).
     """
-    if getattr(est, "class_weight", None) is not None:
-        raise ValueError(
-            "LogisticRegression with class_weight is not supported: its "
-            "training loss is weighted per class."
-        )
-    n_classes = len(est.classes_)
-    if n_classes > 2 and np.asarray(est.coef_).shape[0] != n_classes:
-        raise ValueError("Only multinomial multiclass LogisticRegression is supported.")
-    if n_classes > 2 and getattr(est, "multi_class", "auto") == "ovr":
-        raise ValueError("One-vs-rest LogisticRegression is not supported.")
-    penalty = getattr(est, "penalty", "deprecated")
-    l1_ratio = getattr(est, "l1_ratio", 0.0) or 0.0
-    if penalty in ("l1",):
-        l1_ratio = 1.0
-    elif penalty == "l2":
-        l1_ratio = 0.0
-    C = float(est.C)
-    no_penalty = penalty is None or penalty == "none" or not np.isfinite(C)
-    liblinear = est.solver == "liblinear"
-    scaling = float(getattr(est, "intercept_scaling", 1.0))
 
-    def l2(n_rows: int) -> dict[str, float]:
-        if no_penalty:
-            return {}
-        lam = (1.0 - l1_ratio) / (C * n_rows)
-        out = {"weight": lam}
-        if liblinear and est.fit_intercept:
-            out["bias"] = lam / scaling**2
-        return out
+    description = "LogisticRegression"
 
-    return _build(est, l2, family="LogisticRegression")
+    def handles(self, estimator) -> bool:
+        return isinstance(estimator, LogisticRegression)
+
+    def check(self, est) -> None:
+        if est.class_weight is not None:
+            raise ValueError(
+                "LogisticRegression with class_weight is not supported: its "
+                "training loss is weighted per class."
+            )
+
+    def check_classes(self, est, n_classes: int) -> None:
+        if n_classes > 2 and est.solver == "liblinear":
+            raise ValueError(
+                f"LogisticRegression(solver='liblinear') cannot fit {n_classes} "
+                "classes (it is one-vs-rest only); use a multinomial solver such "
+                "as solver='lbfgs'."
+            )
+
+    def to_torch(self, est) -> TorchModel:
+        check_is_fitted(est)
+        self.check(est)
+        n_classes = len(est.classes_)
+        if n_classes > 2 and np.asarray(est.coef_).shape[0] != n_classes:
+            raise ValueError(
+                "Only multinomial multiclass LogisticRegression is supported."
+            )
+        penalty = getattr(est, "penalty", "deprecated")
+        l1_ratio = getattr(est, "l1_ratio", 0.0) or 0.0
+        if penalty in ("l1",):
+            l1_ratio = 1.0
+        elif penalty == "l2":
+            l1_ratio = 0.0
+        C = float(est.C)
+        no_penalty = penalty is None or penalty == "none" or not np.isfinite(C)
+        liblinear = est.solver == "liblinear"
+        scaling = float(getattr(est, "intercept_scaling", 1.0))
+
+        def l2(n_rows: int) -> dict[str, float]:
+            if no_penalty:
+                return {}
+            lam = (1.0 - l1_ratio) / (C * n_rows)
+            out = {"weight": lam}
+            if liblinear and est.fit_intercept:
+                out["bias"] = lam / scaling**2
+            return out
+
+        return _build(est, l2, family="LogisticRegression")
 
 
-def from_sgd_classifier(est) -> TorchModel:
-    """Adapter for a fitted binary ``SGDClassifier(loss="log_loss")``.
+class SGDClassifierAdapter(ModelAdapter):
+    """Binary ``SGDClassifier(loss="log_loss")``, without ``class_weight`` or
+    ``average``.
 
     Its objective is ``mean(loss) + alpha * R(w)`` with
     ``R = (1 - l1_ratio) / 2 ||w||^2 + l1_ratio ||w||_1`` for elasticnet.
+    Multiclass SGD is one-vs-rest, so it is refused.
     """
-    if est.loss != "log_loss":
-        raise TypeError(
-            f"SGDClassifier(loss={est.loss!r}) is not supported: only "
-            "loss='log_loss' is a probabilistic model with a smooth loss."
-        )
-    if len(est.classes_) != 2:
-        raise ValueError(
-            "Only binary SGDClassifier is supported (multiclass SGD is one-vs-rest)."
-        )
-    if getattr(est, "class_weight", None) is not None:
-        raise ValueError("SGDClassifier with class_weight is not supported.")
-    if getattr(est, "average", False):
-        raise ValueError("SGDClassifier(average=True) is not supported.")
-    ratio = {"l2": 0.0, "l1": 1.0, "elasticnet": est.l1_ratio, None: 1.0}.get(
-        est.penalty, 0.0
-    )
-    lam = float(est.alpha) * (1.0 - ratio)
 
-    def l2(n_rows: int) -> dict[str, float]:
-        return {"weight": lam}
+    description = "SGDClassifier(loss='log_loss')"
 
-    return _build(est, l2, family="SGDClassifier")
+    def handles(self, estimator) -> bool:
+        return isinstance(estimator, SGDClassifier)
+
+    def check(self, est) -> None:
+        if est.loss != "log_loss":
+            raise TypeError(
+                f"SGDClassifier(loss={est.loss!r}) is not supported: only "
+                "loss='log_loss' is a probabilistic model with a smooth loss."
+            )
+        if est.class_weight is not None:
+            raise ValueError("SGDClassifier with class_weight is not supported.")
+        if est.average:
+            raise ValueError("SGDClassifier(average=True) is not supported.")
+
+    def binary_only(self, est) -> bool:
+        return True
+
+    def to_torch(self, est) -> TorchModel:
+        check_is_fitted(est)
+        self.check(est)
+        if len(est.classes_) != 2:
+            raise ValueError(
+                "Only binary SGDClassifier is supported (multiclass SGD is "
+                "one-vs-rest)."
+            )
+        ratio = {"l2": 0.0, "l1": 1.0, "elasticnet": est.l1_ratio, None: 1.0}.get(
+            est.penalty, 0.0
+        )
+        lam = float(est.alpha) * (1.0 - ratio)
+
+        def l2(n_rows: int) -> dict[str, float]:
+            return {"weight": lam}
+
+        return _build(est, l2, family="SGDClassifier")
+
+
+register_adapter(LogisticRegressionAdapter())
+register_adapter(SGDClassifierAdapter())

@@ -1,12 +1,90 @@
-"""Adapter for skorch's classifiers."""
+"""The skorch family: NeuralNetClassifier and NeuralNetBinaryClassifier."""
 
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 import torch
+from skorch import NeuralNet, NeuralNetBinaryClassifier, NeuralNetClassifier
+from skorch.callbacks import Callback
 from torch import nn
 
+from ._adapter import ModelAdapter, register_adapter
 from ._base import Checkpoint, TorchModel, criterion_row_loss, output_kind_of
+
+
+class TracInCheckpoints(Callback):
+    """Record the parameters and the learning rate at the end of epochs.
+
+    Add it to a skorch net's ``callbacks`` before fitting; TracIn and
+    self-influence then use the recorded checkpoints. They are kept in
+    memory, on the CPU, in ``checkpoints_``.
+
+    Parameters
+    ----------
+    every : int, default=1
+        Record every ``every``-th epoch (the last epoch is always recorded
+        when it is a multiple of ``every``).
+
+    Attributes
+    ----------
+    checkpoints_ : list of Checkpoint
+        One per recorded epoch: the trainable parameters and the learning
+        rate of the optimizer's first parameter group during that epoch's
+        last training step.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skorch import NeuralNetClassifier
+    >>> from skinfluence.callbacks import TracInCheckpoints
+    >>> net = NeuralNetClassifier(
+    ...     torch.nn.Sequential(torch.nn.Linear(2, 2)), criterion=torch.nn.CrossEntropyLoss,
+    ...     max_epochs=3, lr=0.1, train_split=None, verbose=0,
+    ...     callbacks=[("tracin", TracInCheckpoints())])
+    >>> X = torch.randn(20, 2).numpy(); y = (X[:, 0] > 0).astype("int64")
+    >>> _ = net.fit(X, y)
+    >>> [ck.learning_rate for ck in dict(net.callbacks_)["tracin"].checkpoints_]
+    [0.1, 0.1, 0.1]
+    """
+
+    def __init__(self, every: int = 1) -> None:
+        self.every = every
+
+    def initialize(self):
+        if not (isinstance(self.every, int) and self.every >= 1):
+            raise ValueError(f"every must be an int >= 1, got {self.every!r}.")
+        self.checkpoints_ = []
+        self._lr = None
+        return self
+
+    def on_batch_end(self, net, batch=None, training=None, **kwargs):
+        if training:
+            self._lr = float(net.optimizer_.param_groups[0]["lr"])
+
+    def on_epoch_end(self, net, **kwargs):
+        epoch = len(net.history)
+        if epoch % self.every:
+            return
+        lr = self._lr
+        if lr is None:
+            lr = float(net.optimizer_.param_groups[0]["lr"])
+        params = {
+            name: p.detach().to("cpu", copy=True)
+            for name, p in net.module_.named_parameters()
+            if p.requires_grad
+        }
+        self.checkpoints_.append(Checkpoint(params, lr))
+
+
+def _name(obj) -> str:
+    return getattr(obj, "__name__", type(obj).__name__)
+
+
+def _is_class_or_instance(obj, classes) -> bool:
+    if isinstance(obj, type):
+        return issubclass(obj, classes)
+    return isinstance(obj, classes)
 
 
 def _weight_decay(net) -> dict[int, float]:
@@ -25,61 +103,140 @@ def _weight_decay(net) -> dict[int, float]:
     return out
 
 
-def _checkpoints(net) -> list[Checkpoint]:
-    from ..callbacks import TracInCheckpoints
-
+def _recorded_checkpoints(net) -> list[Checkpoint]:
     for _, cb in getattr(net, "callbacks_", []) or []:
         if isinstance(cb, TracInCheckpoints):
             return list(getattr(cb, "checkpoints_", []))
     return []
 
 
-def from_skorch(net) -> TorchModel:
-    """Adapter for a fitted skorch ``NeuralNetClassifier`` or binary classifier.
+def _has_recorder(callbacks) -> bool:
+    if not isinstance(callbacks, list | tuple):
+        return False
+    for item in callbacks:
+        cb = item[1] if isinstance(item, tuple | list) else item
+        if isinstance(cb, TracInCheckpoints) or cb is TracInCheckpoints:
+            return True
+    return False
+
+
+class SkorchAdapter(ModelAdapter):
+    """skorch's ``NeuralNetClassifier`` (``CrossEntropyLoss`` on logits or
+    ``NLLLoss`` on probabilities) and ``NeuralNetBinaryClassifier``
+    (``BCEWithLogitsLoss``).
 
     The per-row loss is the net's criterion with ``reduction="none"``; with
     ``NLLLoss`` the module outputs probabilities and their log is taken as
     skorch does (``log(p + eps)``). An optimizer's (coupled) ``weight_decay``
-    enters the training objective as ``wd / 2 ||theta||^2``.
+    enters the training objective as ``wd / 2 ||theta||^2``. Nets are trained
+    on class indices and predict class indices.
     """
-    from skorch import NeuralNetBinaryClassifier, NeuralNetClassifier
 
-    if not getattr(net, "initialized_", False):
-        from sklearn.exceptions import NotFittedError
+    description = "skorch NeuralNetClassifier / NeuralNetBinaryClassifier"
 
-        raise NotFittedError("The skorch net is not initialized/fitted.")
-    crit = net.criterion_
-    if isinstance(net, NeuralNetBinaryClassifier):
-        if not isinstance(crit, nn.BCEWithLogitsLoss):
+    def handles(self, estimator) -> bool:
+        return isinstance(estimator, NeuralNet)
+
+    def check(self, net) -> None:
+        crit = net.criterion
+        if isinstance(net, NeuralNetBinaryClassifier):
+            if not _is_class_or_instance(crit, nn.BCEWithLogitsLoss):
+                raise TypeError(
+                    "NeuralNetBinaryClassifier is supported with BCEWithLogitsLoss "
+                    f"only, not {_name(crit)}."
+                )
+        elif isinstance(net, NeuralNetClassifier):
+            if not _is_class_or_instance(crit, nn.CrossEntropyLoss | nn.NLLLoss):
+                raise TypeError(
+                    "NeuralNetClassifier is supported with CrossEntropyLoss (on "
+                    f"logits) or NLLLoss (on probabilities), not {_name(crit)}."
+                )
+        else:
             raise TypeError(
-                "NeuralNetBinaryClassifier is supported with BCEWithLogitsLoss only."
+                f"{type(net).__name__} is not a skorch classifier; use "
+                "NeuralNetClassifier or NeuralNetBinaryClassifier."
             )
-        output, classes = "binary_logit", np.array([0, 1])
-    elif isinstance(net, NeuralNetClassifier):
-        output = output_kind_of(crit, probabilities=True)
-        if output not in ("logits", "proba"):
-            raise TypeError(
-                "NeuralNetClassifier is supported with CrossEntropyLoss (on "
-                f"logits) or NLLLoss (on probabilities), not {type(crit).__name__}."
+
+    def binary_only(self, net) -> bool:
+        return isinstance(net, NeuralNetBinaryClassifier)
+
+    def records_checkpoints(self, net) -> bool:
+        return True
+
+    def with_checkpoints(self, net):
+        callbacks = net.callbacks
+        if _has_recorder(callbacks):
+            return net
+        params = net.get_params(deep=False)
+        new = [("tracin_checkpoints", TracInCheckpoints())]
+        if isinstance(callbacks, str) and callbacks == "disable":
+            # keep skorch's default callbacks off, as "disable" asked
+            params.update(
+                {f"callbacks__{n}": None for n, _ in net.get_default_callbacks()}
             )
-        classes = getattr(net, "classes_", None)
-    else:
-        raise TypeError(
-            f"{type(net).__name__} is not a skorch classifier; use "
-            "NeuralNetClassifier or NeuralNetBinaryClassifier."
+            params["callbacks"] = new
+        else:
+            params["callbacks"] = [*(callbacks or []), *new]
+        return type(net)(**params)
+
+    def input_dtype(self, net):
+        """float64 for a module instance in double precision, else float32.
+
+        A module given as an instance tells its dtype; a module class is
+        built in torch's default dtype (float32 unless changed).
+        """
+        module = getattr(net, "module", None)
+        params = list(module.parameters()) if isinstance(module, nn.Module) else []
+        dtype = params[0].dtype if params else torch.get_default_dtype()
+        return np.float64 if dtype == torch.float64 else np.float32
+
+    def accepts_sparse(self, net) -> bool:
+        return True  # densified by fit_input
+
+    def fit_input(self, X):
+        """skorch nets take dense arrays: a sparse X is densified."""
+        return X.toarray() if sp.issparse(X) else X
+
+    @property
+    def fits_class_indices(self) -> bool:
+        return True
+
+    def fit_target(self, codes, y, net):
+        return codes.astype(np.float32 if self.binary_only(net) else np.int64)
+
+    def labels_from_predictions(self, pred, classes):
+        return classes[np.asarray(pred).astype(np.intp)]
+
+    def is_fitted(self, net) -> bool:
+        return bool(getattr(net, "initialized_", False))
+
+    def to_torch(self, net) -> TorchModel:
+        if not self.is_fitted(net):
+            from sklearn.exceptions import NotFittedError
+
+            raise NotFittedError("The skorch net is not initialized/fitted.")
+        self.check(net)
+        crit = net.criterion_
+        if isinstance(net, NeuralNetBinaryClassifier):
+            output, classes = "binary_logit", np.array([0, 1])
+        else:
+            output = output_kind_of(crit, probabilities=True)
+            classes = getattr(net, "classes_", None)
+        decay = _weight_decay(net)
+        names = {n: id(p) for n, p in net.module_.named_parameters() if p.requires_grad}
+
+        def l2(n_rows: int) -> dict[str, float]:
+            return {n: decay.get(i, 0.0) for n, i in names.items()}
+
+        return TorchModel(
+            net.module_,
+            criterion_row_loss(crit, output),
+            output=output,
+            classes=None if classes is None else np.asarray(classes),
+            l2=l2,
+            checkpoints=_recorded_checkpoints(net),
+            family=type(net).__name__,
         )
-    decay = _weight_decay(net)
-    names = {n: id(p) for n, p in net.module_.named_parameters() if p.requires_grad}
 
-    def l2(n_rows: int) -> dict[str, float]:
-        return {n: decay.get(i, 0.0) for n, i in names.items()}
 
-    return TorchModel(
-        net.module_,
-        criterion_row_loss(crit, output),
-        output=output,
-        classes=None if classes is None else np.asarray(classes),
-        l2=l2,
-        checkpoints=_checkpoints(net),
-        family=type(net).__name__,
-    )
+register_adapter(SkorchAdapter())

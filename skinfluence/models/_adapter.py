@@ -1,0 +1,307 @@
+"""Model families: one :class:`ModelAdapter` per family, registered once.
+
+An adapter owns everything skinfluence must know about a family of
+estimators: whether an (unfitted) estimator is supported, how a fitted one
+becomes a :class:`~skinfluence.models.TorchModel`, how to tell that it is
+fitted, how to make it record training checkpoints, and how it takes its
+inputs and returns its predictions. Nothing else in the package asks
+``isinstance`` of an estimator: it asks :func:`adapter_for`.
+
+Wrappers (a ``Pipeline``, an influence meta-estimator) are adapters too: they
+name the estimator they wrap (:meth:`ModelAdapter.inner`), so that the
+functions here walk down to the final model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.base import clone
+from sklearn.utils import get_tags
+from sklearn.utils.validation import check_is_fitted
+
+from ._base import TorchModel
+
+
+class ModelAdapter:
+    """Base class of the model families.
+
+    Subclass it, implement :meth:`handles`, :meth:`check` and
+    :meth:`to_torch` (and the other hooks where the family differs from a
+    scikit-learn classifier), and register an instance with
+    :func:`register_adapter`. See the "Extending" page of the documentation.
+
+    Attributes
+    ----------
+    description : str
+        How the supported family is named in error messages.
+    """
+
+    description: str = ""
+
+    # ---------------------------------------------------------------- identity
+    def handles(self, estimator) -> bool:
+        """Whether ``estimator`` (fitted or not) belongs to this family."""
+        raise NotImplementedError
+
+    def inner(self, estimator):
+        """The unfitted estimator a wrapper wraps; None for a model."""
+        return None
+
+    def rewrap(self, estimator, inner):
+        """A clone of the wrapper ``estimator`` around ``inner`` (wrappers only)."""
+        raise NotImplementedError
+
+    # --------------------------------------------------------- before training
+    def check(self, estimator) -> None:
+        """Raise TypeError/ValueError if the unfitted ``estimator`` is unsupported."""
+
+    def check_classes(self, estimator, n_classes: int) -> None:
+        """Raise ValueError if the family cannot fit ``n_classes`` classes."""
+
+    def binary_only(self, estimator) -> bool:
+        """Whether the model fits two classes only."""
+        return False
+
+    def records_checkpoints(self, estimator) -> bool:
+        """Whether :meth:`with_checkpoints` can make the model record checkpoints."""
+        return False
+
+    def with_checkpoints(self, estimator):
+        """``estimator`` (an unfitted clone) set to record TracIn checkpoints."""
+        return estimator
+
+    # ------------------------------------------------------------------ inputs
+    def input_dtype(self, estimator):
+        """The float dtype(s) ``fit`` takes, as ``check_array`` accepts them."""
+        return [np.float64, np.float32]
+
+    def accepts_sparse(self, estimator) -> bool:
+        """Whether ``fit`` takes a scipy sparse X."""
+        return bool(get_tags(estimator).input_tags.sparse)
+
+    def fit_input(self, X):
+        """``X`` (checked, possibly sparse) in the form ``fit`` takes."""
+        return X
+
+    def fit_target(self, codes: np.ndarray, y: np.ndarray, estimator) -> np.ndarray:
+        """The target ``fit`` takes, from class indices ``codes`` and labels ``y``."""
+        return y
+
+    def labels_from_predictions(self, pred, classes: np.ndarray):
+        """Class labels from what the fitted model's ``predict`` returned."""
+        return pred
+
+    @property
+    def fits_class_indices(self) -> bool:
+        """Whether the model is trained on class indices instead of labels."""
+        return False
+
+    # --------------------------------------------------------------- fitted
+    def is_fitted(self, estimator) -> bool:
+        """Whether ``estimator`` is fitted."""
+        try:
+            check_is_fitted(estimator)
+        except Exception:  # NotFittedError, or a TypeError for odd objects
+            return False
+        return True
+
+    def to_torch(self, estimator) -> TorchModel:
+        """The fitted ``estimator`` as a :class:`TorchModel`."""
+        raise NotImplementedError
+
+
+_ADAPTERS: list[ModelAdapter] = []
+
+
+def register_adapter(adapter: ModelAdapter) -> ModelAdapter:
+    """Register a model family (an adapter instance); returns it.
+
+    Parameters
+    ----------
+    adapter : ModelAdapter
+        The family's adapter. Families are asked in registration order.
+
+    Returns
+    -------
+    ModelAdapter
+        ``adapter``, so that the call can decorate a class instantiation.
+    """
+    if not isinstance(adapter, ModelAdapter):
+        raise TypeError(f"{adapter!r} is not a ModelAdapter instance.")
+    _ADAPTERS.append(adapter)
+    return adapter
+
+
+def supported_families() -> str:
+    """The registered families, for error messages."""
+    return ", ".join(a.description for a in _ADAPTERS if a.description)
+
+
+def adapter_for(estimator) -> ModelAdapter:
+    """The adapter of the family ``estimator`` belongs to.
+
+    Parameters
+    ----------
+    estimator : object
+        An estimator, fitted or not.
+
+    Returns
+    -------
+    ModelAdapter
+
+    Raises
+    ------
+    TypeError
+        When no registered family handles it.
+
+    Examples
+    --------
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from skinfluence.models import adapter_for
+    >>> type(adapter_for(LogisticRegression())).__name__
+    'LogisticRegressionAdapter'
+    """
+    for adapter in _ADAPTERS:
+        if adapter.handles(estimator):
+            return adapter
+    raise TypeError(
+        f"{type(estimator).__name__} is not supported. Supported: "
+        f"{supported_families()}."
+    )
+
+
+@dataclass(frozen=True)
+class SupportInfo:
+    """What :func:`check_supported` learnt about an (unfitted) estimator.
+
+    Parameters
+    ----------
+    adapter : ModelAdapter
+        The family of the final model.
+    final : estimator
+        The final model (the last step of a Pipeline, the estimator itself
+        otherwise), unfitted.
+    in_pipeline : bool
+        Whether the model is wrapped (the last step of a Pipeline, or inside
+        another influence meta-estimator), so that ``X`` reaches it only after
+        the wrapper's own steps.
+    """
+
+    adapter: ModelAdapter
+    final: object
+    in_pipeline: bool
+
+    @property
+    def binary_only(self) -> bool:
+        """Whether the final model fits two classes only."""
+        return self.adapter.binary_only(self.final)
+
+    @property
+    def name(self) -> str:
+        """The final model's class name, for messages."""
+        return type(self.final).__name__
+
+
+def check_supported(estimator) -> SupportInfo:
+    """Raise if ``estimator`` will not be supported once fitted; else describe it.
+
+    Parameters
+    ----------
+    estimator : estimator
+        An unfitted estimator of a registered family, or a wrapper (a
+        ``Pipeline``, an influence meta-estimator) around one.
+
+    Returns
+    -------
+    SupportInfo
+        The family of the final model and what a caller must know to feed it.
+
+    Raises
+    ------
+    TypeError
+        For an unsupported model family (a tree ensemble, an SVC, a skorch
+        regressor, an unsupported criterion or loss).
+    ValueError
+        For a supported family with an unsupported setting (``class_weight``,
+        ``average``).
+
+    Examples
+    --------
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from sklearn.svm import SVC
+    >>> from skinfluence.models import check_supported
+    >>> check_supported(LogisticRegression()).name
+    'LogisticRegression'
+    >>> check_supported(SVC())  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    TypeError: SVC is not supported. ...
+    """
+    adapter = adapter_for(estimator)
+    inner = adapter.inner(estimator)
+    if inner is None:
+        adapter.check(estimator)
+        return SupportInfo(adapter, estimator, False)
+    info = check_supported(inner)
+    return SupportInfo(info.adapter, info.final, True)
+
+
+def with_checkpoints(estimator):
+    """An unfitted clone of ``estimator`` whose model records TracIn checkpoints.
+
+    The final model (the estimator itself, the last step of a Pipeline, the
+    model inside an influence meta-estimator) is set to record checkpoints
+    when its family can (a skorch net gets a
+    :class:`~skinfluence.callbacks.TracInCheckpoints` callback, unless it has
+    one); other estimators are cloned unchanged. ``estimator`` itself is not
+    modified.
+
+    Parameters
+    ----------
+    estimator : estimator
+        An estimator of a registered family, or a wrapper around one.
+
+    Returns
+    -------
+    estimator
+        A new, unfitted estimator.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skorch import NeuralNetClassifier
+    >>> from skinfluence.models import with_checkpoints
+    >>> net = NeuralNetClassifier(torch.nn.Linear(2, 2), callbacks="disable")
+    >>> [name for name, _ in with_checkpoints(net).callbacks]
+    ['tracin_checkpoints']
+    """
+    adapter = adapter_for(estimator)
+    inner = adapter.inner(estimator)
+    if inner is None:
+        return adapter.with_checkpoints(clone(estimator))
+    return adapter.rewrap(estimator, with_checkpoints(inner))
+
+
+def is_fitted(estimator) -> bool:
+    """Whether ``estimator`` (of a registered family) is fitted.
+
+    Parameters
+    ----------
+    estimator : estimator, TorchModel or torch.nn.Module
+
+    Returns
+    -------
+    bool
+
+    Examples
+    --------
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from skinfluence.models import is_fitted
+    >>> is_fitted(LogisticRegression())
+    False
+    """
+    if isinstance(estimator, TorchModel):
+        return True
+    return adapter_for(estimator).is_fitted(estimator)
