@@ -2,46 +2,82 @@
 
 Run from the repository root::
 
-    python benchmarks/bench_speed.py            # full run (Adult, 30,000 rows)
-    python benchmarks/bench_speed.py --quick    # ~1/10 size smoke test
+    python benchmarks/bench_speed.py              # full run (Adult, 30,000 rows)
+    python benchmarks/bench_speed.py --quick      # ~1/10 size smoke test
     python benchmarks/bench_speed.py --device cuda
+    python benchmarks/bench_speed.py --only sparse --sparse-rows 1000
 
 What it measures (see benchmarks/README.md for the details):
 
 * one training epoch of a skorch MLP (2 x 128 ReLU) on 30,000 Adult rows;
 * ``compute_influence`` with ip, ip_ensemble, tracin, influence_function and
   self_influence (with checkpoints and at the final parameters only);
-* captum's ``TracInCP`` (``tests/_captum_ref.py``) on the same rows and
+* captum's ``TracInCP`` (``benchmarks/captum_ref.py``) on the same rows and
   checkpoints, and the largest relative difference to our scores;
+* ip's time per batch size, and the cost of the kernels of
+  ``skinfluence.kernels`` next to plain passes;
 * the peak memory of ``ip`` on 1,000,000 synthetic rows, beyond the data,
-  in a fresh subprocess.
+  in a fresh subprocess;
+* sparse input: ip with a LogisticRegression on a seeded scipy.sparse CSR
+  matrix (8,000 x 50,000, 40,000 non-zeros), its time against the fit's and
+  its peak memory beyond the data, in a fresh subprocess.
 
-It prints progress, then a Markdown table that it also writes to
-``benchmarks/results/speed.md`` (unless ``--no-write``).
+It prints progress, then a Markdown report that it also writes to
+``benchmarks/results/speed.md`` (``speed_sparse.md`` with ``--only sparse``;
+nothing with ``--no-write``).
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
-import os
 import pickle
-import platform
-import resource
-import subprocess
 import sys
 import tempfile
-import time
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
+from harness import (
+    RESULTS_DIR,
+    Quiet,
+    Timing,
+    checkpoints_of,
+    child_result,
+    command_line,
+    encode,
+    fmt_share,
+    header_lines,
+    hwm_mb,
+    load_dataset,
+    log,
+    make_mlp,
+    md_table,
+    peak_beyond,
+    rss_mb,
+    run_child,
+    run_header,
+    sample_rows,
+    set_threads,
+    timed,
+    write_result,
+)
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results" / "speed.md"
+from skinfluence import (
+    InfluenceFunction,
+    IPEnsemble,
+    SelfInfluence,
+    Utility,
+    as_torch_model,
+    compute_influence,
+)
+
+SCRIPT = Path(__file__).resolve()
+RESULTS = RESULTS_DIR / "speed.md"
+SPARSE_RESULTS = RESULTS_DIR / "speed_sparse.md"
+HIDDEN = (128, 128)
+SWEEP = (512, 1024, 2048, 4096, 8192, 16384)
 
 # Targets (ratio name -> (comparison, threshold)).
 TARGETS = {
@@ -52,102 +88,8 @@ TARGETS = {
 }
 REL_DIFF_TARGET = 1e-4
 MEMORY_TARGET_MB = 2048.0
-
-
-# --------------------------------------------------------------------------
-# helpers
-# --------------------------------------------------------------------------
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
-
-def sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-
-
-# Seconds to wait, before each timed run, for the other processes on the
-# machine to go quiet (set from --idle-wait; 0 disables the wait).
-IDLE_WAIT = 0.0
-# Total seconds the whole run may spend waiting (set from --idle-budget), and
-# what it has spent: on a machine that stays busy, stop waiting.
-IDLE_BUDGET = {"left": 0.0, "spent": 0.0}
-IDLE_BUSY = 0.15  # "quiet": less than this share of all CPUs busy
-
-
-def _cpu_busy_s() -> float | None:
-    """Busy CPU-seconds of the whole machine since boot (/proc/stat)."""
-    try:
-        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
-        vals = [int(x) for x in fields]
-    except (OSError, ValueError):
-        return None
-    idle = vals[3] + (vals[4] if len(vals) > 4 else 0)  # idle + iowait
-    return (sum(vals[:8]) - idle) / os.sysconf("SC_CLK_TCK")
-
-
-def _own_cpu_s() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
-
-
-def wait_for_idle(max_wait: float) -> None:
-    """Sleep until the machine is quiet, for at most ``max_wait`` seconds and
-    within what is left of the run's budget."""
-    start = time.monotonic()
-    deadline = start + min(max_wait, IDLE_BUDGET["left"])
-    ncpu = os.cpu_count() or 1
-    try:
-        while time.monotonic() < deadline:
-            b0, t0 = _cpu_busy_s(), time.monotonic()
-            if b0 is None:
-                return
-            time.sleep(0.5)
-            share = (_cpu_busy_s() - b0) / ((time.monotonic() - t0) * ncpu)
-            if share < IDLE_BUSY:
-                return
-    finally:
-        waited = time.monotonic() - start
-        IDLE_BUDGET["spent"] += waited
-        IDLE_BUDGET["left"] = max(0.0, IDLE_BUDGET["left"] - waited)
-
-
-def timed(fn, device: str, repeats: int = 1):
-    """Run ``fn`` ``repeats`` times.
-
-    Returns (last result, list of seconds, list of "other load"): the share
-    of all CPUs that OTHER processes kept busy during each run (machine busy
-    time from /proc/stat minus this process's CPU time), or None.
-    """
-    times, others, out = [], [], None
-    ncpu = os.cpu_count() or 1
-    for _ in range(repeats):
-        if IDLE_WAIT > 0 and IDLE_BUDGET["left"] > 0:
-            wait_for_idle(IDLE_WAIT)
-        sync(device)
-        b0, c0 = _cpu_busy_s(), _own_cpu_s()
-        t0 = time.perf_counter()
-        out = fn()
-        sync(device)
-        dt = time.perf_counter() - t0
-        b1, c1 = _cpu_busy_s(), _own_cpu_s()
-        times.append(dt)
-        if b0 is None or b1 is None:
-            others.append(None)
-        else:
-            others.append(max(0.0, ((b1 - b0) - (c1 - c0)) / (dt * ncpu)))
-    return out, times, others
-
-
-def fmt_other(x) -> str:
-    return "n/a" if x is None else f"{100 * x:.0f}%"
-
-
-def rel_diff(ours: np.ndarray, ref: np.ndarray) -> float:
-    """max |ours - ref| / max |ref|."""
-    ours = np.asarray(ours, dtype=np.float64)
-    ref = np.asarray(ref, dtype=np.float64)
-    return float(np.max(np.abs(ours - ref)) / np.max(np.abs(ref)))
+SPARSE_MEMORY_TARGET_MB = 1024.0
+SPARSE_TIME_TARGET = 3.0  # compute_influence time / LogisticRegression fit time
 
 
 def verdict(value: float, cmp: str, threshold: float) -> str:
@@ -155,654 +97,239 @@ def verdict(value: float, cmp: str, threshold: float) -> str:
     return "PASS" if ok else "MISS"
 
 
-def load_avg() -> str:
-    try:
-        return "/".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:
-        return "n/a"
+def rel_diff(ours, ref) -> float:
+    """max |ours - ref| / max |ref|."""
+    ours, ref = np.asarray(ours, np.float64), np.asarray(ref, np.float64)
+    return float(np.max(np.abs(ours - ref)) / np.max(np.abs(ref)))
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def current_rss_mb() -> float | None:
-    """Resident set size now, in MiB (psutil, else /proc/self/statm)."""
-    try:
-        import psutil
-
-        return psutil.Process().memory_info().rss / 2**20
-    except ImportError:
-        pass
-    try:
-        pages = int(Path("/proc/self/statm").read_text().split()[1])
-        return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
-    except (OSError, ValueError):
-        return None
-
-
-def reset_peak_rss() -> bool:
-    """Reset the kernel's RSS high-water mark of this process (Linux >= 4.0).
-
-    Needed because ``ru_maxrss`` of a child started by fork + exec also
-    counts the parent's pages before the exec, so it cannot be trusted for
-    a baseline. Returns False where ``/proc/self/clear_refs`` is missing.
-    """
-    try:
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")
-        return hwm_mb() is not None
-    except OSError:
-        return False
-
-
-def hwm_mb() -> float | None:
-    """``VmHWM`` (peak RSS since start or the last reset) in MiB, if readable."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 2**10
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
-def peak_rss_mb() -> float:
-    """Peak resident set size of this process so far, in MiB."""
-    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    # KiB on Linux, bytes on macOS
-    return kb / 2**20 if sys.platform == "darwin" else kb / 2**10
-
-
-# --------------------------------------------------------------------------
-# data and model
-# --------------------------------------------------------------------------
+# ---------------------------------------------------------------- data, model
 def load_data(n_train: int, n_val: int, seed: int):
-    """Adult train (shuffled, first ``n_train``) and test (first ``n_val``)."""
-    from sklearn.compose import ColumnTransformer
-    from sklearn.preprocessing import OneHotEncoder, StandardScaler
-
-    from skinfluence.datasets import load_adult
-
-    X_tr_df, y_tr, _ = load_adult(subset="train")
-    X_te_df, y_te, _ = load_adult(subset="test")
-    numeric = [c for c in X_tr_df.columns if X_tr_df[c].dtype.kind in "if"]
-    categorical = [c for c in X_tr_df.columns if c not in numeric]
-    ct = ColumnTransformer(
-        [
-            ("num", StandardScaler(), numeric),
-            (
-                "cat",
-                OneHotEncoder(handle_unknown="ignore", sparse_output=False),
-                categorical,
-            ),
-        ]
+    """Adult train rows (seeded sample) and test rows as validation, encoded."""
+    X_tr, y_tr, _ = load_dataset("adult", subset="train")
+    X_te, y_te, _ = load_dataset("adult", subset="test")
+    i_tr, i_te = (
+        sample_rows(len(X_tr), n_train, seed),
+        sample_rows(len(X_te), n_val, seed),
     )
-    rng = np.random.RandomState(seed)
-    idx_tr = rng.permutation(len(X_tr_df))[:n_train]
-    idx_te = rng.permutation(len(X_te_df))[:n_val]
-    X_tr_df, y_tr = X_tr_df.iloc[idx_tr], y_tr.iloc[idx_tr]
-    X_te_df, y_te = X_te_df.iloc[idx_te], y_te.iloc[idx_te]
-    X_train = np.ascontiguousarray(ct.fit_transform(X_tr_df), dtype=np.float32)
-    X_val = np.ascontiguousarray(ct.transform(X_te_df), dtype=np.float32)
-    return (
-        X_train,
-        y_tr.to_numpy().astype(np.int64),
-        X_val,
-        y_te.to_numpy().astype(np.int64),
-    )
+    X, X_val = encode(X_tr.iloc[i_tr], X_te.iloc[i_te])
+    return X, y_tr[i_tr], X_val, y_te[i_te]
 
 
-def make_module(n_features: int, hidden: int = 128) -> nn.Module:
-    return nn.Sequential(
-        nn.Linear(n_features, hidden),
-        nn.ReLU(),
-        nn.Linear(hidden, hidden),
-        nn.ReLU(),
-        nn.Linear(hidden, 2),
-    )
-
-
-def make_net(n_features: int, device: str, epochs: int, seed: int):
-    from skorch import NeuralNetClassifier
-
-    from skinfluence.callbacks import TracInCheckpoints
-
-    torch.manual_seed(seed)
-    return NeuralNetClassifier(
-        make_module(n_features),
-        criterion=nn.CrossEntropyLoss,
-        optimizer=torch.optim.SGD,
-        optimizer__momentum=0.9,
+def make_net(n_features: int, epochs: int, args):
+    torch.manual_seed(args.seed)
+    return make_mlp(
+        n_features,
+        hidden=HIDDEN,
         lr=0.05,
+        momentum=0.9,
         batch_size=128,
-        max_epochs=epochs,
-        train_split=None,
-        iterator_train__shuffle=True,
-        device=device,
-        verbose=0,
-        callbacks=[("tracin", TracInCheckpoints())],
+        epochs=epochs,
+        checkpoints=True,
+        device=args.device,
     )
 
 
-def tracin_callback(net):
-    return dict(net.callbacks_)["tracin"]
+def fit_net(X, y, args, quiet: Quiet):
+    """The net fitted ``--repeats`` times from the same seed; the fits' Timing."""
+    make_net(X.shape[1], 1, args).fit(X[:1024], y[:1024])  # warm-up
+    fits = Timing()
+    for _ in range(args.repeats):
+        net = make_net(X.shape[1], args.epochs, args)
+        t = timed(lambda net=net: net.fit(X, y), device=args.device, quiet=quiet)
+        fits.seconds += t.seconds
+        fits.other += t.other
+    fits.result = net
+    return net, fits
 
 
-# --------------------------------------------------------------------------
-# memory child (run in a fresh process)
-# --------------------------------------------------------------------------
-def memory_child(args) -> None:
-    """Score ``args.mem_rows`` synthetic rows with ip; print a JSON line."""
-    from skinfluence import compute_influence
+# ------------------------------------------------------------------- timings
+@dataclass
+class Bench:
+    """The fitted net and the rows every timed call shares."""
 
-    with open(args._memory_child, "rb") as fh:
-        payload = pickle.load(fh)
-    net, X_val, y_val = payload["net"], payload["X_val"], payload["y_val"]
-    n_features, n = X_val.shape[1], args.mem_rows
-    device = args.device
-    if device.startswith("cuda"):
-        torch.cuda.init()
-    # Build the data in float32 chunks so that no float64 temporary inflates
-    # the peak before the baseline is taken.
-    rng = np.random.default_rng(args.seed)
-    X = np.empty((n, n_features), dtype=np.float32)
-    for start in range(0, n, 65536):
-        stop = min(start + 65536, n)
-        rng.standard_normal(
-            size=(stop - start, n_features), dtype=np.float32, out=X[start:stop]
+    net: object
+    X: np.ndarray
+    y: np.ndarray
+    X_val: np.ndarray
+    y_val: np.ndarray
+    batch_size: int
+    repeats: int
+    device: str
+    seed: int
+    quiet: Quiet
+
+    def influence(self, method, n=None, batch_size=None):
+        """``compute_influence`` on the first ``n`` training rows (all: None)."""
+        return compute_influence(
+            self.net,
+            self.X[:n],
+            self.y[:n],
+            self.X_val,
+            self.y_val,
+            method=method,
+            batch_size=batch_size or self.batch_size,
+            random_state=self.seed,
         )
-    y = rng.integers(0, 2, size=n).astype(np.int64)
-    # warm-up on a few rows (loads kernels, allocator pools) before the baseline
-    compute_influence(
-        net, X[:256], y[:256], X_val, y_val, method="ip", batch_size=args.batch_size
+
+    def time(self, fn, repeats=None) -> Timing:
+        return timed(
+            fn, repeats=repeats or self.repeats, device=self.device, quiet=self.quiet
+        )
+
+
+@dataclass
+class Row:
+    name: str
+    timing: Timing
+    note: str = ""
+
+
+def log_row(row: Row) -> Row:
+    t = row.timing
+    log(
+        f"{row.name}: {t.best:.3f} s (runs: {t.runs()}; other load "
+        f"{fmt_share(t.other_at_best)}) {row.note}"
     )
-    base_now = current_rss_mb()
-    base_peak = peak_rss_mb()
-    hwm_reset = reset_peak_rss()
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        cuda_base = torch.cuda.memory_allocated()
-    t0 = time.perf_counter()
-    scores = compute_influence(
-        net, X, y, X_val, y_val, method="ip", batch_size=args.batch_size
+    return row
+
+
+def time_ours(bench: Bench, name: str, method, note: str = "") -> Row:
+    """One warm-up call on 256 rows, then ``repeats`` timed calls."""
+    bench.influence(method, n=256)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        timing = bench.time(lambda: bench.influence(method))
+    msgs = sorted(
+        {
+            str(w.message)
+            for w in caught
+            if not issubclass(w.category, DeprecationWarning)
+        }
     )
-    seconds = time.perf_counter() - t0
-    out = {
-        "rows": n,
-        "data_mb": (X.nbytes + y.nbytes) / 2**20,
-        "rss_after_data_mb": base_now,
-        "peak_after_data_mb": base_peak,
-        "rss_after_scoring_mb": current_rss_mb(),
-        "seconds": seconds,
-        "finite": bool(np.isfinite(scores).all()),
-        "rss_source": "psutil" if _has_psutil() else "/proc/self/statm",
-    }
-    if hwm_reset:
-        out["peak_after_scoring_mb"] = hwm_mb()
-        out["peak_source"] = "VmHWM, reset via /proc/self/clear_refs after the data"
-    else:
-        out["peak_after_scoring_mb"] = peak_rss_mb()
-        out["peak_source"] = "ru_maxrss (lifetime peak; may include pre-exec pages)"
-    if device.startswith("cuda"):
-        out["cuda_peak_mb"] = (torch.cuda.max_memory_allocated() - cuda_base) / 2**20
-    if hwm_reset and not device.startswith("cuda"):
-        out["breakdown"] = memory_breakdown(net, X, y, X_val, y_val, args.batch_size)
-    print("MEMORY_RESULT " + json.dumps(out), flush=True)
+    if msgs:
+        note += "; warnings: " + " | ".join(msgs)
+    return log_row(Row(name, timing, note))
 
 
-def memory_breakdown(net, X, y, X_val, y_val, batch_size) -> dict:
-    """Peak RSS beyond the baseline of the steps of ``compute_influence``.
+class CountingCG(InfluenceFunction):
+    """``InfluenceFunction(solver="cg")`` counting its Hessian-vector products.
 
-    Diagnostic only: it calls the package's internals as they are today and
-    returns ``{}`` if they moved.
+    For one extra, untimed run: the timed runs use the package's own class.
+    The count is class-wide, since ``compute_influence`` scores with a clone.
     """
-    out = {}
-    try:
-        from skinfluence import as_torch_model
-        from skinfluence._kernels import grad_dot
-        from skinfluence.objectives import Utility
 
-        model = as_torch_model(net)
-        steps = {}
-        Xt = yt = None
+    n_hvp = 0
 
-        def prepare():
-            nonlocal Xt, yt
-            Xt, yt = model.prepare_X(X), model.prepare_y(y)
+    def inverse_hvp(self, model, v, X, y, *, batch_size, random_state=None):
+        from skinfluence.kernels import cg, make_hvp
 
-        steps["prepare_X/prepare_y"] = prepare
-        try:  # the package's own NaN/inf check on X, where it has one
-            from skinfluence._compute import _all_finite
+        hvp = make_hvp(model, model.params, X, y, batch_size)
 
-            steps["NaN/inf check (_compute._all_finite)"] = lambda: _all_finite(Xt)
-        except ImportError:
-            pass
-        steps["for reference: torch.isfinite(X).all() on the whole X"] = lambda: (
-            torch.isfinite(Xt).all()
+        def counted(u):
+            type(self).n_hvp += 1
+            return hvp(u)
+
+        return cg(
+            counted,
+            v,
+            damping=self.damping,
+            tol=self.tol,
+            max_iter=self.max_iter or 200,
         )
-        bound = Utility().bind(model, X_val, y_val)
-        v = bound.gradient(model.params, batch_size=batch_size)
-        steps["grad_dot (jvp pass)"] = lambda: grad_dot(
-            model, model.params, v, Xt, yt, batch_size
-        )
-        for name, fn in steps.items():
-            base = current_rss_mb()
-            reset_peak_rss()
-            fn()
-            out[name] = hwm_mb() - base
-    except Exception as exc:  # pragma: no cover - diagnostic only
-        out["error"] = repr(exc)
-    return out
 
 
-def _has_psutil() -> bool:
+def cg_iterations(bench: Bench, method: InfluenceFunction) -> int | None:
+    """CG iterations of ``method`` (one HVP each); None if it cannot be counted."""
+    CountingCG.n_hvp = 0
     try:
-        import psutil  # noqa: F401
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            bench.influence(CountingCG(**method.get_params()))
+    except ImportError as exc:
+        log(f"  CG iterations not counted: {exc}")
+        return None
+    return CountingCG.n_hvp
 
-        return True
-    except ImportError:
-        return False
 
-
-def run_memory(net, X_val, y_val, args) -> dict:
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "payload.pkl")
-        with open(path, "wb") as fh:
-            pickle.dump({"net": net, "X_val": X_val, "y_val": y_val}, fh)
-        cmd = [
-            sys.executable,
-            str(Path(__file__).resolve()),
-            "--_memory-child",
-            path,
-            "--mem-rows",
-            str(args.mem_rows),
-            "--batch-size",
-            str(args.batch_size),
-            "--device",
-            args.device,
-            "--seed",
-            str(args.seed),
-        ]
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    for line in proc.stdout.splitlines():
-        if line.startswith("MEMORY_RESULT "):
-            return json.loads(line[len("MEMORY_RESULT ") :])
-    raise RuntimeError(
-        f"memory subprocess failed (rc={proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+def influence_function_row(bench: Bench, damping: float, max_iter: int) -> Row:
+    method = InfluenceFunction(
+        solver="cg", damping=damping, max_iter=max_iter, tol=1e-6
     )
+    row = time_ours(bench, f"influence_function (damping={damping:g})", method)
+    n = cg_iterations(bench, method)
+    per = "n/a" if n is None else f"{row.timing.best / max(n, 1):.3f}"
+    row.note = (
+        f"cg, damping={damping:g}, max_iter={max_iter}, tol=1e-6: "
+        f"{'n/a' if n is None else n} HVPs (= CG iterations, counted in an extra "
+        f"untimed run) per run, {per} s per iteration" + row.note
+    )
+    log(f"  {n} CG iterations per run")
+    return row
 
 
-# --------------------------------------------------------------------------
-# main benchmark
-# --------------------------------------------------------------------------
-def kernel_costs(net, X, y, X_val, y_val, batch_size, device, reps) -> list:
-    """Time the package's kernels on the training rows next to plain passes.
-
-    Diagnostic only (it uses the package's internals as they are today and
-    returns the error if they moved): a plain forward pass, a forward +
-    backward pass of the summed loss, ``grad_dot`` (the jvp pass of ip),
-    ``grad_sq_norms`` and one Hessian-vector product.
-    """
-    try:
-        from skinfluence import as_torch_model
-        from skinfluence._kernels import grad_dot, grad_sq_norms, make_hvp
-        from skinfluence.objectives import Utility
-    except ImportError as exc:  # pragma: no cover - diagnostic only
-        return [("error", repr(exc))]
-    model = as_torch_model(net)
-    Xt, yt = model.prepare_X(X), model.prepare_y(y)
-    params = model.params
-    n = len(Xt)
-    dev = model.device
-
-    def forward():
-        with torch.no_grad():
-            for st in range(0, n, batch_size):
-                model.row_loss(
-                    params,
-                    Xt[st : st + batch_size].to(dev),
-                    yt[st : st + batch_size].to(dev),
-                )
-
-    def forward_backward():
-        p = {k: t.clone().requires_grad_(True) for k, t in params.items()}
-        for st in range(0, n, batch_size):
-            loss = model.row_loss(
-                p, Xt[st : st + batch_size].to(dev), yt[st : st + batch_size].to(dev)
-            ).sum()
-            torch.autograd.grad(loss, list(p.values()))
-
-    bound = Utility().bind(model, X_val, y_val)
-    v = bound.gradient(params, batch_size=batch_size)
-    hvp = make_hvp(model, params, Xt, yt, batch_size)
-    steps = [
-        ("plain forward, no grad", forward),
-        ("forward + backward of the summed loss", forward_backward),
-        (
-            f"objective gradient ({len(X_val):,} validation rows)",
-            lambda: bound.gradient(params, batch_size=batch_size),
+def our_rows(bench: Bench, args) -> list[Row]:
+    n_cks = len(checkpoints_of(bench.net))
+    log(f"our methods, batch_size={bench.batch_size}, fastest of {bench.repeats} runs")
+    rows = [
+        time_ours(bench, "ip", "ip", "one backward over validation + one jvp pass"),
+        time_ours(
+            bench, "ip_ensemble", IPEnsemble(n_members=10), "IPEnsemble(n_members=10)"
         ),
-        (
-            "grad_dot: jvp pass (the core of ip)",
-            lambda: grad_dot(model, params, v, Xt, yt, batch_size),
-        ),
-        (
-            "grad_sq_norms (closed form)",
-            lambda: grad_sq_norms(model, params, Xt, yt, batch_size),
-        ),
-        ("one Hessian-vector product (make_hvp)", lambda: hvp(v)),
+        time_ours(bench, "tracin", "tracin", f"{n_cks} checkpoints"),
     ]
-    out = []
-    for name, fn in steps:
-        fn()  # warm-up
-        _, ts, _ = timed(fn, device, reps)
-        out.append((name, min(ts)))
-    return out
+    rows += [influence_function_row(bench, d, args.cg_iter) for d in args.damping]
+    rows += [
+        time_ours(bench, "self_influence", "self_influence", f"{n_cks} checkpoints"),
+        time_ours(
+            bench,
+            "self_influence_final",
+            SelfInfluence(use_checkpoints=False),
+            "final parameters only",
+        ),
+    ]
+    return rows
 
 
-def count_cg_iterations():
-    """Wrap the package's make_hvp (benchmark-side only) to count HVP calls."""
-    import skinfluence.methods._influence_function as mod
+def captum_rows(bench: Bench, repeats: int) -> list[Row]:
+    """captum's TracInCP on the same rows, checkpoints and batch size."""
+    from captum_ref import self_influence, tracin_scores
 
-    counter = {"hvp": 0}
-    original = mod.make_hvp
-
-    def counting_make_hvp(*a, **k):
-        hvp = original(*a, **k)
-
-        def wrapped(v):
-            counter["hvp"] += 1
-            return hvp(v)
-
-        return wrapped
-
-    mod.make_hvp = counting_make_hvp
-    return counter
-
-
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument(
-        "--quick", action="store_true", help="~1/10 size smoke test (about a minute)"
+    module, bs = bench.net.module_, bench.batch_size
+    cks = [(dict(c.params), float(c.learning_rate)) for c in checkpoints_of(bench.net)]
+    final = [({k: v.detach().cpu().clone() for k, v in module.named_parameters()}, 1.0)]
+    dev = torch.device(bench.device)
+    X, y, Xv, yv = (
+        torch.as_tensor(a).to(dev) for a in (bench.X, bench.y, bench.X_val, bench.y_val)
     )
-    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
-    p.add_argument(
-        "--batch-size",
-        type=int,
-        default=4096,
-        help="batch_size for all our methods and for captum",
-    )
-    p.add_argument(
-        "--repeats",
-        type=int,
-        default=3,
-        help="timed repeats of each of our methods (the fastest is reported)",
-    )
-    p.add_argument(
-        "--captum-repeats",
-        type=int,
-        default=1,
-        help="timed repeats of each captum reference (fastest reported)",
-    )
-    p.add_argument(
-        "--idle-wait",
-        type=float,
-        default=None,
-        help="before each timed run, wait up to this many seconds for "
-        "other processes to leave the CPUs idle (0: don't wait; default 30, "
-        "5 with --quick)",
-    )
-    p.add_argument(
-        "--idle-budget",
-        type=float,
-        default=None,
-        help="total seconds the run may spend waiting for idle CPUs "
-        "(default 300, 60 with --quick)",
-    )
-    p.add_argument("--epochs", type=int, default=5)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--cg-iter", type=int, default=50)
-    p.add_argument(
-        "--damping",
-        type=float,
-        nargs="+",
-        default=[0.1, 0.01],
-        help="influence_function damping(s); one timed row each",
-    )
-    p.add_argument(
-        "--mem-rows",
-        type=int,
-        default=None,
-        help="rows for the memory test (default 1,000,000; 100,000 with --quick)",
-    )
-    p.add_argument("--no-memory", action="store_true", help="skip the memory test")
-    p.add_argument(
-        "--no-sweep",
-        action="store_true",
-        help="skip the ip batch-size sweep and the kernel costs",
-    )
-    p.add_argument(
-        "--no-write",
-        action="store_true",
-        help=f"do not write {RESULTS.relative_to(ROOT)}",
-    )
-    p.add_argument("--output", default=str(RESULTS), help=argparse.SUPPRESS)
-    p.add_argument("--_memory-child", default=None, help=argparse.SUPPRESS)
-    args = p.parse_args(argv)
-    args.argv = list(sys.argv[1:] if argv is None else argv)  # for the report
-    if args.mem_rows is None:
-        args.mem_rows = 100_000 if args.quick else 1_000_000
-    if args._memory_child:
-        memory_child(args)
-        return 0
-    global IDLE_WAIT
-    if args.idle_wait is None:
-        args.idle_wait = 5.0 if args.quick else 30.0
-    IDLE_WAIT = max(0.0, args.idle_wait)
-    if args.idle_budget is None:
-        args.idle_budget = 60.0 if args.quick else 300.0
-    IDLE_BUDGET["left"] = max(0.0, args.idle_budget)
-
-    from skinfluence import (
-        InfluenceFunction,
-        IPEnsemble,
-        SelfInfluence,
-        compute_influence,
-    )
-
-    sys.path.insert(0, str(ROOT / "tests"))
-    import captum
-    import skorch
-    from _captum_ref import captum_self_influence, captum_tracin_aggregate
-
-    device = args.device
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        p.error("--device cuda but torch.cuda.is_available() is False")
-    scale = 10 if args.quick else 1
-    n_train, n_val = 30_000 // scale, 6_000 // scale
-    bs = args.batch_size
-    reps = args.repeats
-
-    load_start = load_avg()
-    log(
-        f"load average (1, 5, 15 min): {load_start}; torch threads "
-        f"{torch.get_num_threads()}"
-    )
-    # ------------------------------------------------------------ data
-    log(f"loading Adult: {n_train} train rows, {n_val} validation rows (test subset)")
-    X, y, X_val, y_val = load_data(n_train, n_val, args.seed)
-    n_features = X.shape[1]
-    log(f"features after one-hot + scaling: {n_features}")
-
-    # ------------------------------------------------------------ training
-    warm = make_net(n_features, device, 1, args.seed)
-    warm.fit(X[:1024], y[:1024])  # warm-up: one-time costs out of the timing
-    # fresh net (same seed) per timed fit; the last one is benchmarked
-    net, fit_s, fit_other, fit_all = None, float("inf"), None, []
-    for _ in range(reps):
-        candidate = make_net(n_features, device, args.epochs, args.seed)
-        _, (t,), (oth,) = timed(lambda c=candidate: c.fit(X, y), device)
-        fit_all.append(t)
-        if t < fit_s:
-            fit_s, fit_other = t, oth
-        net = candidate
-    epoch_s = fit_s / args.epochs
-    skorch_durs = [float(d) for d in net.history[:, "dur"]]
-    cks = tracin_callback(net).checkpoints_
-    n_params = sum(p.numel() for p in net.module_.parameters())
-    log(
-        f"fit {args.epochs} epochs: fastest {fit_s:.2f} s of "
-        f"{', '.join(f'{x:.2f}' for x in fit_all)} (other load {fmt_other(fit_other)})"
-        f" -> {epoch_s:.3f} s/epoch "
-        f"(skorch per-epoch dur: {', '.join(f'{d:.2f}' for d in skorch_durs)}); "
-        f"{len(cks)} checkpoints, {n_params} parameters"
-    )
-    acc = float((net.predict(X_val) == y_val).mean())
-    log(f"validation accuracy {acc:.4f}")
-
-    module = net.module_
-    ck_list = [(dict(c.params), float(c.learning_rate)) for c in cks]
-    final = ({k: v.detach().cpu().clone() for k, v in module.named_parameters()}, 1.0)
-    tdev = torch.device(device)
-    Xt, yt = torch.as_tensor(X).to(tdev), torch.as_tensor(y).to(tdev)
-    Xvt, yvt = torch.as_tensor(X_val).to(tdev), torch.as_tensor(y_val).to(tdev)
-
-    rows: list[dict] = []
-    cg_info: dict[float, float] = {}
-    times: dict[str, float] = {}
-    scores: dict[str, np.ndarray] = {}
-
-    def ours(name, method, note="", counter=None):
-        def call(n=None):
-            sl = slice(None) if n is None else slice(0, n)
-            return compute_influence(
-                net,
-                X[sl],
-                y[sl],
-                X_val,
-                y_val,
-                method=method,
-                batch_size=bs,
-                random_state=args.seed,
-            )
-
-        call(256)  # warm-up
-        if counter is not None:
-            counter["hvp"] = 0
-        with warnings.catch_warnings(record=True) as w:
-            warnings.simplefilter("always")
-            s, ts, oth = timed(call, device, reps)
-        t = min(ts)  # least disturbed by other load on the machine
-        times[name], scores[name] = t, s
-        msgs = sorted(
-            {
-                str(x.message)
-                for x in w
-                if not issubclass(x.category, DeprecationWarning)
-            }
-        )
-        rows.append(
-            {
-                "name": name,
-                "seconds": t,
-                "all": ts,
-                "other": oth[ts.index(t)],
-                "note": note + ("; warnings: " + " | ".join(msgs) if msgs else ""),
-            }
-        )
-        log(
-            f"{name}: {t:.3f} s (runs: {', '.join(f'{x:.3f}' for x in ts)}; other "
-            f"load {fmt_other(oth[ts.index(t)])}) {note}"
-        )
-        for m in msgs:
-            log(f"  warning: {m}")
-        return s
-
-    def theirs(name, fn, note=""):
-        fn(small=True)  # warm-up
-        s, ts, oth = timed(fn, device, args.captum_repeats)
-        t = min(ts)
-        times[name], scores[name] = t, s
-        rows.append(
-            {
-                "name": name,
-                "seconds": t,
-                "all": ts,
-                "other": oth[ts.index(t)],
-                "note": note,
-            }
-        )
-        log(
-            f"{name}: {t:.3f} s (runs: {', '.join(f'{x:.3f}' for x in ts)}; other "
-            f"load {fmt_other(oth[ts.index(t)])}) {note}"
-        )
-        return s
-
-    # ------------------------------------------------------------ our methods
-    log(f"our methods, batch_size={bs}, fastest of {reps} runs each")
-    ours("ip", "ip", "one backward over validation + one jvp pass")
-    ours("ip_ensemble", IPEnsemble(n_members=10), "IPEnsemble(n_members=10)")
-    ours("tracin", "tracin", f"{len(cks)} checkpoints")
-    counter = count_cg_iterations()
-    for damping in args.damping:
-        if_method = InfluenceFunction(
-            solver="cg", damping=damping, max_iter=args.cg_iter, tol=1e-6
-        )
-        ours(
-            f"influence_function (damping={damping:g})", if_method, "", counter=counter
-        )
-        hvp_per_run = counter["hvp"] / reps
-        cg_info[damping] = hvp_per_run
-        rows[-1]["note"] = (
-            f"cg, damping={damping:g}, max_iter={args.cg_iter}, "
-            f"tol=1e-6: {hvp_per_run:.0f} HVPs (= CG iterations) "
-            f"per run, {rows[-1]['seconds'] / max(hvp_per_run, 1):.3f}"
-            " s per iteration" + rows[-1]["note"]
-        )
-        log(f"  {hvp_per_run:.0f} CG iterations per run")
-    ours("self_influence", "self_influence", f"{len(cks)} checkpoints")
-    ours(
-        "self_influence_final",
-        SelfInfluence(use_checkpoints=False),
-        "final parameters only",
-    )
-
-    # ------------------------------------------------------------ captum
+    refs = {
+        "captum_ip": (
+            lambda n=None: tracin_scores(
+                module, final, X[:n], y[:n], Xv, yv, batch_size=bs
+            ),
+            "TracInCP aggregate, 1 checkpoint = final params, lr 1",
+        ),
+        "captum_tracin": (
+            lambda n=None: tracin_scores(
+                module, cks, X[:n], y[:n], Xv, yv, batch_size=bs
+            ),
+            f"TracInCP aggregate, {len(cks)} checkpoints",
+        ),
+        "captum_self_influence": (
+            lambda n=None: self_influence(module, cks, X[:n], y[:n], batch_size=bs),
+            f"TracInCP.self_influence, {len(cks)} checkpoints",
+        ),
+    }
     log(f"captum TracInCP (sample_wise_grads_per_batch=True), batch_size={bs}")
+    rows = []
+    for name, (fn, note) in refs.items():
+        fn(256)  # warm-up
+        rows.append(log_row(Row(name, bench.time(fn, repeats), note)))
+    return rows
 
-    def cap_ip(small=False):
-        n = 256 if small else None
-        return captum_tracin_aggregate(
-            module, [final], Xt[:n], yt[:n], Xvt, yvt, batch_size=bs
-        )
 
-    def cap_tracin(small=False):
-        n = 256 if small else None
-        return captum_tracin_aggregate(
-            module, ck_list, Xt[:n], yt[:n], Xvt, yvt, batch_size=bs
-        )
-
-    def cap_self(small=False):
-        n = 256 if small else None
-        return captum_self_influence(module, ck_list, Xt[:n], yt[:n], batch_size=bs)
-
-    theirs("captum_ip", cap_ip, "TracInCP aggregate, 1 checkpoint = final params, lr 1")
-    theirs("captum_tracin", cap_tracin, f"TracInCP aggregate, {len(cks)} checkpoints")
-    theirs(
-        "captum_self_influence",
-        cap_self,
-        f"TracInCP.self_influence, {len(cks)} checkpoints",
-    )
-
-    diffs = {
+def agreement(scores: dict) -> dict:
+    return {
         "ip vs captum_ip": rel_diff(scores["ip"], scores["captum_ip"]),
         "tracin vs captum_tracin": rel_diff(scores["tracin"], scores["captum_tracin"]),
         # our self_influence is minus the sum (higher = more beneficial)
@@ -810,266 +337,614 @@ def main(argv=None) -> int:
             scores["self_influence"], -scores["captum_self_influence"]
         ),
     }
-    for k, v in diffs.items():
-        log(f"max rel diff {k}: {v:.2e}")
 
-    ratios = {
+
+def speed_ratios(times: dict, epoch_s: float) -> dict:
+    return {
         "ip / epoch": times["ip"] / epoch_s,
         "captum_ip / ip": times["captum_ip"] / times["ip"],
         "captum_tracin / tracin": times["captum_tracin"] / times["tracin"],
         "captum_self_influence / self_influence": times["captum_self_influence"]
         / times["self_influence"],
     }
-    for k, v in ratios.items():
-        cmp, thr = TARGETS[k]
-        log(f"{k} = {v:.2f} (target {cmp} {thr}): {verdict(v, cmp, thr)}")
 
-    # ------------------------------------------------------------ sweep
-    sweep = []
-    if not args.no_sweep:
-        log("ip batch-size sweep")
-        for b in (512, 1024, 2048, 4096, 8192, 16384):
-            compute_influence(
-                net, X[:256], y[:256], X_val, y_val, method="ip", batch_size=b
-            )
-            _, ts, _ = timed(
-                lambda b=b: compute_influence(
-                    net, X, y, X_val, y_val, method="ip", batch_size=b
-                ),
-                device,
-                reps,
-            )
-            sweep.append((b, min(ts)))
-            log(f"  batch_size={b}: {sweep[-1][1]:.3f} s")
 
-    # ------------------------------------------------------------ kernels
-    kernels = []
-    if not args.no_sweep:
-        log(f"kernel costs over the {n_train:,} training rows, batch_size={bs}")
-        kernels = kernel_costs(net, X, y, X_val, y_val, bs, device, reps)
-        for k, t in kernels:
-            log(f"  {k}: {t:.4f} s" if isinstance(t, float) else f"  {k}: {t}")
-
-    # ------------------------------------------------------------ memory
-    mem = None
-    if not args.no_memory:
-        log(f"memory: ip on {args.mem_rows:,} synthetic rows in a subprocess")
-        mem = run_memory(net, X_val, y_val, args)
-        base = mem["rss_after_data_mb"]
-        if base is None:
-            base = mem["peak_after_data_mb"]
-        mem["delta_mb"] = mem["peak_after_scoring_mb"] - base
-        log(
-            f"  data {mem['data_mb']:.0f} MiB; RSS after data {base:.0f} MiB; peak "
-            f"after scoring {mem['peak_after_scoring_mb']:.0f} MiB "
-            f"({mem['peak_source']}) -> +{mem['delta_mb']:.0f} MiB in "
-            f"{mem['seconds']:.2f} s"
+def batch_size_sweep(bench: Bench) -> list[tuple[int, float]]:
+    log("ip batch-size sweep")
+    out = []
+    for b in SWEEP:
+        bench.influence("ip", n=256, batch_size=b)
+        out.append(
+            (b, bench.time(lambda b=b: bench.influence("ip", batch_size=b)).best)
         )
-        for k, v in mem.get("breakdown", {}).items():
-            log(f"    {k}: +{v:.0f} MiB" if isinstance(v, float) else f"    {k}: {v}")
+        log(f"  batch_size={b}: {out[-1][1]:.3f} s")
+    return out
 
-    # ------------------------------------------------------------ report
-    header = {
-        "date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
-        "mode": "quick (1/10 size)" if args.quick else "full",
-        "machine": f"{platform.node()}; {cpu_name()}; {os.cpu_count()} CPUs",
-        "gpu": torch.cuda.get_device_name(0)
-        if device.startswith("cuda")
-        else "none used",
-        "device": device,
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "skorch": skorch.__version__,
-        "captum": captum.__version__,
-        "python": platform.python_version(),
-        "load": f"{load_start} at start, {load_avg()} at end",
-    }
-    md = render(
-        header,
-        args,
-        n_train,
-        n_val,
-        n_features,
-        n_params,
-        len(cks),
-        fit_s,
-        epoch_s,
-        skorch_durs,
-        acc,
-        rows,
-        diffs,
-        ratios,
-        sweep,
-        mem,
-        bs,
-        reps,
-        kernels,
-        fit_other,
-        fit_all,
+
+def kernel_costs(bench: Bench) -> list[tuple[str, object]]:
+    """The kernels of ``skinfluence.kernels`` next to plain passes over the rows."""
+    try:
+        from skinfluence.kernels import (
+            chunks,
+            grad_dot,
+            grad_sq_norms,
+            make_hvp,
+            row_losses,
+        )
+    except ImportError as exc:
+        return [("error", repr(exc))]
+    model = as_torch_model(bench.net)
+    X, y = model.prepare_X(bench.X), model.prepare_y(bench.y)
+    params, bs, dev = model.params, bench.batch_size, model.device
+    bound = Utility().bind(model, bench.X_val, bench.y_val)
+    v = bound.gradient(params, batch_size=bs)
+    hvp = make_hvp(model, params, X, y, bs)
+
+    def forward_backward():
+        p = {k: t.clone().requires_grad_(True) for k, t in params.items()}
+        for sl in chunks(len(X), bs):
+            loss = model.row_loss(p, X[sl].to(dev), y[sl].to(dev)).sum()
+            torch.autograd.grad(loss, list(p.values()))
+
+    steps = [
+        (
+            "plain forward, no grad (row_losses)",
+            lambda: row_losses(model, params, X, y, bs),
+        ),
+        ("forward + backward of the summed loss", forward_backward),
+        (
+            f"objective gradient ({len(bench.X_val):,} validation rows)",
+            lambda: bound.gradient(params, batch_size=bs),
+        ),
+        (
+            "grad_dot: jvp pass (the core of ip)",
+            lambda: grad_dot(model, params, v, X, y, bs),
+        ),
+        ("grad_sq_norms (closed form)", lambda: grad_sq_norms(model, params, X, y, bs)),
+        ("one Hessian-vector product (make_hvp)", lambda: hvp(v)),
+    ]
+    log(f"kernel costs over the {len(X):,} training rows, batch_size={bs}")
+    out = []
+    for name, fn in steps:
+        fn()  # warm-up
+        out.append((name, bench.time(fn).best))
+        log(f"  {name}: {out[-1][1]:.4f} s")
+    return out
+
+
+# ---------------------------------------------- memory (in a fresh process)
+def synthetic_rows(n: int, n_features: int, seed: int):
+    """float32 normal rows built in chunks (no float64 temporary), random labels."""
+    rng = np.random.default_rng(seed)
+    X = np.empty((n, n_features), dtype=np.float32)
+    for start in range(0, n, 65536):
+        stop = min(start + 65536, n)
+        rng.standard_normal(
+            size=(stop - start, n_features), dtype=np.float32, out=X[start:stop]
+        )
+    return X, rng.integers(0, 2, size=n).astype(np.int64)
+
+
+def memory_breakdown(net, X, y, X_val, y_val, batch_size) -> dict:
+    """Peak RSS beyond the baseline of each step of ip alone (diagnostic)."""
+    try:
+        from skinfluence.kernels import grad_dot
+    except ImportError as exc:
+        return {"error": repr(exc)}
+    model = as_torch_model(net)
+    (Xt, yt), prep = peak_beyond(lambda: (model.prepare_X(X), model.prepare_y(y)))
+    v = (
+        Utility()
+        .bind(model, X_val, y_val)
+        .gradient(model.params, batch_size=batch_size)
     )
-    print()
-    print(md)
-    if not args.no_write:
-        out = Path(args.output)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(md)
-        log(f"wrote {out}")
-    return 0
+    _, finite = peak_beyond(lambda: torch.isfinite(Xt).all())
+    _, jvp = peak_beyond(lambda: grad_dot(model, model.params, v, Xt, yt, batch_size))
+    return {
+        "prepare_X/prepare_y": prep,
+        "for reference: torch.isfinite(X).all() on the whole X": finite,
+        "grad_dot (jvp pass)": jvp,
+    }
 
 
-def render(
-    h,
-    args,
-    n_train,
-    n_val,
-    n_features,
-    n_params,
-    n_cks,
-    fit_s,
-    epoch_s,
-    durs,
-    acc,
-    rows,
-    diffs,
-    ratios,
-    sweep,
-    mem,
-    bs,
-    reps,
-    kernels,
-    fit_other,
-    fit_all,
-) -> str:
-    cmd = " ".join(["python benchmarks/bench_speed.py", *args.argv])
-    L = [
-        f"# Speed benchmark ({h['mode']})",
-        "",
-        f"- Date: {h['date']}",
-        f"- Command: `{cmd}`",
-        f"- Machine: {h['machine']}; GPU: {h['gpu']}; device: `{h['device']}`",
-        f"- torch {h['torch']} ({h['threads']} threads, `torch.get_num_threads()`), "
-        f"skorch {h['skorch']}, captum {h['captum']}, Python {h['python']}",
-        f"- Load average (1/5/15 min): {h['load']} (the machine is shared: "
-        "other processes can slow single runs down)",
-        f"- Data: Adult, {n_train:,} training rows (train subset, seeded shuffle), "
-        f"{n_val:,} validation rows (test subset); one-hot + standardised: "
-        f"**{n_features} features**",
-        f"- Model: skorch NeuralNetClassifier, MLP {n_features}-128-128-2 (ReLU), "
-        f"{n_params:,} parameters, CrossEntropyLoss, SGD(lr=0.05, momentum=0.9), "
-        f"batch_size 128, {args.epochs} epochs, TracInCheckpoints ({n_cks} "
-        f"checkpoints); validation accuracy {acc:.4f}",
-        f"- Epoch time = {args.epochs}-epoch fit / {args.epochs} = "
-        f"{fit_s:.2f} s / {args.epochs} = **{epoch_s:.3f} s** (fastest of "
-        f"{len(fit_all)} fits from the same seed: "
-        f"{', '.join(f'{x:.2f}' for x in fit_all)} s; after a 1-epoch "
-        f"warm-up fit on 1,024 rows; skorch's per-epoch `dur`: "
-        f"{', '.join(f'{d:.2f}' for d in durs)} s; other load during the fit: "
-        f"{fmt_other(fit_other)})",
-        f"- Our methods: `compute_influence(..., batch_size={bs})`, one warm-up call "
-        f"on 256 rows, then the fastest of {reps} timed runs (time.perf_counter; "
-        "all runs listed). "
-        f"captum: `tests/_captum_ref.py` with `batch_size={bs}`, "
-        "`sample_wise_grads_per_batch=True`, one warm-up on 256 rows, then the "
-        f"fastest of {args.captum_repeats} timed run(s).",
+def memory_child(args) -> None:
+    """Score ``--mem-rows`` synthetic rows with ip; report through child_result."""
+    payload = pickle.loads(Path(args._memory_child).read_bytes())
+    net, X_val, y_val = payload["net"], payload["X_val"], payload["y_val"]
+    cuda = args.device.startswith("cuda")
+    if cuda:
+        torch.cuda.init()
+    X, y = synthetic_rows(args.mem_rows, X_val.shape[1], args.seed)
+
+    def score(n=None):
+        return compute_influence(
+            net, X[:n], y[:n], X_val, y_val, method="ip", batch_size=args.batch_size
+        )
+
+    score(256)  # warm-up (kernels, allocator pools) before the baseline
+    out = {"rows": len(X), "data_mb": (X.nbytes + y.nbytes) / 2**20}
+    out["rss_after_data_mb"] = rss_mb()
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        cuda_base = torch.cuda.memory_allocated()
+    t = timed(lambda: peak_beyond(score), device=args.device)
+    scores, out["delta_mb"] = t.result
+    out.update(seconds=t.best, finite=bool(np.isfinite(scores).all()))
+    out["peak_after_scoring_mb"] = hwm_mb()
+    if cuda:
+        out["cuda_peak_mb"] = (torch.cuda.max_memory_allocated() - cuda_base) / 2**20
+    elif out["delta_mb"] is not None:
+        out["breakdown"] = memory_breakdown(net, X, y, X_val, y_val, args.batch_size)
+    child_result(out)
+
+
+def run_memory(bench: Bench, args) -> dict:
+    log(f"memory: ip on {args.mem_rows:,} synthetic rows in a subprocess")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "payload.pkl"
+        path.write_bytes(
+            pickle.dumps({"net": bench.net, "X_val": bench.X_val, "y_val": bench.y_val})
+        )
+        mem = run_child(SCRIPT, ["--_memory-child", str(path), *child_args(args)])
+    if mem["delta_mb"] is None:
+        raise RuntimeError("the peak RSS cannot be reset here (/proc/self/clear_refs)")
+    log(
+        f"  data {mem['data_mb']:.0f} MiB; RSS after data {mem['rss_after_data_mb']:.0f}"
+        f" MiB -> peak +{mem['delta_mb']:.0f} MiB in {mem['seconds']:.2f} s"
+    )
+    for k, v in mem.get("breakdown", {}).items():
+        log(f"    {k}: +{v:.0f} MiB" if isinstance(v, float) else f"    {k}: {v}")
+    return mem
+
+
+def child_args(args) -> list[str]:
+    """The options a child process needs, as command-line words."""
+    out = ["--seed", str(args.seed), "--device", args.device]
+    out += ["--batch-size", str(args.batch_size), "--mem-rows", str(args.mem_rows)]
+    out += ["--sparse-rows", str(args.sparse_rows)]
+    out += ["--sparse-features", str(args.sparse_features)]
+    out += ["--sparse-nnz", str(args.sparse_nnz)]
+    if args.sparse_batch_size is not None:
+        out += ["--sparse-batch-size", str(args.sparse_batch_size)]
+    if args.threads is not None:
+        out += ["--threads", str(args.threads)]
+    return out
+
+
+# ------------------------------------------------ sparse (in a fresh process)
+def sparse_problem(rows: int, features: int, nnz: int, seed: int):
+    """Seeded CSR training and validation blocks (a quarter of the rows).
+
+    ``nnz`` distinct positions with normal values; labels from a random
+    linear rule plus noise.
+    """
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(seed)
+    w = rng.standard_normal(features)
+
+    def block(n, k):
+        flat = rng.choice(n * features, size=k, replace=False)
+        vals = rng.standard_normal(k)
+        X = sp.csr_matrix(
+            (vals, (flat // features, flat % features)), shape=(n, features)
+        )
+        y = (X @ w + 0.5 * rng.standard_normal(n) > 0).astype(np.int64)
+        return X, y
+
+    X, y = block(rows, nnz)
+    X_val, y_val = block(max(rows // 4, 2), max(nnz // 4, 1))
+    return X, y, X_val, y_val
+
+
+def sparse_child(args) -> None:
+    """Fit LogisticRegression on the sparse rows, time and measure ip on them."""
+    from sklearn.linear_model import LogisticRegression
+
+    X, y, X_val, y_val = sparse_problem(
+        args.sparse_rows, args.sparse_features, args.sparse_nnz, args.seed
+    )
+    fit = timed(lambda: LogisticRegression(max_iter=1000).fit(X, y))
+    kw = (
+        {} if args.sparse_batch_size is None else {"batch_size": args.sparse_batch_size}
+    )
+
+    def score(n=None):
+        return compute_influence(
+            fit.result,
+            X[:n],
+            y[:n],
+            X_val,
+            y_val,
+            method="ip",
+            objective="utility",
+            **kw,
+        )
+
+    score(256)  # warm-up before the baseline
+    scored = timed(lambda: peak_beyond(score))
+    scores, delta = scored.result
+    child_result(
+        {
+            "rows": X.shape[0],
+            "features": X.shape[1],
+            "nnz": int(X.nnz),
+            "val_rows": X_val.shape[0],
+            "val_nnz": int(X_val.nnz),
+            "data_mb": sum(
+                a.data.nbytes + a.indices.nbytes + a.indptr.nbytes for a in (X, X_val)
+            )
+            / 2**20,
+            "dense_mb": X.shape[0] * X.shape[1] * 8 / 2**20,
+            "batch_size": args.sparse_batch_size or "package default",
+            "fit_s": fit.best,
+            "score_s": scored.best,
+            "delta_mb": delta,
+            "finite": bool(np.isfinite(scores).all()),
+        }
+    )
+
+
+def run_sparse(args) -> dict:
+    log(
+        f"sparse: ip on a {args.sparse_rows:,} x {args.sparse_features:,} CSR matrix "
+        f"({args.sparse_nnz:,} non-zeros), LogisticRegression, in a subprocess"
+    )
+    res = run_child(SCRIPT, ["--_sparse-child", *child_args(args)])
+    log(
+        f"  fit {res['fit_s']:.3f} s; compute_influence {res['score_s']:.3f} s "
+        f"({res['score_s'] / res['fit_s']:.1f} x fit); peak beyond data "
+        f"{res['delta_mb']:.0f} MiB (dense X would be {res['dense_mb']:.0f} MiB)"
+    )
+    return res
+
+
+# -------------------------------------------------------------------- report
+@dataclass
+class SpeedRun:
+    """Everything a full run measured, for :func:`render`."""
+
+    header: dict
+    args: argparse.Namespace
+    bench: Bench
+    accuracy: float
+    fit: Timing
+    rows: list
+    diffs: dict
+    ratios: dict
+    quiet: Quiet
+    sweep: list = field(default_factory=list)
+    kernels: list = field(default_factory=list)
+    memory: dict | None = None
+    sparse: dict | None = None
+
+    @property
+    def epoch_s(self) -> float:
+        return self.fit.best / self.args.epochs
+
+
+def setup_lines(run: SpeedRun) -> list[str]:
+    import captum
+    import skorch
+
+    a, b, net = run.args, run.bench, run.bench.net
+    n, nv, d = len(b.X), len(b.X_val), b.X.shape[1]
+    n_params = sum(p.numel() for p in net.module_.parameters())
+    durs = ", ".join(f"{x:.2f}" for x in net.history[:, "dur"])
+    dims = "-".join(str(w) for w in (d, *HIDDEN, 2))
+    return [
+        f"- Device: `{a.device}`; skorch {skorch.__version__}, captum {captum.__version__}",
+        f"- Data: Adult, {n:,} training rows (train subset, seeded shuffle), {nv:,} "
+        f"validation rows (test subset); one-hot + standardised: **{d} features**",
+        f"- Model: skorch NeuralNetClassifier, MLP {dims} (ReLU), {n_params:,} "
+        f"parameters, CrossEntropyLoss, SGD(lr=0.05, momentum=0.9), batch_size 128, "
+        f"{a.epochs} epochs, TracInCheckpoints ({len(checkpoints_of(net))} "
+        f"checkpoints); validation accuracy {run.accuracy:.4f}",
+        f"- Epoch time = {a.epochs}-epoch fit / {a.epochs} = {run.fit.best:.2f} s / "
+        f"{a.epochs} = **{run.epoch_s:.3f} s** (fastest of {len(run.fit.seconds)} fits "
+        f"from the same seed: {run.fit.runs(2)} s; after a 1-epoch warm-up fit on "
+        f"1,024 rows; skorch's per-epoch `dur`: {durs} s; other load during the "
+        f"fit: {fmt_share(run.fit.other_at_best)})",
+        f"- Our methods: `compute_influence(..., batch_size={b.batch_size})`, one "
+        f"warm-up call on 256 rows, then the fastest of {b.repeats} timed runs "
+        "(time.perf_counter; all runs listed). captum: `benchmarks/captum_ref.py` "
+        f"with `batch_size={b.batch_size}`, `sample_wise_grads_per_batch=True`, one "
+        f"warm-up on 256 rows, then the fastest of {a.captum_repeats} timed run(s).",
         '- "other load": share of all CPUs kept busy by OTHER processes during '
         "the reported run (/proc/stat busy time minus this process's CPU time); "
-        f"before each run the script waited up to {args.idle_wait:g} s for the "
-        f"machine to be idle (in all {IDLE_BUDGET['spent']:.0f} s of a "
-        f"{args.idle_budget:g} s budget).",
-        "",
-        "## Times",
-        "",
-        "| method | seconds | x epoch | all runs (s) | other load | notes |",
-        "|---|---:|---:|---|---:|---|",
+        f"before each run the script waited up to {run.quiet.max_wait:g} s for the "
+        f"machine to be idle (in all {run.quiet.spent:.0f} s of a "
+        f"{run.quiet.budget:g} s budget).",
     ]
-    for r in rows:
-        runs = ", ".join(f"{x:.3f}" for x in r["all"])
-        L.append(
-            f"| {r['name']} | {r['seconds']:.3f} | {r['seconds'] / epoch_s:.2f} "
-            f"| {runs} | {fmt_other(r['other'])} | {r['note']} |"
-        )
-    L += [
-        "",
+
+
+def times_lines(run: SpeedRun) -> list[str]:
+    rows = [
+        [
+            r.name,
+            f"{r.timing.best:.3f}",
+            f"{r.timing.best / run.epoch_s:.2f}",
+            r.timing.runs(),
+            fmt_share(r.timing.other_at_best),
+            r.note,
+        ]
+        for r in run.rows
+    ]
+    head = ["method", "seconds", "x epoch", "all runs (s)", "other load", "notes"]
+    return ["## Times", "", *md_table(head, rows, "lrrlrl")]
+
+
+def ratio_lines(run: SpeedRun) -> list[str]:
+    rows = []
+    for k, v in run.ratios.items():
+        cmp, thr = TARGETS[k]
+        rows.append([k, f"{v:.2f}", f"{cmp} {thr:g}", verdict(v, cmp, thr)])
+    for k, v in run.diffs.items():
+        rows.append(
+            [f"max rel diff {k}", f"{v:.2e}", f"<= {REL_DIFF_TARGET:g}",
+             verdict(v, "<=", REL_DIFF_TARGET)]
+        )  # fmt: skip
+    if run.memory is not None:
+        m = run.memory
+        rows.append(
+            [f"ip peak memory beyond data, {m['rows']:,} rows", f"{m['delta_mb']:.0f} MiB",
+             f"< {MEMORY_TARGET_MB:.0f} MiB", verdict(m["delta_mb"], "<=", MEMORY_TARGET_MB)]
+        )  # fmt: skip
+    if run.sparse is not None:
+        rows += sparse_target_rows(run.sparse)
+    return [
         "## Ratios and agreement",
         "",
-        "| quantity | value | target | result |",
-        "|---|---:|---:|---|",
-    ]
-    for k, v in ratios.items():
-        cmp, thr = TARGETS[k]
-        L.append(f"| {k} | {v:.2f} | {cmp} {thr:g} | {verdict(v, cmp, thr)} |")
-    for k, v in diffs.items():
-        L.append(
-            f"| max rel diff {k} | {v:.2e} | <= {REL_DIFF_TARGET:g} | "
-            f"{verdict(v, '<=', REL_DIFF_TARGET)} |"
-        )
-    if mem is not None:
-        L.append(
-            f"| ip peak memory beyond data, {mem['rows']:,} rows | "
-            f"{mem['delta_mb']:.0f} MiB | < {MEMORY_TARGET_MB:.0f} MiB | "
-            f"{'PASS' if mem['delta_mb'] < MEMORY_TARGET_MB else 'MISS'} |"
-        )
-    L += [
+        *md_table(["quantity", "value", "target", "result"], rows, "lrrl"),
         "",
         "max rel diff = max|ours - captum| / max|captum|; our self_influence "
         "is compared with minus captum's (our sign: higher = more beneficial).",
     ]
-    if mem is not None:
-        L += [
-            "",
-            "## Memory (ip, synthetic rows, separate process)",
-            "",
-            f"- {mem['rows']:,} rows x {n_features} features, float32 normal, "
-            f"random labels: data {mem['data_mb']:.0f} MiB; {n_val:,} Adult "
-            f"validation rows; batch_size {bs}; scoring took {mem['seconds']:.2f} s",
-            f"- RSS after building the data (and a 256-row warm-up): "
-            f"{mem['rss_after_data_mb']:.0f} MiB ({mem['rss_source']})",
-            f"- Peak RSS during scoring: {mem['peak_after_scoring_mb']:.0f} MiB "
-            f"({mem['peak_source']}) -> **peak beyond data: {mem['delta_mb']:.0f} "
-            "MiB**",
-        ]
-        bd = mem.get("breakdown", {})
-        if bd:
-            L.append(
-                "- Peak beyond the baseline of each step alone (diagnostic, "
-                "package internals): "
-                + "; ".join(
-                    f"{k}: {v:.0f} MiB" if isinstance(v, float) else f"{k}: {v}"
-                    for k, v in bd.items()
-                )
-            )
-        if "cuda_peak_mb" in mem:
-            L.append(
-                f"- torch.cuda.max_memory_allocated beyond the baseline: "
-                f"{mem['cuda_peak_mb']:.0f} MiB"
-            )
-    if sweep:
-        L += [
-            "",
-            "## ip time vs batch_size",
-            "",
-            "| batch_size | seconds | x epoch |",
-            "|---:|---:|---:|",
-        ]
-        for b, t in sweep:
-            L.append(f"| {b} | {t:.3f} | {t / epoch_s:.2f} |")
-    if kernels:
-        fwd = kernels[0][1] if isinstance(kernels[0][1], float) else None
-        L += [
-            "",
-            f"## Kernel costs over the {n_train:,} training rows "
-            f"(batch_size {bs}, fastest of {reps})",
-            "",
-            "| kernel | seconds | x plain forward |",
-            "|---|---:|---:|",
-        ]
-        for k, t in kernels:
-            if isinstance(t, float):
-                rel = f"{t / fwd:.1f}" if fwd else ""
-                L.append(f"| {k} | {t:.4f} | {rel} |")
-            else:
-                L.append(f"| {k} | {t} | |")
-    return "\n".join(L) + "\n"
+
+
+def memory_lines(run: SpeedRun) -> list[str]:
+    m, b = run.memory, run.bench
+    out = [
+        "## Memory (ip, synthetic rows, separate process)",
+        "",
+        f"- {m['rows']:,} rows x {b.X.shape[1]} features, float32 normal, random "
+        f"labels: data {m['data_mb']:.0f} MiB; {len(b.X_val):,} Adult validation "
+        f"rows; batch_size {b.batch_size}; scoring took {m['seconds']:.2f} s",
+        f"- RSS after building the data (and a 256-row warm-up): "
+        f"{m['rss_after_data_mb']:.0f} MiB",
+        f"- Peak RSS during scoring: {m['peak_after_scoring_mb']:.0f} MiB (VmHWM, "
+        "reset via /proc/self/clear_refs after the data) -> **peak beyond data: "
+        f"{m['delta_mb']:.0f} MiB**",
+    ]
+    parts = [
+        f"{k}: {v:.0f} MiB" if isinstance(v, float) else f"{k}: {v}"
+        for k, v in m.get("breakdown", {}).items()
+    ]
+    if parts:
+        out.append(
+            "- Peak beyond the baseline of each step alone (diagnostic): "
+            + "; ".join(parts)
+        )
+    if "cuda_peak_mb" in m:
+        out.append(
+            "- torch.cuda.max_memory_allocated beyond the baseline: "
+            f"{m['cuda_peak_mb']:.0f} MiB"
+        )
+    return out
+
+
+def sweep_lines(run: SpeedRun) -> list[str]:
+    rows = [[b, f"{t:.3f}", f"{t / run.epoch_s:.2f}"] for b, t in run.sweep]
+    return [
+        "## ip time vs batch_size",
+        "",
+        *md_table(["batch_size", "seconds", "x epoch"], rows, "rrr"),
+    ]
+
+
+def kernel_lines(run: SpeedRun) -> list[str]:
+    fwd = run.kernels[0][1] if isinstance(run.kernels[0][1], float) else None
+    rows = []
+    for k, t in run.kernels:
+        if isinstance(t, float):
+            rows.append([k, f"{t:.4f}", f"{t / fwd:.1f}" if fwd else ""])
+        else:
+            rows.append([k, t, ""])
+    b = run.bench
+    return [
+        f"## Kernel costs over the {len(b.X):,} training rows (batch_size "
+        f"{b.batch_size}, fastest of {b.repeats}; `skinfluence.kernels`)",
+        "",
+        *md_table(["kernel", "seconds", "x plain forward"], rows, "lrr"),
+    ]
+
+
+def sparse_target_rows(s: dict) -> list[list]:
+    ratio = s["score_s"] / s["fit_s"]
+    size = f"{s['rows']:,} x {s['features']:,} CSR"
+    return [
+        [f"sparse ({size}): compute_influence / LogisticRegression fit",
+         f"{ratio:.2f}", f"<= {SPARSE_TIME_TARGET:g}", verdict(ratio, "<=", SPARSE_TIME_TARGET)],
+        [f"sparse ({size}): ip peak memory beyond data", f"{s['delta_mb']:.0f} MiB",
+         f"< {SPARSE_MEMORY_TARGET_MB:.0f} MiB",
+         verdict(s["delta_mb"], "<=", SPARSE_MEMORY_TARGET_MB)],
+    ]  # fmt: skip
+
+
+def sparse_lines(s: dict) -> list[str]:
+    return [
+        "## Sparse input (ip, LogisticRegression, separate process)",
+        "",
+        f"- Training rows: a seeded {s['rows']:,} x {s['features']:,} CSR matrix, "
+        f"{s['nnz']:,} non-zeros (distinct positions, normal values), float64; "
+        f"labels from a random linear rule plus noise. Validation rows: another "
+        f"block, {s['val_rows']:,} rows, {s['val_nnz']:,} non-zeros. Sparse data "
+        f"{s['data_mb']:.2f} MiB (the training rows dense in float64: "
+        f"{s['dense_mb']:.0f} MiB).",
+        f"- `LogisticRegression(max_iter=1000).fit`: {s['fit_s']:.3f} s; "
+        f'`compute_influence(clf, X, y, X_val, y_val, method="ip", '
+        f'objective="utility")` (batch_size: {s["batch_size"]}), after a warm-up '
+        f"on 256 rows: {s['score_s']:.3f} s = **{s['score_s'] / s['fit_s']:.2f} x "
+        f"the fit** (target <= {SPARSE_TIME_TARGET:g})",
+        f"- Peak RSS beyond the RSS before scoring (VmHWM, reset after the data, "
+        f"the fit and the warm-up): **{s['delta_mb']:.0f} MiB** (target < "
+        f"{SPARSE_MEMORY_TARGET_MB:.0f} MiB); scores finite: {s['finite']}",
+    ]
+
+
+def render(run: SpeedRun) -> str:
+    mode = "quick (1/10 size)" if run.args.quick else "full"
+    out = [f"# Speed benchmark ({mode})", "", *header_lines(run.header)]
+    out += setup_lines(run) + [""] + times_lines(run) + [""] + ratio_lines(run)
+    if run.memory is not None:
+        out += [""] + memory_lines(run)
+    if run.sparse is not None:
+        out += [""] + sparse_lines(run.sparse)
+    if run.sweep:
+        out += [""] + sweep_lines(run)
+    if run.kernels:
+        out += [""] + kernel_lines(run)
+    return "\n".join(out) + "\n"
+
+
+def render_sparse_only(header: dict, sparse: dict, quick: bool) -> str:
+    title = "# Speed benchmark: sparse input" + (" (quick)" if quick else "")
+    table = md_table(
+        ["quantity", "value", "target", "result"], sparse_target_rows(sparse), "lrrl"
+    )
+    return (
+        "\n".join(
+            [title, "", *header_lines(header), "", *sparse_lines(sparse), "", *table]
+        )
+        + "\n"
+    )
+
+
+# ---------------------------------------------------------------------- main
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="~1/10 size smoke test")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads (default: torch's own default)")  # fmt: skip
+    p.add_argument("--batch-size", type=int, default=4096,
+                   help="batch_size for all our methods and for captum")  # fmt: skip
+    p.add_argument("--repeats", type=int, default=3,
+                   help="timed repeats of each of our methods (the fastest is reported)")  # fmt: skip
+    p.add_argument("--captum-repeats", type=int, default=1,
+                   help="timed repeats of each captum reference (fastest reported)")  # fmt: skip
+    p.add_argument("--idle-wait", type=float, default=None,
+                   help="before each timed run, wait up to this many seconds for other "
+                   "processes to leave the CPUs idle (0: don't; default 30, 5 with --quick)")  # fmt: skip
+    p.add_argument("--idle-budget", type=float, default=None,
+                   help="total seconds the run may spend waiting for idle CPUs "
+                   "(default 300, 60 with --quick)")  # fmt: skip
+    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--cg-iter", type=int, default=50)
+    p.add_argument("--damping", type=float, nargs="+", default=[0.1, 0.01],
+                   help="influence_function damping(s); one timed row each")  # fmt: skip
+    p.add_argument("--mem-rows", type=int, default=None,
+                   help="rows for the memory test (default 1,000,000; 100,000 with --quick)")  # fmt: skip
+    p.add_argument("--no-memory", action="store_true", help="skip the memory test")
+    p.add_argument("--no-sweep", action="store_true",
+                   help="skip the ip batch-size sweep and the kernel costs")  # fmt: skip
+    p.add_argument("--only", choices=["sparse"],
+                   help="run only this part (sparse: writes results/speed_sparse.md)")  # fmt: skip
+    p.add_argument("--no-sparse", action="store_true", help="skip the sparse case")
+    p.add_argument("--sparse-rows", type=int, default=None,
+                   help="rows of the sparse case (default 8,000; 800 with --quick)")  # fmt: skip
+    p.add_argument("--sparse-features", type=int, default=50_000)
+    p.add_argument("--sparse-nnz", type=int, default=None,
+                   help="non-zeros of the sparse training rows (default 5 per row)")  # fmt: skip
+    p.add_argument("--sparse-batch-size", type=int, default=None,
+                   help="batch_size of the sparse case (default: the package's)")  # fmt: skip
+    p.add_argument("--no-write", action="store_true", help="print only")
+    p.add_argument("--output", default=str(RESULTS), help=argparse.SUPPRESS)
+    p.add_argument("--_memory-child", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--_sparse-child", action="store_true", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.mem_rows is None:
+        args.mem_rows = 100_000 if args.quick else 1_000_000
+    if args.sparse_rows is None:
+        args.sparse_rows = 800 if args.quick else 8_000
+    if args.sparse_nnz is None:
+        args.sparse_nnz = 5 * args.sparse_rows
+    if args.idle_wait is None:
+        args.idle_wait = 5.0 if args.quick else 30.0
+    if args.idle_budget is None:
+        args.idle_budget = 60.0 if args.quick else 300.0
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        p.error("--device cuda but torch.cuda.is_available() is False")
+    return args
+
+
+def run_all(args, header: dict) -> SpeedRun:
+    """The MLP part (and, unless skipped, memory and sparse): a SpeedRun."""
+    quiet = Quiet(max(0.0, args.idle_wait), max(0.0, args.idle_budget))
+    scale = 10 if args.quick else 1
+    n_train, n_val = 30_000 // scale, 6_000 // scale
+    log(f"loading Adult: {n_train} train rows, {n_val} validation rows (test subset)")
+    X, y, X_val, y_val = load_data(n_train, n_val, args.seed)
+    log(f"features after one-hot + scaling: {X.shape[1]}")
+    net, fit = fit_net(X, y, args, quiet)
+    log(f"fit {args.epochs} epochs: fastest {fit.best:.2f} s of {fit.runs(2)}")
+    accuracy = float((net.predict(X_val) == y_val).mean())
+    log(f"validation accuracy {accuracy:.4f}")
+    bench = Bench(
+        net,
+        X,
+        y,
+        X_val,
+        y_val,
+        args.batch_size,
+        args.repeats,
+        args.device,
+        args.seed,
+        quiet,
+    )
+    rows = our_rows(bench, args) + captum_rows(bench, args.captum_repeats)
+    times = {r.name: r.timing.best for r in rows}
+    run = SpeedRun(
+        header, args, bench, accuracy, fit, rows,
+        agreement({r.name: r.timing.result for r in rows}),
+        speed_ratios(times, fit.best / args.epochs), quiet,
+    )  # fmt: skip
+    for k, v in {**run.ratios, **run.diffs}.items():
+        log(f"{k} = {v:.3g}")
+    if not args.no_sweep:
+        run.sweep, run.kernels = batch_size_sweep(bench), kernel_costs(bench)
+    if not args.no_memory:
+        run.memory = run_memory(bench, args)
+    if not args.no_sparse:
+        run.sparse = run_sparse(args)
+    return run
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    set_threads(args.threads)
+    if args._memory_child:
+        memory_child(args)
+        return 0
+    if args._sparse_child:
+        sparse_child(args)
+        return 0
+    header = run_header(command_line("bench_speed.py", argv))
+    log(f"load average {header['load']}; torch threads {header['threads']}")
+    if args.only == "sparse":
+        text, path = (
+            render_sparse_only(header, run_sparse(args), args.quick),
+            SPARSE_RESULTS,
+        )
+    else:
+        text, path = render(run_all(args, header)), Path(args.output)
+    print()
+    print(text)
+    if not args.no_write:
+        write_result(path, text)
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,493 @@
+"""What the benchmark scripts share: data, models, timing, memory, reports, CSV.
+
+The scripts run as ``python benchmarks/<script>.py``, so this folder is first
+on ``sys.path`` and they import this module as ``harness``. It calls the
+public API of skinfluence only (``skinfluence.datasets``,
+``skinfluence.callbacks``).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import math
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS_DIR = ROOT / "benchmarks" / "results"
+CHILD_TAG = "BENCH_CHILD_RESULT "
+
+
+# ------------------------------------------------------------------ run setup
+def log(msg: str) -> None:
+    """Print ``msg`` with the time of day, flushed."""
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def set_threads(n: int | None) -> int:
+    """Pin torch's intra-op threads (``None``: torch's default); return the count."""
+    if n is not None:
+        torch.set_num_threads(max(1, min(int(n), os.cpu_count() or 1)))
+    return torch.get_num_threads()
+
+
+# ----------------------------------------------------------------------- data
+def load_dataset(name: str, *, subset: str = "all", two_races: bool = False):
+    """Adult or COMPAS from ``skinfluence.datasets``: ``(X, y, s)``.
+
+    ``y`` is an int64 array and ``s`` the sensitive feature as strings (sex for
+    Adult, race for COMPAS). ``two_races`` keeps the African-American and
+    Caucasian rows of COMPAS only. ``subset`` ("train", "test", "all") is
+    Adult's.
+    """
+    from skinfluence.datasets import load_adult, load_compas
+
+    if name == "adult":
+        X, y, s = load_adult(subset=subset)
+        return X, y.to_numpy().astype(np.int64), s["sex"].astype(str).to_numpy()
+    X, y, s = load_compas()
+    if two_races:
+        keep = s["race"].isin(["African-American", "Caucasian"]).to_numpy()
+        X, y = X.loc[keep].reset_index(drop=True), y.loc[keep].reset_index(drop=True)
+        X["race"] = X["race"].cat.remove_unused_categories()
+        s = X[["race"]]
+    return X, y.to_numpy().astype(np.int64), s["race"].astype(str).to_numpy()
+
+
+def sample_rows(n_total: int, n: int | None, seed: int) -> np.ndarray:
+    """The first ``n`` rows of a seeded permutation of ``range(n_total)``."""
+    return np.random.RandomState(seed).permutation(n_total)[:n]
+
+
+def split_rows(strata, train_size, test_size, seed: int):
+    """Stratified ``(train, test)`` indices of ``range(len(strata))``."""
+    from sklearn.model_selection import train_test_split
+
+    return train_test_split(
+        np.arange(len(strata)),
+        train_size=train_size,
+        test_size=test_size,
+        stratify=strata,
+        random_state=seed,
+    )
+
+
+def _columns(X):
+    cat = [c for c in X.columns if isinstance(X[c].dtype, pd.CategoricalDtype)]
+    return [c for c in X.columns if c not in cat], cat
+
+
+def preprocessor(X):
+    """Numeric columns standardised, categorical ones one-hot (dense).
+
+    The one-hot levels are the dtype's categories, not those seen in a fit,
+    so every subsample (CV fold, seed) encodes to the same width.
+    """
+    from sklearn.compose import ColumnTransformer
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    num, cat = _columns(X)
+    onehot = OneHotEncoder(
+        categories=[list(X[c].cat.categories) for c in cat],
+        handle_unknown="ignore",
+        sparse_output=False,
+    )
+    return ColumnTransformer([("num", StandardScaler(), num), ("cat", onehot, cat)])
+
+
+def encoded_width(X) -> int:
+    """Number of columns :func:`preprocessor` makes of ``X``."""
+    num, cat = _columns(X)
+    return len(num) + sum(len(X[c].cat.categories) for c in cat)
+
+
+def to_float32(X) -> np.ndarray:
+    """Dense, C-contiguous float32 copy of ``X`` (a FunctionTransformer step)."""
+    X = X.toarray() if hasattr(X, "toarray") else X
+    return np.ascontiguousarray(X, dtype=np.float32)
+
+
+def encode(train, *others) -> list[np.ndarray]:
+    """:func:`preprocessor` fitted on ``train``, applied to each frame: float32."""
+    ct = preprocessor(train)
+    return [to_float32(ct.fit_transform(train))] + [
+        to_float32(ct.transform(X)) for X in others
+    ]
+
+
+# --------------------------------------------------------------------- models
+class MLP(nn.Module):
+    """``n_in -> hidden[0] -> ... -> n_out`` with ReLU between the layers."""
+
+    def __init__(self, n_in: int = 1, hidden=(64,), n_out: int = 2):
+        super().__init__()
+        widths, layers = [n_in, *hidden], []
+        for a, b in zip(widths[:-1], widths[1:], strict=True):
+            layers += [nn.Linear(a, b), nn.ReLU()]
+        self.net = nn.Sequential(*layers, nn.Linear(widths[-1], n_out))
+
+    def forward(self, X):
+        return self.net(X)
+
+
+def make_mlp(
+    n_in: int,
+    *,
+    hidden=(64,),
+    lr: float,
+    momentum: float = 0.0,
+    batch_size: int,
+    epochs: int,
+    checkpoints: bool = False,
+    device: str = "cpu",
+    net_class=None,
+):
+    """An unfitted skorch classifier of an :class:`MLP`, SGD, no validation split.
+
+    ``checkpoints`` adds ``skinfluence.callbacks.TracInCheckpoints`` as the
+    callback ``"tracin"``; ``net_class`` replaces ``NeuralNetClassifier``.
+    """
+    from skorch import NeuralNetClassifier
+
+    callbacks = None
+    if checkpoints:
+        from skinfluence.callbacks import TracInCheckpoints
+
+        callbacks = [("tracin", TracInCheckpoints())]
+    return (net_class or NeuralNetClassifier)(
+        MLP,
+        module__n_in=n_in,
+        module__hidden=tuple(hidden),
+        criterion=nn.CrossEntropyLoss,
+        optimizer=torch.optim.SGD,
+        optimizer__momentum=momentum,
+        lr=lr,
+        batch_size=batch_size,
+        max_epochs=epochs,
+        train_split=None,
+        iterator_train__shuffle=True,
+        device=device,
+        verbose=0,
+        callbacks=callbacks,
+    )
+
+
+def make_logreg(C: float = 1.0):
+    """The benchmarks' LogisticRegression (Newton solver, L2 penalty ``1/C``)."""
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(C=C, solver="newton-cholesky", max_iter=1000)
+
+
+def checkpoints_of(net) -> list:
+    """The checkpoints recorded by the net's ``"tracin"`` callback."""
+    return dict(net.callbacks_)["tracin"].checkpoints_
+
+
+# --------------------------------------------------------------------- timing
+def sync(device: str) -> None:
+    """Wait for queued GPU work, so that wall-clock times include it."""
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def machine_busy_s() -> float | None:
+    """Busy CPU-seconds of the whole machine since boot (/proc/stat)."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+        vals = [int(x) for x in fields]
+    except (OSError, ValueError):
+        return None
+    idle = vals[3] + (vals[4] if len(vals) > 4 else 0)  # idle + iowait
+    return (sum(vals[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_s() -> float:
+    """CPU-seconds this process has used (user + system)."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+@dataclass
+class Quiet:
+    """Waits, before timed runs, for other processes to leave the CPUs idle.
+
+    Each wait lasts at most ``max_wait`` seconds, all of them together at
+    most ``budget`` seconds; "idle" is less than ``busy_share`` of all CPUs
+    busy. ``Quiet()`` never waits.
+    """
+
+    max_wait: float = 0.0
+    budget: float = 0.0
+    busy_share: float = 0.15
+    spent: float = 0.0
+
+    def wait(self) -> None:
+        left = min(self.max_wait, self.budget - self.spent)
+        start = time.monotonic()
+        ncpu = os.cpu_count() or 1
+        while time.monotonic() - start < left:
+            b0, t0 = machine_busy_s(), time.monotonic()
+            if b0 is None:
+                break
+            time.sleep(0.5)
+            if (machine_busy_s() - b0) / (
+                (time.monotonic() - t0) * ncpu
+            ) < self.busy_share:
+                break
+        self.spent += time.monotonic() - start
+
+
+@dataclass
+class Timing:
+    """Seconds of each run, and the share of all CPUs other processes used."""
+
+    result: object = None
+    seconds: list = field(default_factory=list)
+    other: list = field(default_factory=list)
+
+    @property
+    def best(self) -> float:
+        """The fastest run: the least disturbed by other load."""
+        return min(self.seconds)
+
+    @property
+    def other_at_best(self) -> float | None:
+        return self.other[self.seconds.index(self.best)]
+
+    def runs(self, digits: int = 3) -> str:
+        return ", ".join(f"{t:.{digits}f}" for t in self.seconds)
+
+
+def timed(fn, *, repeats: int = 1, device: str = "cpu", quiet: Quiet | None = None):
+    """Run ``fn()`` ``repeats`` times; a :class:`Timing` with its last result."""
+    out, ncpu = Timing(), os.cpu_count() or 1
+    for _ in range(repeats):
+        if quiet is not None:
+            quiet.wait()
+        sync(device)
+        b0, c0, t0 = machine_busy_s(), own_cpu_s(), time.perf_counter()
+        out.result = fn()
+        sync(device)
+        dt = time.perf_counter() - t0
+        b1, c1 = machine_busy_s(), own_cpu_s()
+        out.seconds.append(dt)
+        others = None if b0 is None or b1 is None else ((b1 - b0) - (c1 - c0))
+        out.other.append(None if others is None else max(0.0, others / (dt * ncpu)))
+    return out
+
+
+@contextmanager
+def stopwatch():
+    """``with stopwatch() as sw: ...`` then ``sw["seconds"]``."""
+    sw = {"seconds": float("nan")}
+    t0 = time.perf_counter()
+    try:
+        yield sw
+    finally:
+        sw["seconds"] = time.perf_counter() - t0
+
+
+def fmt_share(x) -> str:
+    return "n/a" if x is None else f"{100 * x:.0f}%"
+
+
+# --------------------------------------------------------------------- memory
+def rss_mb() -> float | None:
+    """Resident set size now, in MiB (psutil, else /proc/self/statm)."""
+    try:
+        import psutil
+
+        return psutil.Process().memory_info().rss / 2**20
+    except ImportError:
+        pass
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+        return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError):
+        return None
+
+
+def hwm_mb() -> float | None:
+    """``VmHWM`` (peak RSS since start or the last reset) in MiB, if readable."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 2**10
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def reset_peak() -> bool:
+    """Reset this process's RSS high-water mark (Linux >= 4.0); False if unable.
+
+    ``ru_maxrss`` cannot serve as a baseline in a child started by fork +
+    exec (it counts the parent's pages before the exec): hence VmHWM.
+    """
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return hwm_mb() is not None
+    except OSError:
+        return False
+
+
+def peak_beyond(fn) -> tuple[object, float | None]:
+    """``(fn(), peak RSS during it minus RSS before, in MiB)``; None if unknown."""
+    base = rss_mb()
+    if not reset_peak() or base is None:
+        return fn(), None
+    out = fn()
+    return out, hwm_mb() - base
+
+
+def child_result(payload: dict) -> None:
+    """Print the result line that :func:`run_child` reads back."""
+    print(CHILD_TAG + json.dumps(payload), flush=True)
+
+
+def run_child(script: Path, args: list[str]) -> dict:
+    """Run ``python script *args`` in a fresh process; its :func:`child_result`."""
+    cmd = [sys.executable, str(script), *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    for line in proc.stdout.splitlines():
+        if line.startswith(CHILD_TAG):
+            return json.loads(line[len(CHILD_TAG) :])
+    raise RuntimeError(
+        f"child {' '.join(args)} failed (rc={proc.returncode}):\n"
+        f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    )
+
+
+# ----------------------------------------------------------------- run header
+def git_commit() -> str:
+    """The commit of the skinfluence that is imported, and whether it is edited.
+
+    A ``git archive`` snapshot on ``PYTHONPATH`` is named by its ``COMMIT``
+    file (see benchmarks/README.md).
+    """
+    import skinfluence
+
+    def git(*args):
+        return subprocess.run(
+            ["git", *args], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
+
+    try:
+        head = git("rev-parse", "--short", "HEAD") or "unknown"
+        dirty = git("status", "--porcelain", "--", "skinfluence")
+    except OSError:
+        return "unknown"
+    where = Path(skinfluence.__file__).resolve().parent
+    if where != (ROOT / "skinfluence").resolve():
+        stamp = where.parent / "COMMIT"
+        if stamp.exists():
+            return f"{stamp.read_text().strip()} (a snapshot of the package, on PYTHONPATH)"
+        return f"{head} (package imported from {where})"
+    return head + (" + uncommitted changes" if dirty else "")
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def load_avg() -> str:
+    try:
+        return "/".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "n/a"
+
+
+def command_line(script: str, argv=None) -> str:
+    """``python benchmarks/<script> <args>`` as the run was started."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    return " ".join([f"python benchmarks/{script}", *args])
+
+
+def run_header(command: str, *, commit: str | None = None, date: str | None = None):
+    """The facts every result file starts with, as a dict."""
+    return {
+        "date": date or datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
+        "command": command,
+        "commit": commit or git_commit(),
+        "machine": f"{platform.node()}; {cpu_name()}; {os.cpu_count()} CPUs; "
+        f"{platform.system()} {platform.machine()}",
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+        "load": load_avg(),
+    }
+
+
+def header_lines(h: dict) -> list[str]:
+    """:func:`run_header` as Markdown bullets."""
+    return [
+        f"- Date: {h['date']}; command: `{h['command']}`",
+        f"- skinfluence at commit {h['commit']}",
+        f"- Machine: {h['machine']}; load average (1/5/15 min) at start: {h['load']}",
+        f"- torch {h['torch']} ({h['threads']} thread(s), `torch.get_num_threads()`), "
+        f"Python {h['python']}",
+    ]
+
+
+# --------------------------------------------------------------------- tables
+def md_table(header: list[str], rows: list[list], align: str = "") -> list[str]:
+    """A Markdown table; ``align`` has one letter per column: l (default) or r."""
+    seps = ["---:" if a == "r" else "---" for a in align.ljust(len(header), "l")]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(seps) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return lines
+
+
+def mean_std(values, scale: float = 1.0, digits: int = 3) -> str:
+    """``mean ± std`` (sample std) of the non-NaN values; "—" when none."""
+    v = np.asarray([x for x in values if not _isnan(x)], dtype=float)
+    if len(v) == 0:
+        return "—"
+    sd = v.std(ddof=1) if len(v) > 1 else 0.0
+    return f"{scale * v.mean():.{digits}f} ± {scale * sd:.{digits}f}"
+
+
+def _isnan(x) -> bool:
+    return isinstance(x, float) and math.isnan(x)
+
+
+def write_result(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    log(f"wrote {path}")
+
+
+# ------------------------------------------------------------------ CSV resume
+def read_csv(path: Path, columns: list[str]) -> pd.DataFrame:
+    """The rows written so far (an empty frame with ``columns`` if none)."""
+    if not path.exists():
+        return pd.DataFrame(columns=columns)
+    return pd.read_csv(path)
+
+
+def append_csv(path: Path, rows: list[dict], columns: list[str]) -> None:
+    """Append ``rows`` to ``path`` (the header only when it is new)."""
+    if rows:
+        frame = pd.DataFrame(rows, columns=columns)
+        frame.to_csv(path, mode="a", header=not path.exists(), index=False)
