@@ -60,6 +60,22 @@ def _data_path(name):
     return files("skinfluence.datasets") / "data" / name
 
 
+def _check_choice(name, value, allowed):
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {list(allowed)}, got {value!r}.")
+
+
+def _fresh_copies(df, features, target, sensitive):
+    """``(X, y, sensitive_features)`` of the rows of ``df``, as new objects.
+
+    ``df`` is a cached frame: what is handed out must be a deep copy, with a
+    fresh ``RangeIndex``.
+    """
+    X = df[features].reset_index(drop=True).copy(deep=True)
+    y = df[target].reset_index(drop=True).copy(deep=True)
+    return X, y, X[sensitive].copy(deep=True)
+
+
 def _read_adult_file(name, *, skiprows):
     with _data_path(name).open("rb") as fh:
         df = pd.read_csv(
@@ -134,10 +150,7 @@ def load_adult(*, subset="all"):
     sensitive_features : pandas.DataFrame of shape (n_samples, 2)
         Columns ``"sex"`` and ``"race"``, equal to the same columns of `X`.
 
-    Raises
-    ------
-    ValueError
-        If `subset` is not one of the allowed values.
+    %(raises)s
 
     Notes
     -----
@@ -158,8 +171,7 @@ def load_adult(*, subset="all"):
     The share of positives (income ``>50K``) is 7,508 / 30,162 (0.249) in
     train, 3,700 / 15,060 (0.246) in test and 11,208 / 45,222 (0.248) in all.
 
-    Each call returns new objects: modifying them does not affect later
-    calls.
+    %(copies)s
 
     Source: Becker, B. and Kohavi, R. (1996), Adult, UCI Machine Learning
     Repository, https://doi.org/10.24432/C5XW20, licence CC BY 4.0.
@@ -178,17 +190,11 @@ def load_adult(*, subset="all"):
     >>> len(X_train), len(load_adult(subset="test")[0])
     (30162, 15060)
     """
-    if subset not in _ADULT_SUBSETS:
-        raise ValueError(
-            f"subset must be one of {list(_ADULT_SUBSETS)}, got {subset!r}."
-        )
+    _check_choice("subset", subset, _ADULT_SUBSETS)
     df = _adult_frame()
     if subset != "all":
         df = df.loc[df["_subset"] == subset]
-    X = df[_ADULT_FEATURES].reset_index(drop=True).copy(deep=True)
-    y = df[_ADULT_TARGET].reset_index(drop=True).copy(deep=True)
-    sensitive_features = X[["sex", "race"]].copy(deep=True)
-    return X, y, sensitive_features
+    return _fresh_copies(df, _ADULT_FEATURES, _ADULT_TARGET, ["sex", "race"])
 
 
 @lru_cache(maxsize=1)
@@ -251,10 +257,7 @@ def load_compas(*, target="two_year_recid"):
     sensitive_features : pandas.DataFrame of shape (6172, 2)
         Columns ``"race"`` and ``"sex"``, equal to the same columns of `X`.
 
-    Raises
-    ------
-    ValueError
-        If `target` is not one of the allowed values.
+    %(raises)s
 
     Notes
     -----
@@ -273,8 +276,7 @@ def load_compas(*, target="two_year_recid"):
     Positives: 2,809 / 6,172 (0.455) for ``two_year_recid`` and
     2,990 / 6,172 (0.484) for ``is_recid``.
 
-    Each call returns new objects: modifying them does not affect later
-    calls.
+    %(copies)s
 
     Source: Angwin, J., Larson, J., Mattu, S. and Kirchner, L. (2016),
     Machine Bias, ProPublica, https://github.com/propublica/compas-analysis.
@@ -292,12 +294,19 @@ def load_compas(*, target="two_year_recid"):
     >>> int(load_compas(target="is_recid")[1].sum())
     2990
     """
-    if target not in _COMPAS_TARGETS:
-        raise ValueError(
-            f"target must be one of {list(_COMPAS_TARGETS)}, got {target!r}."
-        )
-    df = _compas_frame()
-    X = df[_COMPAS_FEATURES].copy(deep=True)
-    y = df[target].copy(deep=True)
-    sensitive_features = X[["race", "sex"]].copy(deep=True)
-    return X, y, sensitive_features
+    _check_choice("target", target, _COMPAS_TARGETS)
+    return _fresh_copies(_compas_frame(), _COMPAS_FEATURES, target, ["race", "sex"])
+
+
+_DOCS = {
+    "raises": """Raises
+    ------
+    ValueError
+        If an argument is not one of its allowed values.""",
+    "copies": """Each call returns new objects: modifying them does not affect later
+    calls.""",
+}
+for _f in (load_adult, load_compas):
+    if _f.__doc__:  # None under python -OO
+        _f.__doc__ = _f.__doc__ % _DOCS
+del _f

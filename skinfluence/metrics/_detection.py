@@ -54,10 +54,7 @@ def detection_roc_auc(mask, scores) -> float:
 
     Parameters
     ----------
-    mask : array-like of bool, shape (n_samples,)
-        True for the corrupted rows.
-    scores : array-like of shape (n_samples,)
-        Larger = more suspicious.
+    %(mask_scores)s
 
     Returns
     -------
@@ -70,8 +67,11 @@ def detection_roc_auc(mask, scores) -> float:
     Examples
     --------
     >>> from skinfluence.metrics import detection_roc_auc
-    >>> detection_roc_auc([False, True, False, True], [0.1, 0.9, 0.4, 0.3])
+    >>> mask = [False, True, False, True]
+    >>> detection_roc_auc(mask, [0.1, 0.9, 0.4, 0.3])  # 1 of 4 pairs misordered
     0.75
+    >>> detection_roc_auc(mask, [0.1, 0.9, 0.4, 0.4])  # a tie counts one half
+    0.875
     """
     mask, scores = _check(mask, scores)
     n_pos = int(mask.sum())
@@ -99,10 +99,7 @@ def detection_f1(mask, scores, *, contamination=None) -> float:
 
     Parameters
     ----------
-    mask : array-like of bool, shape (n_samples,)
-        True for the corrupted rows.
-    scores : array-like of shape (n_samples,)
-        Larger = more suspicious.
+    %(mask_scores)s
     contamination : float in [0, 1], default=None
         The share ``c`` of rows to flag; ``None`` means the true share,
         ``mask.mean()``, as in a benchmark where it is known. ``floor(c n)``
@@ -121,8 +118,11 @@ def detection_f1(mask, scores, *, contamination=None) -> float:
     Examples
     --------
     >>> from skinfluence.metrics import detection_f1
-    >>> detection_f1([False, True, False, True], [0.1, 0.9, 0.4, 0.3])
+    >>> mask, scores = [False, True, False, True], [0.1, 0.9, 0.4, 0.3]
+    >>> detection_f1(mask, scores)  # the top 2 rows flagged: TP = FP = FN = 1
     0.5
+    >>> round(detection_f1(mask, scores, contamination=0.25), 3)  # the top row
+    0.667
     """
     mask, scores = _check(mask, scores)
     if contamination is None:
@@ -135,3 +135,15 @@ def detection_f1(mask, scores, *, contamination=None) -> float:
     fp = int(np.sum(flagged & ~mask))
     fn = int(np.sum(~flagged & mask))
     return 0.0 if tp == 0 else 2.0 * tp / (2.0 * tp + fp + fn)
+
+
+_DOCS = {
+    "mask_scores": """mask : array-like of bool, shape (n_samples,)
+        True for the corrupted rows.
+    scores : array-like of shape (n_samples,)
+        Larger = more suspicious.""",
+}
+for _f in (detection_roc_auc, detection_f1):
+    if _f.__doc__:  # None under python -OO
+        _f.__doc__ = _f.__doc__ % _DOCS
+del _f

@@ -258,7 +258,7 @@ def _check(y_true, y_pred, sensitive_features):
 
 
 def _hard_gaps(metric, y_true, y_pred, sensitive_features, pos_label) -> list[float]:
-    """Per condition of `metric`: the largest minus the smallest group selection rate."""
+    """Per condition of `metric`: the largest minus smallest group selection rate."""
     y_true, y_pred, codes, names = _check(y_true, y_pred, sensitive_features)
     selected = (y_pred == pos_label).astype(float)
     gaps = []
@@ -273,12 +273,15 @@ _DOCS = {
         Group labels; several columns give intersectional groups.
     pos_label : scalar, default=1
         The positive label: predictions equal to it count as selected.""",
+    "labels": """y_true, y_pred : array-like of shape (n_samples,)
+        True and predicted labels.""",
     "raises": """Raises
     ------
     ValueError
         If the inputs' lengths differ, `sensitive_features` has missing
         values, or a group has no row the rate is taken over.""",
 }
+_DOCS["labels_and_groups"] = _DOCS["labels"] + "\n    " + _DOCS["groups"]
 
 
 def demographic_parity_difference(
@@ -308,10 +311,9 @@ def demographic_parity_difference(
     ...                               sensitive_features=["a", "a", "b", "b"])
     0.5
     """
-    (gap,) = _hard_gaps(
+    return _hard_gaps(
         "demographic_parity", y_true, y_pred, sensitive_features, pos_label
-    )
-    return gap
+    )[0]
 
 
 def equal_opportunity_difference(
@@ -321,9 +323,7 @@ def equal_opportunity_difference(
 
     Parameters
     ----------
-    y_true, y_pred : array-like of shape (n_samples,)
-        True and predicted labels.
-    %(groups)s
+    %(labels_and_groups)s
 
     Returns
     -------
@@ -335,14 +335,16 @@ def equal_opportunity_difference(
     Examples
     --------
     >>> from skinfluence.metrics import equal_opportunity_difference
-    >>> equal_opportunity_difference([1, 1, 1, 1], [1, 0, 1, 1],
-    ...                               sensitive_features=["a", "a", "b", "b"])
+    >>> y_true = ["yes", "yes", "no", "yes", "yes"]
+    >>> y_pred = ["yes", "no", "yes", "yes", "yes"]
+    >>> equal_opportunity_difference(  # TPR 1/2 in group a, 2/2 in b
+    ...     y_true, y_pred, sensitive_features=list("aaabb"), pos_label="yes"
+    ... )
     0.5
     """
-    (gap,) = _hard_gaps(
+    return _hard_gaps(
         "equal_opportunity", y_true, y_pred, sensitive_features, pos_label
-    )
-    return gap
+    )[0]
 
 
 def equalized_odds_difference(
@@ -352,9 +354,7 @@ def equalized_odds_difference(
 
     Parameters
     ----------
-    y_true, y_pred : array-like of shape (n_samples,)
-        True and predicted labels.
-    %(groups)s
+    %(labels_and_groups)s
     agg : {"worst_case", "sum"}, default="worst_case"
         ``max`` of the two gaps (fairlearn's convention) or their sum (the
         convention of the soft ``Fairness("equalized_odds")`` objective).
@@ -368,9 +368,12 @@ def equalized_odds_difference(
     Examples
     --------
     >>> from skinfluence.metrics import equalized_odds_difference
-    >>> equalized_odds_difference([1, 0, 1, 0], [1, 1, 1, 0],
-    ...                           sensitive_features=["a", "a", "b", "b"])
+    >>> y_true, y_pred = [1, 1, 0, 1, 1, 0], [1, 0, 1, 1, 1, 0]
+    >>> groups = ["a", "a", "a", "b", "b", "b"]  # TPR gap 1/2, FPR gap 1
+    >>> equalized_odds_difference(y_true, y_pred, sensitive_features=groups)
     1.0
+    >>> equalized_odds_difference(y_true, y_pred, sensitive_features=groups, agg="sum")
+    1.5
     """
     if agg not in ("worst_case", "sum"):
         raise ValueError(f"agg must be 'worst_case' or 'sum', got {agg!r}.")
