@@ -377,14 +377,7 @@ def _display(metric: str, mean: np.ndarray):
 
 
 def plot_pruning_curve(
-    results,
-    *,
-    x=_RATIO,
-    metrics=None,
-    by=None,
-    ratio=_RATIO,
-    annotate=True,
-    ax=None,
+    results, *, x=_RATIO, metrics=None, by=None, ratio=_RATIO, annotate=True, ax=None
 ):
     """Test metrics against ``prune_ratio``, or one metric against another.
 
