@@ -26,8 +26,8 @@ from sklearn.utils.validation import check_is_fitted, check_memory
 from ._compute import compute_influence
 from ._influence_inputs import Problem, as_python
 from ._sklearn_compat import _check_method_params, _safe_indexing
-from ._tmp_seed import derive_seed  # TODO: skinfluence.kernels
-from .metrics._fairness import encode_groups
+from .kernels import derive_seed
+from .metrics import check_groups_defined, encode_groups
 from .models import (
     ModelAdapter,
     as_torch_model,
@@ -208,29 +208,16 @@ def check_groups(problem: Problem, y_val, s_val) -> None:
     if not (problem.method.needs_objective and isinstance(objective, Fairness)):
         return
     codes, names = encode_groups(s_val)
-    if len(names) < 2:
-        raise ValueError(
-            f"The validation rows hold one group of sensitive_features "
-            f"({names[0]!r}); the fairness objective compares two or more. "
-            "Raise validation_size or pass X_val."
-        )
-    pos = problem.pos_label
-    conditions = {
-        "demographic_parity": [],
-        "equal_opportunity": [("a positive label", y_val == pos)],
-        "equalized_odds": [
-            ("a positive label", y_val == pos),
-            ("a negative label", y_val != pos),
-        ],
-    }[objective.metric]
-    for what, cond in conditions:
-        for g, name in enumerate(names):
-            if not np.any((codes == g) & cond):
-                raise ValueError(
-                    f"Group {name!r} has no validation row with {what}, so "
-                    f"the {objective.metric} gap is undefined; raise "
-                    "validation_size or pass X_val."
-                )
+    check_groups_defined(
+        objective.metric,
+        y_val,
+        codes,
+        names,
+        problem.pos_label,
+        rows="validation rows",
+        remedy="Raise validation_size or pass X_val.",
+        min_groups=2,
+    )
 
 
 def preflight(estimator, problem: Problem, train) -> None:

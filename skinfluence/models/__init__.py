@@ -18,7 +18,7 @@ from ._adapter import (
 )
 from ._base import Checkpoint, TorchModel
 
-# the families, in the order they are asked
+# the built-in families (registered last, asked first)
 from ._skorch import SkorchAdapter, TracInCheckpoints  # noqa: I001
 from ._sklearn import LogisticRegressionAdapter, SGDClassifierAdapter
 from ._wrappers import PipelineAdapter, TorchModuleAdapter

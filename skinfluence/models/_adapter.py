@@ -121,7 +121,9 @@ def register_adapter(adapter: ModelAdapter) -> ModelAdapter:
     Parameters
     ----------
     adapter : ModelAdapter
-        The family's adapter. Families are asked in registration order.
+        The family's adapter. The families registered last are asked first,
+        so a registration can refine a built-in family (an adapter for a
+        subclass of ``LogisticRegression``, say).
 
     Returns
     -------
@@ -130,7 +132,7 @@ def register_adapter(adapter: ModelAdapter) -> ModelAdapter:
     """
     if not isinstance(adapter, ModelAdapter):
         raise TypeError(f"{adapter!r} is not a ModelAdapter instance.")
-    _ADAPTERS.append(adapter)
+    _ADAPTERS.insert(0, adapter)
     return adapter
 
 

@@ -12,6 +12,8 @@ from torch import Tensor, nn
 from torch.func import functional_call
 from torch.nn import functional as F
 
+from .._sparse import SparseRows, as_sparse_rows
+
 Params = dict[str, Tensor]
 
 #: How the module's output is turned into class log-probabilities.
@@ -103,12 +105,19 @@ class TorchModel:
         self.family = family
 
     # ------------------------------------------------------------------ data
-    def prepare_X(self, X) -> Tensor:
-        """Transform ``X`` to the module's input tensor (kept on the CPU)."""
+    def prepare_X(self, X) -> Tensor | SparseRows:
+        """Transform ``X`` to the module's input rows (kept on the CPU).
+
+        Dense input gives a tensor of the model's dtype; sparse input
+        (``scipy.sparse``, or a sparse torch tensor) stays sparse, as
+        :class:`~skinfluence.kernels.SparseRows`, which the kernels take one
+        chunk at a time to the device and modules multiply as is.
+        """
         if self.transform is not None:
             X = self.transform(X)
-        if hasattr(X, "toarray"):
-            X = X.toarray()
+        rows = as_sparse_rows(X, self.dtype)
+        if rows is not None:
+            return rows
         if isinstance(X, Tensor):
             return X.detach().to("cpu", self.dtype)
         arr = np.asarray(X)

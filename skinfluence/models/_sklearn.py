@@ -7,7 +7,11 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from sklearn.linear_model import LogisticRegression, SGDClassifier
+from sklearn.linear_model import (
+    LogisticRegression,
+    LogisticRegressionCV,
+    SGDClassifier,
+)
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
@@ -59,7 +63,10 @@ class LogisticRegressionAdapter(ModelAdapter):
     description = "LogisticRegression"
 
     def handles(self, estimator) -> bool:
-        return isinstance(estimator, LogisticRegression)
+        # LogisticRegressionCV subclasses it, but its C is chosen by CV
+        return isinstance(estimator, LogisticRegression) and not isinstance(
+            estimator, LogisticRegressionCV
+        )
 
     def check(self, est) -> None:
         if est.class_weight is not None:
