@@ -24,10 +24,13 @@ African-American defendants and the others.
 # :class:`~skinfluence.models.TorchModel` (its parameters ``model.params`` and a
 # per-row loss ``model.row_loss(params, X, y)``), the objective bound to the
 # validation rows (``objective.gradient(params)`` is the gradient of J) and
-# the training rows as tensors. It returns one score per row, higher meaning
-# more beneficial. Rows are processed in chunks of ``batch_size``; per-row
-# gradients come from ``torch.func`` (``vmap`` of ``grad``), so memory stays
-# at ``batch_size`` times the number of parameters.
+# the training rows. It returns one score per row, higher meaning more
+# beneficial. The kernels of :mod:`skinfluence.kernels` do the work over
+# chunks of ``batch_size`` rows: :func:`~skinfluence.kernels.grad_dot` gives
+# ``<grad l_i, v>`` by one forward-mode pass and
+# :func:`~skinfluence.kernels.grad_sq_norms` gives ``||grad l_i||^2`` (in
+# closed form for linear layers), so no per-row gradient is ever stored and
+# memory stays at ``batch_size`` times the number of parameters.
 import os
 
 import matplotlib.pyplot as plt
@@ -39,10 +42,10 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
-from torch.func import grad, vmap
 
 from skinfluence import InfluenceFilter, Method, compute_influence
 from skinfluence.datasets import load_compas
+from skinfluence.kernels import grad_dot, grad_sq_norms
 from skinfluence.methods import IP, METHODS, SelfInfluence
 from skinfluence.metrics import demographic_parity_difference
 
@@ -66,19 +69,9 @@ class GradientCosine(Method):
         params = model.params
         v = objective.gradient(params, batch_size=batch_size)
         v_norm = torch.sqrt(sum((g**2).sum() for g in v.values()))
-
-        def row_gradient(p, x, t):
-            return grad(lambda q: model.row_loss(q, x[None], t[None]).sum())(p)
-
-        out = []
-        for start in range(0, len(X), batch_size):
-            xb = X[start : start + batch_size].to(model.device)
-            yb = y[start : start + batch_size].to(model.device)
-            g = vmap(row_gradient, in_dims=(None, 0, 0))(params, xb, yb)
-            dot = sum((g[k] * v[k]).flatten(1).sum(1) for k in v)
-            norm = torch.sqrt(sum((g[k] ** 2).flatten(1).sum(1) for k in v))
-            out.append(dot / (norm * v_norm + self.eps))
-        return torch.cat(out).cpu()
+        dot = grad_dot(model, params, v, X, y, batch_size)
+        norm = torch.sqrt(grad_sq_norms(model, params, X, y, batch_size))
+        return (dot / (norm * v_norm + self.eps)).cpu()
 
 
 print(sorted(METHODS.keys()))

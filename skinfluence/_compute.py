@@ -7,9 +7,9 @@ import numbers
 import numpy as np
 import torch
 
+from ._kernels import all_finite
 from ._progress import verbosity
 from .methods import METHODS, Method
-from .methods._gradient import NO_CHECKPOINTS
 from .models import as_torch_model
 from .objectives import OBJECTIVES, Objective
 
@@ -32,13 +32,6 @@ def _check_batch_size(batch_size) -> int:
     ):
         raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}.")
     return int(batch_size)
-
-
-def _all_finite(X: torch.Tensor, rows: int = 65536) -> bool:
-    """Whether X holds no NaN or infinity, checked in chunks (bounded memory)."""
-    return all(
-        bool(torch.isfinite(X[i : i + rows]).all()) for i in range(0, len(X), rows)
-    )
 
 
 def _n_rows(a) -> int:
@@ -132,7 +125,7 @@ def compute_influence(
         )
     if method_.needs_objective and (X_val is None or y_val is None):
         raise ValueError(
-            f"method={type(method_).__name__} measures influence on a validation "
+            f"method={method_._name()!r} measures influence on a validation "
             "objective: pass X_val and y_val."
         )
     if X_val is not None and y_val is not None and _n_rows(X_val) != _n_rows(y_val):
@@ -146,11 +139,10 @@ def compute_influence(
                 "sensitive_features_val for the validation rows."
             )
     model = as_torch_model(estimator)
-    if method_.needs_checkpoints and not model.checkpoints:
-        raise ValueError(NO_CHECKPOINTS)
+    method_.check_checkpoints(model)
     Xt = model.prepare_X(X)
     yt = model.prepare_y(y)
-    if not _all_finite(Xt):
+    if not all_finite(Xt):
         raise ValueError(
             "X contains NaN or infinity (after the model's preprocessing)."
         )

@@ -1,64 +1,247 @@
-"""The computational core (DESIGN section 4).
+"""The computational core (DESIGN section 4); public as :mod:`skinfluence.kernels`.
 
-Three kernels over the rows, chunked by ``batch_size``:
-
-1. :func:`objective_gradient` -- v = grad J(theta), by reverse mode over the
-   validation rows;
-2. :func:`grad_dot` -- <grad l_i(theta), v> for every row, by one forward-mode
-   pass (``torch.func.jvp`` of the per-row losses along v);
-3. :func:`grad_sq_norms` -- ||grad l_i(theta)||^2 for every row, in closed form
-   for networks of ``nn.Linear`` layers, else by ``vmap(grad)``.
-
-and Hessian-vector products of the training objective with the solvers that
-use them (:func:`cg`, :func:`lissa`, :func:`exact_solve`). No kernel holds
-the n x P matrix of per-row gradients: memory is O(batch_size x P).
+Row chunks and seeds, the three kernels over the rows (gradient of a chunked
+scalar, forward-mode inner products, per-row gradient norms), per-row
+gradients, Hessian-vector products and the solvers that use them. Each rule
+lives here once: how rows are chunked and moved to the device, how a seed is
+derived from a ``random_state``, whether per-row gradient quantities come
+from the closed form or from ``vmap(grad)``.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
+from sklearn.utils import check_random_state
 from torch import Tensor, nn
 from torch.func import grad, jvp, vmap
 
 from . import _tree as tree
 from ._progress import progress
-from .models import TorchModel
+from ._sparse import SparseRows, rows_of
+
+if TYPE_CHECKING:
+    from .models import TorchModel
 
 Params = Mapping[str, Tensor]
+Rows = Tensor | SparseRows
+
+#: bound on the bytes of one chunk of sparse rows when it is densified
+DENSE_CHUNK_BYTES = 2**26
 
 
+# ------------------------------------------------------------------- seeds
+def derive_seed(random_state) -> int:
+    """An int seed in ``[0, 2**31 - 1)`` from a scikit-learn ``random_state``.
+
+    Parameters
+    ----------
+    random_state : int, RandomState instance or None
+        As scikit-learn takes it; a RandomState instance is advanced by one
+        draw.
+
+    Returns
+    -------
+    seed : int
+
+    Examples
+    --------
+    >>> from skinfluence.kernels import derive_seed
+    >>> derive_seed(0) == derive_seed(0)
+    True
+    """
+    return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
+
+
+def torch_generator(random_state) -> torch.Generator:
+    """A CPU torch generator seeded with :func:`derive_seed`.
+
+    Parameters
+    ----------
+    random_state : int, RandomState instance or None
+
+    Returns
+    -------
+    generator : torch.Generator
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skinfluence.kernels import torch_generator
+    >>> a = torch.rand(2, generator=torch_generator(0))
+    >>> bool((a == torch.rand(2, generator=torch_generator(0))).all())
+    True
+    """
+    return torch.Generator().manual_seed(derive_seed(random_state))
+
+
+# ------------------------------------------------------------------ chunks
 def chunks(n: int, batch_size: int) -> Iterator[slice]:
-    """Consecutive slices of ``range(n)`` of length ``batch_size``."""
+    """Consecutive slices of ``range(n)`` of length ``batch_size``.
+
+    Examples
+    --------
+    >>> from skinfluence.kernels import chunks
+    >>> list(chunks(5, 2))
+    [slice(0, 2, None), slice(2, 4, None), slice(4, 5, None)]
+    """
     for start in range(0, n, batch_size):
         yield slice(start, min(start + batch_size, n))
 
 
-def row_chunks(n: int, batch_size: int, desc: str = "rows") -> Iterator[slice]:
-    """:func:`chunks` with a progress bar when verbosity is on."""
-    return progress(chunks(n, batch_size), desc=desc, total=-(-n // batch_size))
+def chunk_rows(X: Rows, batch_size: int) -> int:
+    """Rows per chunk of ``X``: ``batch_size``, fewer for wide sparse rows.
+
+    A chunk of :class:`SparseRows` may be densified (by a module that is not
+    an ``nn.Linear`` on its input, or by ``vmap``), so it holds at most
+    ``DENSE_CHUNK_BYTES`` (64 MiB) once dense.
+
+    Examples
+    --------
+    >>> import scipy.sparse as sp
+    >>> from skinfluence.kernels import SparseRows, chunk_rows
+    >>> chunk_rows(SparseRows.from_scipy(sp.csr_array((10, 50_000))), 2048)
+    167
+    """
+    if isinstance(X, SparseRows):
+        row_bytes = max(X.shape[1], 1) * X.values.element_size()
+        return max(1, min(batch_size, DENSE_CHUNK_BYTES // row_bytes))
+    return batch_size
 
 
-def to_device(
-    model: TorchModel, X: Tensor, y: Tensor, sl: slice
-) -> tuple[Tensor, Tensor]:
-    """Rows ``sl`` of ``X`` and ``y`` on the model's device."""
+def row_chunks(X: Rows, batch_size: int, desc: str | None = None) -> Iterator[slice]:
+    """Slices over the rows of ``X`` of :func:`chunk_rows` rows each.
+
+    Parameters
+    ----------
+    X : Tensor or SparseRows
+    batch_size : int
+    desc : str, default=None
+        With a description, a progress bar when verbosity is on.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skinfluence.kernels import row_chunks
+    >>> list(row_chunks(torch.zeros(3, 2), 2))
+    [slice(0, 2, None), slice(2, 3, None)]
+    """
+    size = chunk_rows(X, batch_size)
+    out = chunks(len(X), size)
+    return out if desc is None else progress(out, desc=desc, total=-(-len(X) // size))
+
+
+def to_device(model: TorchModel, X: Rows, y: Tensor, rows) -> tuple[Rows, Tensor]:
+    """Rows ``rows`` (a slice or indices) of ``X`` and ``y`` on the model's device.
+
+    Sparse rows stay sparse (:class:`SparseRows`): modules take them as they
+    are.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skinfluence.kernels import to_device
+    >>> from skinfluence.models import as_torch_model
+    >>> model = as_torch_model(torch.nn.Linear(2, 2), loss=torch.nn.CrossEntropyLoss())
+    >>> Xb, yb = to_device(model, torch.zeros(4, 2), torch.zeros(4), slice(1, 3))
+    >>> Xb.shape, yb.shape
+    (torch.Size([2, 2]), torch.Size([2]))
+    """
     return (
-        X[sl].to(model.device, non_blocking=True),
-        y[sl].to(model.device, non_blocking=True),
+        X[rows].to(model.device, non_blocking=True),
+        y[rows].to(model.device, non_blocking=True),
     )
 
 
+def all_finite(X: Rows, rows: int = 65536) -> bool:
+    """Whether ``X`` holds no NaN or infinity (checked in chunks of rows)."""
+    if isinstance(X, SparseRows):
+        return X.all_finite()
+    return all(bool(torch.isfinite(X[sl]).all()) for sl in chunks(len(X), rows))
+
+
+def chunked_gradient(
+    chunk_scalar: Callable[[Params, slice], Tensor],
+    params: Params,
+    slices: Iterable[slice],
+    *,
+    along: Params | None = None,
+) -> dict[str, Tensor]:
+    """Sum over row chunks of the gradient of a per-chunk scalar.
+
+    ``sum_c grad_theta f(theta, c)`` by reverse mode, one chunk at a time:
+    memory of one chunk. With ``along``, the directional derivative of that
+    gradient along ``along`` instead (forward-over-reverse): for ``f`` a sum
+    of losses, a Hessian-vector product.
+
+    Parameters
+    ----------
+    chunk_scalar : callable
+        ``chunk_scalar(params, rows) -> Tensor`` of shape ``()``: the scalar of
+        the rows ``rows`` (a slice) at ``params``.
+    params : dict of str to Tensor
+    slices : iterable of slice
+        The chunks, e.g. ``row_chunks(X, batch_size)``.
+    along : dict of str to Tensor, default=None
+        A direction shaped like ``params``.
+
+    Returns
+    -------
+    dict of str to Tensor, shaped like ``params``
+
+    Examples
+    --------
+    Gradient of ``sum_i (w . x_i)^2``, and its Hessian times ``w``:
+
+    >>> import torch
+    >>> from skinfluence.kernels import chunked_gradient, chunks
+    >>> X = torch.arange(6.0).reshape(3, 2)
+    >>> def f(p, rows):
+    ...     return (X[rows] @ p["w"]).pow(2).sum()
+    >>> w = {"w": torch.tensor([1.0, -1.0])}
+    >>> chunked_gradient(f, w, chunks(3, 2))["w"]
+    tensor([-12., -18.])
+    >>> chunked_gradient(f, w, chunks(3, 2), along=w)["w"]
+    tensor([-12., -18.])
+    """
+    params = {k: p.detach() for k, p in params.items()}
+    out = {k: torch.zeros_like(p) for k, p in params.items()}
+    g_of = grad(chunk_scalar)
+    for sl in slices:
+        if along is None:
+            g = g_of(params, sl)
+        else:
+            _, g = jvp(lambda p, sl=sl: g_of(p, sl), (params,), (dict(along),))
+        # out of place, so that vmap over ``along`` works (hessian_matrix)
+        out = {k: out[k] + g[k].detach() for k in out}
+    return out
+
+
+# ----------------------------------------------------------- row kernels
 @torch.no_grad()
 def row_losses(
-    model: TorchModel, params: Params, X: Tensor, y: Tensor, batch_size: int
+    model: TorchModel, params: Params, X: Rows, y: Tensor, batch_size: int
 ) -> Tensor:
-    """Per-row losses ``l_i(theta)``, shape ``(n,)``, on the model's device."""
+    """Per-row losses ``l_i(theta)``, shape ``(n,)``, on the model's device.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skinfluence.kernels import row_losses
+    >>> from skinfluence.models import as_torch_model
+    >>> lin = torch.nn.Linear(2, 2).double()
+    >>> model = as_torch_model(lin, loss=torch.nn.CrossEntropyLoss())
+    >>> X, y = torch.randn(5, 2, dtype=torch.float64), torch.tensor([0, 1, 0, 1, 1])
+    >>> row_losses(model, model.params, X, y, batch_size=2).shape
+    torch.Size([5])
+    """
     out = [
         model.row_loss(params, *to_device(model, X, y, sl))
-        for sl in row_chunks(len(X), batch_size, "losses")
+        for sl in row_chunks(X, batch_size, "losses")
     ]
     return torch.cat(out) if out else torch.zeros(0, device=model.device)
 
@@ -67,7 +250,7 @@ def grad_dot(
     model: TorchModel,
     params: Params,
     v: Params,
-    X: Tensor,
+    X: Rows,
     y: Tensor,
     batch_size: int,
 ) -> Tensor:
@@ -75,11 +258,40 @@ def grad_dot(
 
     One ``jvp`` of the per-row loss vector along ``v`` per chunk: the cost of
     about one forward pass, and no per-row gradient is ever formed.
+
+    Parameters
+    ----------
+    model : TorchModel
+    params : dict of str to Tensor
+        Where the gradients are taken.
+    v : dict of str to Tensor
+        The direction, shaped like ``params`` (e.g. ``grad J``).
+    X : Tensor or SparseRows
+        Rows in the model's input space (CPU).
+    y : Tensor
+        Their class indices.
+    batch_size : int
+
+    Returns
+    -------
+    Tensor of shape (n,), on the model's device
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skinfluence.kernels import grad_dot
+    >>> from skinfluence.models import as_torch_model
+    >>> lin = torch.nn.Linear(3, 2).double()
+    >>> model = as_torch_model(lin, loss=torch.nn.CrossEntropyLoss())
+    >>> X, y = torch.randn(4, 3, dtype=torch.float64), torch.tensor([0, 1, 1, 0])
+    >>> v = {k: torch.ones_like(p) for k, p in model.params.items()}
+    >>> grad_dot(model, model.params, v, X, y, batch_size=2).shape
+    torch.Size([4])
     """
     params = {k: p.detach() for k, p in params.items()}
     v = {k: v[k].detach().to(p.device, p.dtype) for k, p in params.items()}
     out = []
-    for sl in row_chunks(len(X), batch_size, "inner products"):
+    for sl in row_chunks(X, batch_size, "inner products"):
         Xb, yb = to_device(model, X, y, sl)
         _, tangent = jvp(
             lambda p, Xb=Xb, yb=yb: model.row_loss(p, Xb, yb), (params,), (v,)
@@ -88,7 +300,51 @@ def grad_dot(
     return torch.cat(out) if out else torch.zeros(0, device=model.device)
 
 
-# --------------------------------------------------------------- grad norms
+def per_row_gradients(
+    model: TorchModel, params: Params, Xb: Rows, yb: Tensor
+) -> Tensor:
+    """Per-row gradients of one chunk of rows by ``vmap(grad)``.
+
+    ``O(len(Xb) x P)`` memory: call it on chunks (:func:`row_chunks`).
+    Sparse rows are densified (one chunk).
+
+    Parameters
+    ----------
+    model : TorchModel
+    params : dict of str to Tensor
+    Xb : Tensor or SparseRows
+        A chunk of rows, on the model's device.
+    yb : Tensor
+        Their class indices.
+
+    Returns
+    -------
+    Tensor of shape (len(Xb), P)
+        Row ``i`` is ``grad l_i``, flattened in the order of ``params``
+        (as ``tree.flatten``).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skinfluence.kernels import per_row_gradients
+    >>> from skinfluence.models import as_torch_model
+    >>> lin = torch.nn.Linear(3, 2).double()
+    >>> model = as_torch_model(lin, loss=torch.nn.CrossEntropyLoss())
+    >>> X, y = torch.randn(4, 3, dtype=torch.float64), torch.tensor([0, 1, 1, 0])
+    >>> per_row_gradients(model, model.params, X, y).shape
+    torch.Size([4, 8])
+    """
+    Xb = rows_of(Xb)
+
+    def one(p, x, t):
+        return model.row_loss(p, x.unsqueeze(0), t.unsqueeze(0)).sum()
+
+    params = {k: p.detach() for k, p in params.items()}
+    g = vmap(grad(one), in_dims=(None, 0, 0))(params, Xb, yb)
+    return torch.cat([g[k].reshape(len(Xb), -1) for k in params], 1).detach()
+
+
+# ----------------------------------------- per-row gradients: closed form
 def linear_layout(model: TorchModel) -> dict[str, nn.Linear] | None:
     """Map module path -> nn.Linear when every trainable parameter is in one."""
     linears = {
@@ -106,17 +362,16 @@ def linear_layout(model: TorchModel) -> dict[str, nn.Linear] | None:
 
 
 def linear_factors(
-    model: TorchModel, params: Params, Xb: Tensor, yb: Tensor, linears: dict
-) -> list[tuple[Tensor | None, Tensor]] | None:
+    model: TorchModel, params: Params, Xb: Rows, yb: Tensor, linears: dict
+) -> list[tuple[Rows | None, Tensor, bool]] | None:
     """Per-row gradient factors of a network of ``nn.Linear`` layers.
 
     For each layer with trainable parameters, the gradient of ``l_i`` with
     respect to ``(W, b)`` is ``d_i [a_i, 1]^T``: ``a_i`` the layer's input
-    (with a column of ones appended when the bias is trainable) and ``d_i``
-    the gradient of ``l_i`` with respect to the layer's output. Returns one
-    ``(a, d)`` pair per layer (``a`` is None when only the bias is
-    trainable), or None when a layer is called more than once or on inputs
-    that are not ``(batch, features)``: the caller must fall back.
+    and ``d_i`` the gradient of ``l_i`` with respect to the layer's output.
+    Returns one ``(a, d, bias)`` triple per layer (``a`` is None when only
+    the bias is trainable, ``bias`` whether it is), or None when a layer is
+    called more than once or on inputs that are not ``(batch, features)``.
     """
     records: dict[str, list] = {name: [] for name in linears}
     handles = []
@@ -144,39 +399,172 @@ def linear_factors(
         has_w, has_b = prefix + "weight" in params, prefix + "bias" in params
         if delta is None or not (has_w or has_b):
             continue
-        a = records[name][0][0].detach() if has_w else None
-        if has_w and has_b:
-            a = torch.cat([a, torch.ones_like(a[:, :1])], dim=1)
-        factors.append((a, delta.detach()))
+        a = records[name][0][0] if has_w else None
+        if isinstance(a, Tensor):
+            a = a.detach()
+        factors.append((a, delta.detach(), has_b))
     return factors
 
 
-def _closed_form_sq_norms(
-    model: TorchModel, params: Params, Xb: Tensor, yb: Tensor, linears: dict
-) -> Tensor | None:
-    """||grad l_i||^2 = sum over layers of ||[a_i, 1]||^2 ||d_i||^2."""
-    factors = linear_factors(model, params, Xb, yb, linears)
-    if factors is None:
-        return None
-    total = torch.zeros(len(Xb), device=Xb.device, dtype=model.dtype)
-    for a, d in factors:
-        d2 = d.pow(2).sum(1)
-        total += d2 if a is None else a.pow(2).sum(1) * d2
-    return total
+def _gram(a: Rows, b: Rows) -> Tensor:
+    if isinstance(a, SparseRows):
+        return a.gram(b)
+    if isinstance(b, SparseRows):
+        return b.gram(a).T
+    return a @ b.T
 
 
-def _vmap_sq_norms(model: TorchModel, params: Params, Xb: Tensor, yb: Tensor) -> Tensor:
-    def one(p, x, t):
-        return model.row_loss(p, x.unsqueeze(0), t.unsqueeze(0)).sum()
+class ClosedFormGradients:
+    """Per-row gradients of ``nn.Linear`` networks as layer factors.
 
-    g = vmap(grad(one), in_dims=(None, 0, 0))(params, Xb, yb)
-    return sum(v.reshape(len(Xb), -1).pow(2).sum(1) for v in g.values()).detach()
+    ``||g_i||^2 = sum_layers (||a_i||^2 + 1) ||d_i||^2`` and
+    ``<g_i, g_j> = sum_layers (a_i . a_j + 1) (d_i . d_j)`` (the ``+ 1`` when
+    the bias is trainable): one forward and one backward pass per chunk, and
+    no per-row gradient is formed. Sparse inputs stay sparse.
+    """
+
+    name = "closed_form"
+
+    def __init__(self, model: TorchModel, linears: dict) -> None:
+        self.model = model
+        self.linears = linears
+
+    def features(self, params: Params, Xb: Rows, yb: Tensor):
+        """The ``(a, d, bias)`` factors of a chunk (see :func:`linear_factors`)."""
+        f = linear_factors(self.model, params, Xb, yb, self.linears)
+        if f is None:
+            raise RuntimeError(
+                "The closed form stopped applying (an nn.Linear called more than "
+                "once, or on inputs that are not 2-D); pass method='vmap'."
+            )
+        return f
+
+    @staticmethod
+    def sq_norms(f) -> Tensor:
+        """``||g_i||^2`` from the factors of a chunk."""
+        total = None
+        for a, d, bias in f:
+            t = d.pow(2).sum(1)
+            if a is not None:
+                sq = a.row_sq_norms() if isinstance(a, SparseRows) else a.pow(2).sum(1)
+                t = t * (sq + float(bias))
+            total = t if total is None else total + t
+        return total
+
+    @staticmethod
+    def gram(fa, fb) -> Tensor:
+        """``<g_i, g_j>`` between the rows of two chunks."""
+        out = None
+        for (aa, da, bias), (ab, db, _) in zip(fa, fb, strict=True):
+            k = da @ db.T
+            if aa is not None:
+                k = k * (_gram(aa, ab) + float(bias))
+            out = k if out is None else out + k
+        return out
+
+    @staticmethod
+    def nbytes(f) -> int:
+        """Memory held by the factors of a chunk."""
+        total = 0
+        for a, d, _ in f:
+            total += d.numel() * d.element_size()
+            if isinstance(a, SparseRows):
+                total += a.values.numel() * (a.values.element_size() + 8)
+            elif a is not None:
+                total += a.numel() * a.element_size()
+        return total
+
+
+class VmapGradients:
+    """Per-row gradients as a ``(b, P)`` matrix (:func:`per_row_gradients`)."""
+
+    name = "vmap"
+
+    def __init__(self, model: TorchModel) -> None:
+        self.model = model
+
+    def features(self, params: Params, Xb: Rows, yb: Tensor) -> Tensor:
+        """The per-row gradients of a chunk, ``(b, P)``."""
+        return per_row_gradients(self.model, params, Xb, yb)
+
+    @staticmethod
+    def sq_norms(f: Tensor) -> Tensor:
+        """``||g_i||^2``."""
+        return f.pow(2).sum(1)
+
+    @staticmethod
+    def gram(fa: Tensor, fb: Tensor) -> Tensor:
+        """``<g_i, g_j>``."""
+        return fa @ fb.T
+
+    @staticmethod
+    def nbytes(f: Tensor) -> int:
+        """Memory held by the gradients of a chunk."""
+        return f.numel() * f.element_size()
+
+
+ROW_GRADIENT_METHODS = ("auto", "closed_form", "vmap")
+
+
+def row_gradients(
+    model: TorchModel, X: Rows, y: Tensor, method: str = "auto"
+) -> ClosedFormGradients | VmapGradients:
+    """How per-row gradient quantities are computed for this model: decided once.
+
+    Parameters
+    ----------
+    model : TorchModel
+    X, y : Tensor
+        Rows the closed form is tried on (the first two), CPU.
+    method : {"auto", "closed_form", "vmap"}, default="auto"
+        "auto" takes the closed form when every trainable parameter sits in
+        an ``nn.Linear`` called once per forward on 2-D inputs, else
+        ``vmap(grad)``; "closed_form" raises when it does not apply.
+
+    Returns
+    -------
+    ClosedFormGradients or VmapGradients
+        With ``features(params, Xb, yb)``, ``sq_norms(f)``, ``gram(fa, fb)``
+        (the ``<g_i, g_j>`` block) and ``nbytes(f)``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skinfluence.kernels import row_gradients
+    >>> from skinfluence.models import as_torch_model
+    >>> net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(),
+    ...                           torch.nn.Linear(4, 2)).double()
+    >>> model = as_torch_model(net, loss=torch.nn.CrossEntropyLoss())
+    >>> X, y = torch.randn(5, 3, dtype=torch.float64), torch.tensor([0, 1, 1, 0, 1])
+    >>> rg = row_gradients(model, X, y)
+    >>> rg.name
+    'closed_form'
+    >>> rg.sq_norms(rg.features(model.params, X, y)).shape
+    torch.Size([5])
+    """
+    if method not in ROW_GRADIENT_METHODS:
+        raise ValueError(
+            f"method must be one of {ROW_GRADIENT_METHODS}, got {method!r}."
+        )
+    linears = linear_layout(model) if method != "vmap" else None
+    if linears is not None:
+        probe = slice(0, min(len(X), 2))
+        Xb, yb = to_device(model, X, y, probe)
+        factors = linear_factors(model, model.params, Xb, yb, linears)
+        if len(X) == 0 or factors is not None:
+            return ClosedFormGradients(model, linears)
+    if method == "closed_form":
+        raise ValueError(
+            "The closed form needs every trainable parameter in an nn.Linear "
+            "layer called once per forward on 2-D inputs."
+        )
+    return VmapGradients(model)
 
 
 def grad_sq_norms(
     model: TorchModel,
     params: Params,
-    X: Tensor,
+    X: Rows,
     y: Tensor,
     batch_size: int,
     *,
@@ -186,211 +574,33 @@ def grad_sq_norms(
 
     Parameters
     ----------
-    method : {"auto", "closed_form", "vmap"}
-        "auto" uses the closed form when every trainable parameter sits in an
-        ``nn.Linear`` called once per forward on 2-D inputs, else ``vmap(grad)``.
+    model : TorchModel
+    params : dict of str to Tensor
+    X : Tensor or SparseRows
+    y : Tensor
+    batch_size : int
+    method : {"auto", "closed_form", "vmap"}, default="auto"
+        See :func:`row_gradients`.
+
+    Returns
+    -------
+    Tensor of shape (n,), on the model's device
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skinfluence.kernels import grad_sq_norms
+    >>> from skinfluence.models import as_torch_model
+    >>> lin = torch.nn.Linear(3, 2).double()
+    >>> model = as_torch_model(lin, loss=torch.nn.CrossEntropyLoss())
+    >>> X, y = torch.randn(4, 3, dtype=torch.float64), torch.tensor([0, 1, 1, 0])
+    >>> grad_sq_norms(model, model.params, X, y, batch_size=2).shape
+    torch.Size([4])
     """
     params = {k: p.detach() for k, p in params.items()}
-    linears = linear_layout(model) if method in ("auto", "closed_form") else None
-    if method == "closed_form" and linears is None:
-        raise ValueError("The closed form needs every parameter in an nn.Linear layer.")
-    out = []
-    for sl in row_chunks(len(X), batch_size, "gradient norms"):
-        Xb, yb = to_device(model, X, y, sl)
-        res = None
-        if linears is not None:
-            res = _closed_form_sq_norms(model, params, Xb, yb, linears)
-            if res is None:
-                linears = None  # the layout does not allow it: fall back for good
-        if res is None:
-            res = _vmap_sq_norms(model, params, Xb, yb)
-        out.append(res)
+    rg = row_gradients(model, X, y, method)
+    out = [
+        rg.sq_norms(rg.features(params, *to_device(model, X, y, sl)))
+        for sl in row_chunks(X, batch_size, "gradient norms")
+    ]
     return torch.cat(out) if out else torch.zeros(0, device=model.device)
-
-
-# ------------------------------------------------------------------ Hessian
-def make_hvp(
-    model: TorchModel,
-    params: Params,
-    X: Tensor,
-    y: Tensor,
-    batch_size: int,
-) -> Callable[[Params], dict[str, Tensor]]:
-    """Hessian-vector product of the training objective at ``params``.
-
-    The objective is ``mean_i l_i(theta) + sum_p lambda_p / 2 ||theta_p||^2``
-    over the rows ``X`` (the model's L2 penalty, see ``TorchModel.l2``). Each
-    product is forward-over-reverse (``jvp`` of ``grad``), chunked over rows.
-    """
-    n = len(X)
-    l2 = model.l2(n)
-    params = {k: p.detach() for k, p in params.items()}
-
-    def total(p, Xb, yb):
-        return model.row_loss(p, Xb, yb).sum()
-
-    def hvp(v: Params) -> dict[str, Tensor]:
-        out = {k: torch.zeros_like(p) for k, p in params.items()}
-        for sl in chunks(n, batch_size):
-            Xb, yb = to_device(model, X, y, sl)
-            _, hv = jvp(
-                lambda p, Xb=Xb, yb=yb: grad(total)(p, Xb, yb), (params,), (dict(v),)
-            )
-            for k in out:
-                out[k] += hv[k].detach()
-        out = {k: t / n for k, t in out.items()}
-        for k, lam in l2.items():
-            out[k] = out[k] + lam * v[k]
-        return out
-
-    return hvp
-
-
-def hessian_matrix(
-    model: TorchModel, params: Params, X: Tensor, y: Tensor, batch_size: int
-) -> Tensor:
-    """The full P x P Hessian of the training objective (small models only)."""
-    like = {k: p.detach() for k, p in params.items()}
-    flat0 = tree.flatten(like)
-    n = len(X)
-
-    def total(flat, Xb, yb):
-        return model.row_loss(tree.unflatten(flat, like), Xb, yb).sum()
-
-    H = torch.zeros(
-        flat0.numel(), flat0.numel(), dtype=flat0.dtype, device=flat0.device
-    )
-    for sl in chunks(n, batch_size):
-        Xb, yb = to_device(model, X, y, sl)
-        H += torch.func.hessian(total)(flat0, Xb, yb).detach()
-    H /= n
-    diag = tree.flatten(
-        {k: torch.full_like(p, model.l2(n).get(k, 0.0)) for k, p in like.items()}
-    )
-    return H + torch.diag(diag)
-
-
-def exact_solve(
-    model: TorchModel,
-    params: Params,
-    X: Tensor,
-    y: Tensor,
-    b: Params,
-    *,
-    damping: float,
-    batch_size: int,
-    max_params: int = 5000,
-) -> dict[str, Tensor]:
-    """``(H + damping I)^-1 b`` with the Hessian formed explicitly."""
-    P = tree.n_params(params)
-    if P > max_params:
-        raise ValueError(
-            f"solver='exact' forms the {P} x {P} Hessian; it is limited to "
-            f"{max_params} parameters. Use solver='cg' or 'lissa'."
-        )
-    H = hessian_matrix(model, params, X, y, batch_size)
-    A = H + damping * torch.eye(P, dtype=H.dtype, device=H.device)
-    x = torch.linalg.solve(A, tree.flatten(b).to(H.dtype))
-    return tree.unflatten(x, params)
-
-
-def cg(
-    matvec: Callable[[Params], dict[str, Tensor]],
-    b: Params,
-    *,
-    damping: float = 0.0,
-    tol: float = 1e-6,
-    max_iter: int = 200,
-) -> dict[str, Tensor]:
-    """Conjugate gradients for ``(A + damping I) x = b`` (A symmetric).
-
-    Stops when ``||r|| <= tol ||b||``. Warns when the matrix shows a
-    non-positive curvature (a non-convex model with too little damping) or
-    when it does not converge in ``max_iter`` steps.
-    """
-
-    def A(v):
-        return tree.add(matvec(v), v, damping)
-
-    x = tree.zeros_like(b)
-    r = {k: v.clone() for k, v in b.items()}
-    p = {k: v.clone() for k, v in r.items()}
-    rs = tree.dot(r, r)
-    b_norm = torch.sqrt(rs)
-    if b_norm == 0:
-        return x
-    for _ in range(max_iter):
-        Ap = A(p)
-        curv = tree.dot(p, Ap)
-        if curv <= 0:
-            warnings.warn(
-                "CG met non-positive curvature: the damped Hessian is not "
-                "positive definite. Increase `damping`.",
-                RuntimeWarning,
-                stacklevel=3,
-            )
-            break
-        alpha = rs / curv
-        x = tree.add(x, p, alpha)
-        r = tree.add(r, Ap, -alpha)
-        rs_new = tree.dot(r, r)
-        if torch.sqrt(rs_new) <= tol * b_norm:
-            return x
-        p = tree.add(r, p, rs_new / rs)
-        rs = rs_new
-    else:
-        warnings.warn(
-            f"CG did not reach tol={tol} in {max_iter} iterations "
-            f"(relative residual {float(torch.sqrt(rs) / b_norm):.2e}).",
-            RuntimeWarning,
-            stacklevel=3,
-        )
-    return x
-
-
-def top_eigenvalue(
-    matvec: Callable[[Params], dict[str, Tensor]],
-    like: Params,
-    *,
-    n_iter: int = 30,
-    generator: torch.Generator | None = None,
-) -> float:
-    """Largest-magnitude eigenvalue by power iteration."""
-    v = {
-        k: torch.randn(p.shape, generator=generator, dtype=p.dtype).to(p.device)
-        for k, p in like.items()
-    }
-    v = tree.scale(v, 1.0 / torch.sqrt(tree.dot(v, v)))
-    lam = torch.tensor(0.0)
-    for _ in range(n_iter):
-        w = matvec(v)
-        lam = tree.dot(v, w)
-        norm = torch.sqrt(tree.dot(w, w))
-        if norm == 0:
-            return 0.0
-        v = tree.scale(w, 1.0 / norm)
-    return float(abs(lam))
-
-
-def lissa(
-    matvec_batches: Callable[[int, Params], dict[str, Tensor]],
-    b: Params,
-    *,
-    damping: float,
-    scale: float,
-    depth: int,
-) -> dict[str, Tensor]:
-    """LiSSA (Agarwal et al. 2017) for ``(H + damping I)^-1 b``.
-
-    Iterates ``h_j = b + h_{j-1} - (H_j + damping I) h_{j-1} / scale``, with
-    ``H_j`` the Hessian on the j-th mini-batch (``matvec_batches(j, v)``), and
-    returns ``h_depth / scale``. Converges when ``scale`` exceeds the largest
-    eigenvalue of ``H + damping I`` and that matrix is positive definite.
-    """
-    h = {k: v.clone() for k, v in b.items()}
-    for j in range(depth):
-        Hh = matvec_batches(j, h)
-        h = {k: b[k] + h[k] - (Hh[k] + damping * h[k]) / scale for k in h}
-        if not all(torch.isfinite(t).all() for t in h.values()):
-            raise FloatingPointError("LiSSA diverged; increase `scale` or `damping`.")
-    return tree.scale(h, 1.0 / scale)

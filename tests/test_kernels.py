@@ -5,7 +5,7 @@ import torch
 from _brute import flat_grad, per_row_grads, rel_err
 from cases import CASES, make_case
 
-from skinfluence import _kernels as K
+from skinfluence import kernels as K
 from skinfluence import _tree as tree
 from skinfluence.models import as_torch_model
 

@@ -19,6 +19,7 @@ from skinfluence import (
     compute_influence,
 )
 from skinfluence.callbacks import TracInCheckpoints
+from skinfluence.methods import METHODS, Method
 from skinfluence.models import as_torch_model
 
 
@@ -182,7 +183,29 @@ def test_loss_and_random_baselines():
     np.testing.assert_array_equal(got, np.random.RandomState(4).uniform(size=len(y)))
 
 
-def test_tracin_without_checkpoints_is_a_clear_error():
+@METHODS.register
+class _NeedsCheckpoints(Method):
+    """A method that needs checkpoints, under a key of its own."""
+
+    _key = "test_needs_checkpoints"
+    needs_checkpoints = True
+
+    def score(self, model, objective, X, y, *, batch_size, random_state=None):
+        self.check_checkpoints(model)
+        return torch.zeros(len(X))
+
+
+@pytest.mark.parametrize("method", ["tracin", "test_needs_checkpoints"])
+def test_missing_checkpoints_error_names_the_method_called(method):
     clf, X, y, Xv, yv = _logreg_problem()
-    with pytest.raises(ValueError, match="TracInCheckpoints"):
-        compute_influence(clf, X, y, Xv, yv, method="tracin")
+    others = {"tracin", "test_needs_checkpoints"} - {method}
+    for call in (
+        lambda: compute_influence(clf, X, y, Xv, yv, method=method),
+        lambda: METHODS.resolve(method).score(
+            as_torch_model(clf), None, X, y, batch_size=8
+        ),
+    ):
+        with pytest.raises(ValueError, match="TracInCheckpoints") as err:
+            call()
+        assert f"method='{method}' needs training checkpoints" in str(err.value)
+        assert not any(other in str(err.value) for other in others)

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import numpy as np
-import torch
 from sklearn.base import BaseEstimator
-from sklearn.utils import check_random_state
 
 from .._registry import Registry
 
@@ -53,11 +50,39 @@ class Method(BaseEstimator):
         """
         raise NotImplementedError
 
+    def _name(self) -> str:
+        """The key the method is known by (its class name when it has none)."""
+        return self._key or type(self).__name__
 
-def torch_generator(random_state) -> torch.Generator:
-    """A CPU torch generator seeded from a scikit-learn ``random_state``."""
-    seed = int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
-    return torch.Generator().manual_seed(seed)
+    def check_checkpoints(self, model) -> None:
+        """Raise ValueError when the method needs checkpoints and ``model`` has none.
+
+        The message names the method by its key, as the user wrote it.
+
+        Parameters
+        ----------
+        model : TorchModel
+
+        Examples
+        --------
+        >>> import torch
+        >>> from skinfluence.methods import TracIn
+        >>> from skinfluence.models import as_torch_model
+        >>> loss = torch.nn.CrossEntropyLoss()
+        >>> model = as_torch_model(torch.nn.Linear(2, 2), loss=loss)
+        >>> TracIn().check_checkpoints(model)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: method='tracin' needs training checkpoints, ...
+        """
+        if self.needs_checkpoints and not model.checkpoints:
+            raise ValueError(
+                f"method={self._name()!r} needs training checkpoints, and this "
+                "model has none. For skorch, add "
+                "skinfluence.callbacks.TracInCheckpoints() to the net's callbacks "
+                "before fitting; for a torch module, pass checkpoints= to "
+                "as_torch_model."
+            )
 
 
 METHODS = Registry(Method, "method")

@@ -4,16 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from .._kernels import grad_dot
+from .._kernels import grad_dot, torch_generator
 from .._progress import progress
-from ._base import METHODS, Method, torch_generator
-
-NO_CHECKPOINTS = (
-    "method='tracin' needs training checkpoints, and this model has none. For "
-    "skorch, add skinfluence.callbacks.TracInCheckpoints() to the net's "
-    "callbacks before fitting; for a torch module, pass checkpoints= to "
-    "as_torch_model."
-)
+from ._base import METHODS, Method
 
 
 def _ip_at(model, objective, params, X, y, batch_size):
@@ -133,11 +126,9 @@ class TracIn(Method):
 
     def score(self, model, objective, X, y, *, batch_size, random_state=None):
         """Scores of the rows ``X`` (see :meth:`Method.score`)."""
-        cks = model.checkpoint_params()
-        if not cks:
-            raise ValueError(NO_CHECKPOINTS)
+        self.check_checkpoints(model)
         total = None
-        for params, lr in progress(cks, desc="checkpoints"):
+        for params, lr in progress(model.checkpoint_params(), desc="checkpoints"):
             s = lr * _ip_at(model, objective, params, X, y, batch_size)
             total = s if total is None else total + s
         return total

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from .._kernels import cg, exact_solve, grad_dot, lissa, make_hvp, top_eigenvalue
-from ._base import METHODS, Method, torch_generator
+from .._curvature import cg, exact_solve, lissa, make_hvp, top_eigenvalue
+from .._kernels import grad_dot, torch_generator
+from ._base import METHODS, Method
 
 SOLVERS = ("exact", "cg", "lissa")
 

@@ -7,9 +7,8 @@ from collections.abc import Mapping
 import torch
 from sklearn.base import BaseEstimator
 from torch import Tensor
-from torch.func import grad
 
-from .._kernels import chunks
+from .._kernels import chunked_gradient, row_chunks, to_device
 from .._registry import Registry
 from ..models import TorchModel
 
@@ -48,7 +47,7 @@ class BoundObjective:
     Parameters
     ----------
     model : TorchModel
-    X : Tensor
+    X : Tensor or SparseRows
         Validation inputs in the model's input space (CPU).
     y : Tensor
         Validation class indices (CPU).
@@ -73,11 +72,10 @@ class BoundObjective:
     @torch.no_grad()
     def all_row_values(self, params: Params, batch_size: int) -> Tensor:
         """phi_r for all validation rows (no gradient)."""
-        dev = self.model.device
         return torch.cat(
             [
-                self.row_values(params, self.X[sl].to(dev), self.y[sl].to(dev))
-                for sl in chunks(len(self.X), batch_size)
+                self.row_values(params, *to_device(self.model, self.X, self.y, sl))
+                for sl in row_chunks(self.X, batch_size)
             ]
         )
 
@@ -88,24 +86,19 @@ class BoundObjective:
         return float((w * self.all_row_values(params, batch_size)).sum())
 
     def gradient(self, params: Params | None = None, batch_size: int = 4096) -> dict:
-        """grad J(theta), a dict like ``params`` (one reverse pass, chunked)."""
+        """grad J(theta), a dict like ``params`` (one reverse pass, chunked).
+
+        Chunks whose weights are all zero are skipped.
+        """
         params = self.model.params if params is None else params
-        params = {k: p.detach() for k, p in params.items()}
         w = self.row_weights(params, batch_size).to(self.model.device)
-        dev = self.model.device
 
-        def partial(p, Xb, yb, wb):
-            return (wb * self.row_values(p, Xb, yb)).sum()
+        def partial(p, rows):
+            Xb, yb = to_device(self.model, self.X, self.y, rows)
+            return (w[rows] * self.row_values(p, Xb, yb)).sum()
 
-        out = {k: torch.zeros_like(p) for k, p in params.items()}
-        for sl in chunks(len(self.X), batch_size):
-            wb = w[sl]
-            if not torch.any(wb != 0):
-                continue
-            g = grad(partial)(params, self.X[sl].to(dev), self.y[sl].to(dev), wb)
-            for k in out:
-                out[k] += g[k].detach()
-        return out
+        slices = [sl for sl in row_chunks(self.X, batch_size) if torch.any(w[sl] != 0)]
+        return chunked_gradient(partial, params, slices)
 
 
 OBJECTIVES = Registry(Objective, "objective")

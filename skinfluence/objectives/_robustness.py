@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from .._kernels import chunks
+from .._kernels import row_chunks, to_device
+from .._sparse import rows_of
 from ._base import OBJECTIVES, Objective
 from ._utility import _MeanLoss
 from ._validation import prepare_validation
@@ -31,6 +32,11 @@ class Robustness(Objective):
         PGD iterations (ignored by FGSM).
     step_size : float, default=None
         PGD step; ``None`` means ``2.5 * epsilon / steps``.
+
+    Notes
+    -----
+    Every feature moves, so the copies of sparse validation rows are dense
+    (``n_val x n_features`` numbers).
 
     Examples
     --------
@@ -76,9 +82,9 @@ class Robustness(Objective):
         alpha = eps if self.attack == "fgsm" else (self.step_size or 2.5 * eps / steps)
         params = model.params
         out = []
-        for sl in chunks(len(X), batch_size):
-            x0 = X[sl].to(model.device)
-            yb = y[sl].to(model.device)
+        for sl in row_chunks(X, batch_size):
+            x0, yb = to_device(model, X, y, sl)
+            x0 = rows_of(x0)  # the copies are dense: every feature moves
             x = x0.clone()
             for _ in range(steps):
                 x.requires_grad_(True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import numpy as np
+from .._kernels import all_finite
 
 
 def prepare_validation(model, X_val, y_val):
@@ -17,6 +17,6 @@ def prepare_validation(model, X_val, y_val):
         )
     if len(X) == 0:
         raise ValueError("The validation set is empty.")
-    if not np.all(np.isfinite(X.numpy())):
+    if not all_finite(X):
         raise ValueError("X_val contains NaN or infinity.")
     return X, y

@@ -4,7 +4,8 @@
 training row ``i`` and validation row ``j`` over the checkpoints ``t``.
 Signals that need ``|I_ij|`` (AAI, MAI) cannot be had from one
 forward-mode pass per checkpoint as the signed sums can; they are built here
-from *row features* whose pairwise kernel is the gradient inner product:
+from *row features* whose pairwise kernel is the gradient inner product
+(:func:`skinfluence.kernels.row_gradients` chooses between the first two):
 
 ``"closed_form"``
     For networks whose trainable parameters all sit in ``nn.Linear`` layers
@@ -44,15 +45,21 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
-from sklearn.utils import check_random_state
 from torch import Tensor
-from torch.func import grad, jvp, vmap
+from torch.func import jvp, vmap
 
-from .._kernels import chunks, linear_factors, linear_layout, to_device
+from .._kernels import (
+    ROW_GRADIENT_METHODS,
+    chunk_rows,
+    chunks,
+    derive_seed,
+    row_chunks,
+    row_gradients,
+    to_device,
+)
 from ..models import TorchModel
 
 Params = dict[str, Tensor]
-METHODS = ("auto", "closed_form", "vmap")
 
 #: bound on the elements of one block of I (b x m)
 _BLOCK_ELEMENTS = 2**24
@@ -67,64 +74,6 @@ def checkpoints_or_final(model: TorchModel) -> list[tuple[Params, float]]:
 
 
 # ------------------------------------------------------------------ backends
-class _ClosedForm:
-    """Layer inputs and output gradients of nn.Linear networks."""
-
-    name = "closed_form"
-
-    def __init__(self, model: TorchModel, linears: dict) -> None:
-        self.model = model
-        self.linears = linears
-
-    def features(self, params: Params, Xb: Tensor, yb: Tensor):
-        return linear_factors(self.model, params, Xb, yb, self.linears)
-
-    @staticmethod
-    def kernel(fa, fb) -> Tensor:
-        out = None
-        for (aa, da), (ab, db) in zip(fa, fb, strict=True):
-            k = da @ db.T
-            if aa is not None:
-                k = k * (aa @ ab.T)
-            out = k if out is None else out + k
-        return out
-
-    @staticmethod
-    def nbytes(f) -> int:
-        return sum(
-            d.numel() * d.element_size()
-            + (0 if a is None else a.numel() * a.element_size())
-            for a, d in f
-        )
-
-
-class _PerRowGradients:
-    """Per-row gradients of a block, ``b x P``, by ``vmap(grad)``."""
-
-    name = "vmap"
-
-    def __init__(self, model: TorchModel) -> None:
-        self.model = model
-
-    def features(self, params: Params, Xb: Tensor, yb: Tensor) -> Tensor:
-        model = self.model
-
-        def one(p, x, t):
-            return model.row_loss(p, x.unsqueeze(0), t.unsqueeze(0)).sum()
-
-        params = {k: v.detach() for k, v in params.items()}
-        g = vmap(grad(one), in_dims=(None, 0, 0))(params, Xb, yb)
-        return torch.cat([v.reshape(len(Xb), -1) for v in g.values()], 1).detach()
-
-    @staticmethod
-    def kernel(fa: Tensor, fb: Tensor) -> Tensor:
-        return fa @ fb.T
-
-    @staticmethod
-    def nbytes(f: Tensor) -> int:
-        return f.numel() * f.element_size()
-
-
 class _Sketch:
     """Seeded Gaussian sketch ``g_i R`` of the per-row gradients, by ``jvp``."""
 
@@ -182,7 +131,7 @@ class _Sketch:
         return torch.cat(cols, 1)
 
     @staticmethod
-    def kernel(fa: Tensor, fb: Tensor) -> Tensor:
+    def gram(fa: Tensor, fb: Tensor) -> Tensor:
         return fa @ fb.T
 
     @staticmethod
@@ -198,32 +147,18 @@ def _mix(seed: int, name: str, c: int) -> int:
     return h
 
 
-def seed_from(random_state) -> int:
-    """An int seed from a scikit-learn ``random_state``."""
-    return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
-
-
 def _backend(model, X, y, method, projection_dim, random_state):
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}.")
     if projection_dim is not None:
+        if method not in ROW_GRADIENT_METHODS:
+            raise ValueError(
+                f"method must be one of {ROW_GRADIENT_METHODS}, got {method!r}."
+            )
         if not (isinstance(projection_dim, int | np.integer) and projection_dim >= 1):
             raise ValueError(
                 f"projection_dim must be an int >= 1 or None, got {projection_dim!r}."
             )
-        return _Sketch(model, int(projection_dim), seed_from(random_state))
-    linears = linear_layout(model) if method in ("auto", "closed_form") else None
-    if linears is not None:
-        backend = _ClosedForm(model, linears)
-        probe = slice(0, min(len(X), 2))
-        if backend.features(model.params, *to_device(model, X, y, probe)) is not None:
-            return backend
-    if method == "closed_form":
-        raise ValueError(
-            "The closed form needs every trainable parameter in an nn.Linear "
-            "layer called once per forward on 2-D inputs."
-        )
-    return _PerRowGradients(model)
+        return _Sketch(model, int(projection_dim), derive_seed(random_state))
+    return row_gradients(model, X, y, method)
 
 
 # -------------------------------------------------------------------- blocks
@@ -273,7 +208,7 @@ def iter_influence_blocks(
     cks = checkpoints_or_final(model) if checkpoints is None else list(checkpoints)
     backend = _backend(model, X, y, method, projection_dim, random_state)
     m = len(X_val)
-    val_chunks = list(chunks(m, batch_size))
+    val_chunks = list(row_chunks(X_val, batch_size))
     cache: list[list] | None = []
     size = 0
     for params, _ in cks:
@@ -290,7 +225,8 @@ def iter_influence_blocks(
         cache = None  # too large: recompute for every block of training rows
         break
 
-    rows_per_block = max(1, min(batch_size, _BLOCK_ELEMENTS // max(m, 1)))
+    rows_per_block = min(chunk_rows(X, batch_size), _BLOCK_ELEMENTS // max(m, 1))
+    rows_per_block = max(1, rows_per_block)
     for sl in chunks(len(X), rows_per_block):
         Xb, yb = to_device(model, X, y, sl)
         acc = torch.zeros(len(Xb), m, dtype=model.dtype, device=model.device)
@@ -301,7 +237,7 @@ def iter_influence_blocks(
                     fj = cache[t][v]
                 else:
                     fj = backend.features(params, *to_device(model, X_val, y_val, vsl))
-                acc[:, vsl] += lr * backend.kernel(fi, fj)
+                acc[:, vsl] += lr * backend.gram(fi, fj)
         yield sl, acc
 
 
