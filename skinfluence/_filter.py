@@ -11,7 +11,12 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._cleaning import Cleaning, InfluenceMixin, clean, prepared_estimator, progress_bar, seeded
 from ._influence_inputs import Problem, validate_X, validate_problem
-from ._influence_params import PARAM_DOCS, PARAMETER_CONSTRAINTS, cleaning_settings
+from ._influence_params import (
+    FIT_PARAMS_DOC,
+    PARAM_DOCS,
+    PARAMETER_CONSTRAINTS,
+    cleaning_settings,
+)
 from ._progress import verbosity
 from ._sklearn_compat import (
     StrOptions,
@@ -39,6 +44,31 @@ def _concat_rows(a, b):
     if sp.issparse(a):
         return sp.vstack([a, b], format=a.format)
     return np.concatenate([np.asarray(a), np.asarray(b)])
+
+
+def _delegated(name: str, summary: str, returns: str):
+    """A method of the filter that calls ``name`` of the refitted estimator."""
+
+    def method(self, X, **params):
+        X = self._input(X)
+        return getattr(self.estimator_, name)(X, **self._route(name, params))
+
+    method.__name__ = method.__qualname__ = name
+    method.__doc__ = f"""{summary}
+
+        Parameters
+        ----------
+        X : {{array-like, sparse matrix, DataFrame}} of shape (n_samples, n_features)
+            Rows to predict.
+        **params : dict
+            Parameters of the estimator's ``{name}`` (routed when metadata
+            routing is enabled).
+
+        Returns
+        -------
+        {returns}
+        """
+    return available_if(_estimator_has(name))(method)
 
 
 def _check_refit_on(refit_on, problem: Problem, n: int) -> None:
@@ -237,27 +267,7 @@ class InfluenceFilter(
 
         Parameters
         ----------
-        X : {array-like, sparse matrix, DataFrame} of shape (n_samples, n_features)
-            Training rows (validation rows are split off them unless ``X_val``
-            is given).
-        y : array-like of shape (n_samples,)
-            Class labels.
-        sensitive_features : array-like or DataFrame of shape (n_samples,) or \
-                (n_samples, k), default=None
-            Group labels of the rows of ``X``: the fairness objective measures
-            its gap between them on the validation rows, and the split is
-            stratified by them. Several columns give intersectional groups.
-        X_val : {array-like, DataFrame} of shape (n_val, n_features), default=None
-            Explicit validation rows; then every row of ``X`` is a training row.
-        y_val : array-like of shape (n_val,), default=None
-            Their labels.
-        sensitive_features_val : array-like of shape (n_val,) or (n_val, k), \
-                default=None
-            Their group labels (for the fairness objective).
-        **fit_params : dict
-            Parameters of the estimator's ``fit`` (``sample_weight``, ...),
-            sliced to the rows of each fit. With metadata routing enabled they
-            must be requested by the estimator.
+        %(fit_params)s
 
         Returns
         -------
@@ -317,64 +327,24 @@ class InfluenceFilter(
         pred = self.estimator_.predict(X, **self._route("predict", params))
         return self._support.adapter.labels_from_predictions(pred, self.classes_)
 
-    @available_if(_estimator_has("predict_proba"))
-    def predict_proba(self, X, **params):
-        """Class probabilities from the refitted estimator.
-
-        Parameters
-        ----------
-        X : {array-like, sparse matrix, DataFrame} of shape (n_samples, n_features)
-            Rows to predict.
-        **params : dict
-            Parameters of the estimator's ``predict_proba``.
-
-        Returns
-        -------
-        proba : ndarray of shape (n_samples, n_classes)
-            Columns in the order of ``classes_``.
-        """
-        X = self._input(X)
-        return self.estimator_.predict_proba(X, **self._route("predict_proba", params))
-
-    @available_if(_estimator_has("predict_log_proba"))
-    def predict_log_proba(self, X, **params):
-        """Class log-probabilities from the refitted estimator.
-
-        Parameters
-        ----------
-        X : {array-like, sparse matrix, DataFrame} of shape (n_samples, n_features)
-            Rows to predict.
-        **params : dict
-            Parameters of the estimator's ``predict_log_proba``.
-
-        Returns
-        -------
-        log_proba : ndarray of shape (n_samples, n_classes)
-        """
-        X = self._input(X)
-        return self.estimator_.predict_log_proba(
-            X, **self._route("predict_log_proba", params)
-        )
-
-    @available_if(_estimator_has("decision_function"))
-    def decision_function(self, X, **params):
-        """Decision function of the refitted estimator.
-
-        Parameters
-        ----------
-        X : {array-like, sparse matrix, DataFrame} of shape (n_samples, n_features)
-            Rows to predict.
-        **params : dict
-            Parameters of the estimator's ``decision_function``.
-
-        Returns
-        -------
-        scores : ndarray of shape (n_samples,) or (n_samples, n_classes)
-        """
-        X = self._input(X)
-        return self.estimator_.decision_function(
-            X, **self._route("decision_function", params)
-        )
+    predict_proba = _delegated(
+        "predict_proba",
+        "Class probabilities from the refitted estimator.",
+        "proba : ndarray of shape (n_samples, n_classes)\n"
+        "            Columns in the order of ``classes_``.",
+    )
+    predict_log_proba = _delegated(
+        "predict_log_proba",
+        "Class log-probabilities from the refitted estimator.",
+        "log_proba : ndarray of shape (n_samples, n_classes)\n"
+        "            Columns in the order of ``classes_``.",
+    )
+    decision_function = _delegated(
+        "decision_function",
+        "Decision function of the refitted estimator.",
+        "scores : ndarray of shape (n_samples,) or (n_samples, n_classes)\n"
+        "            The estimator's decision values.",
+    )
 
     # ------------------------------------------------------- sklearn plumbing
     def get_metadata_routing(self):
@@ -414,3 +384,4 @@ class InfluenceFilter(
 
 
 InfluenceFilter.__doc__ = InfluenceFilter.__doc__ % PARAM_DOCS
+InfluenceFilter.fit.__doc__ = InfluenceFilter.fit.__doc__ % {"fit_params": FIT_PARAMS_DOC}

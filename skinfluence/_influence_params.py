@@ -62,6 +62,30 @@ default="utility"
         predictions. torch's global random state is restored after ``fit``.""",
 }
 
+#: the parameters of ``InfluenceFilter.fit`` and ``InfluenceSampler.fit_resample``,
+#: indented for a method docstring
+FIT_PARAMS_DOC = """X : {array-like, sparse matrix, DataFrame} of shape (n_samples, n_features)
+            The rows to clean (validation rows are split off them unless
+            ``X_val`` is given).
+        y : array-like of shape (n_samples,)
+            Class labels.
+        sensitive_features : array-like or DataFrame of shape (n_samples,) or \
+(n_samples, k), default=None
+            Group labels of the rows of ``X``: the fairness objective measures
+            its gap between them on the validation rows, and the split is
+            stratified by them. Several columns give intersectional groups.
+        X_val : {array-like, DataFrame} of shape (n_val, n_features), default=None
+            Explicit validation rows; then every row of ``X`` is a training row.
+        y_val : array-like of shape (n_val,), default=None
+            Their labels.
+        sensitive_features_val : array-like of shape (n_val,) or (n_val, k), \
+default=None
+            Their group labels (for the fairness objective).
+        **fit_params : dict
+            Parameters of the estimator's ``fit`` (``sample_weight``, ...),
+            sliced to the rows of each fit. With metadata routing enabled they
+            must be requested by the estimator."""
+
 PARAMETER_CONSTRAINTS = {
     "estimator": [HasMethods(["fit"])],
     "objective": [str, Objective],

@@ -8,7 +8,12 @@ from sklearn.utils.metadata_routing import MetadataRouter, MethodMapping
 
 from ._cleaning import InfluenceMixin, clean, progress_bar
 from ._influence_inputs import validate_X, validate_problem
-from ._influence_params import PARAM_DOCS, PARAMETER_CONSTRAINTS, cleaning_settings
+from ._influence_params import (
+    FIT_PARAMS_DOC,
+    PARAM_DOCS,
+    PARAMETER_CONSTRAINTS,
+    cleaning_settings,
+)
 from ._progress import verbosity
 from ._sklearn_compat import METADATA_METHODS, _num_samples, _safe_indexing
 from .models import check_supported
@@ -148,30 +153,12 @@ class InfluenceSampler(InfluenceMixin, _Base):
         X, y = validate_X(self, X, check_supported(self.estimator), reset=True, y=y)
         return X, y, binarize_y
 
-    def _fit_resample(
-        self,
-        X,
-        y,
-        *,
-        sensitive_features=None,
-        X_val=None,
-        y_val=None,
-        sensitive_features_val=None,
-        **fit_params,
-    ):
+    def _fit_resample(self, X, y, **params):
         """Score the rows of the checked ``(X, y)`` and return those kept."""
         caller = "fit_resample" if "fit_resample" in METADATA_METHODS else "fit"
+        own = [params.pop(name, None) for name in _OWN_PARAMS]
         problem = validate_problem(
-            self,
-            X,
-            y,
-            sensitive_features,
-            X_val,
-            y_val,
-            sensitive_features_val,
-            fit_params,
-            caller=caller,
-            validated=True,
+            self, X, y, *own, params, caller=caller, validated=True
         )
         n = _num_samples(problem.X)
         with verbosity(self.verbose), progress_bar(self, self.verbose, 3) as bar:
@@ -212,18 +199,7 @@ class InfluenceSampler(InfluenceMixin, _Base):
 
         Parameters
         ----------
-        X : {array-like, sparse matrix, DataFrame} of shape (n_samples, n_features)
-            Rows to clean.
-        y : array-like of shape (n_samples,)
-            Class labels.
-        sensitive_features : array-like or DataFrame, default=None
-            Group labels of the rows of ``X``.
-        X_val, y_val : array-like, default=None
-            Explicit validation rows and labels.
-        sensitive_features_val : array-like, default=None
-            Group labels of the rows of ``X_val``.
-        **fit_params : dict
-            Parameters of the inner estimator's ``fit``, sliced to its rows.
+        %(fit_params)s
 
         Returns
         -------
@@ -294,3 +270,6 @@ class InfluenceSampler(InfluenceMixin, _Base):
 
 
 InfluenceSampler.__doc__ = InfluenceSampler.__doc__ % PARAM_DOCS
+InfluenceSampler.fit_resample.__doc__ = InfluenceSampler.fit_resample.__doc__ % {
+    "fit_params": FIT_PARAMS_DOC
+}
