@@ -225,20 +225,45 @@ def test_cross_validate_with_routed_sensitive_features(adult):
 
 def test_grid_search_over_a_filtered_net_as_in_the_issue(adult):
     X, y, s = adult
-    pipe = make_pipeline(
-        preprocess(X),
-        InfluenceFilter(
-            net(width(X), max_epochs=2),
-            objective="fairness",
-            method="ip_ensemble",
-            prune_ratio=0.05,
-            random_state=0,
-        ),
-    )
-    search = GridSearchCV(pipe, {"influencefilter__prune_ratio": [0, 0.05]}, cv=2).fit(
+
+    def filtered_net():
+        return make_pipeline(
+            preprocess(X),
+            InfluenceFilter(
+                net(width(X), max_epochs=2),
+                objective="fairness",
+                method="ip_ensemble",
+                prune_ratio=0.05,
+                random_state=0,
+            ),
+        )
+
+    grid = {"influencefilter__prune_ratio": [0, 0.05]}
+    search = GridSearchCV(filtered_net(), grid, cv=2).fit(
         X, y, influencefilter__sensitive_features=s
     )
-    assert np.isfinite(search.cv_results_["mean_test_score"]).all()
+    results = search.cv_results_
+    # one cell by hand: prune 5% on the first of the two stratified folds
+    i = list(results["param_influencefilter__prune_ratio"]).index(0.05)
+    tr, te = next(StratifiedKFold(2).split(X, y))
+    fit = dict(influencefilter__sensitive_features=s.iloc[tr])
+    by_hand = filtered_net().set_params(**results["params"][i])
+    by_hand.fit(X.iloc[tr], y.iloc[tr], **fit)
+    assert results["split0_test_score"][i] == pytest.approx(
+        accuracy_score(y.iloc[te], by_hand.predict(X.iloc[te])), abs=1e-12
+    )
+    # the rows it removed are the floor(5% of 240) lowest-scored of the 240
+    # training rows of its 300 (60 validation rows), ranked here by brute force
+    flt = by_hand[-1]
+    scored = np.flatnonzero(~np.isnan(flt.influence_))
+    assert len(scored) == 300 - math.ceil(0.2 * 300) == 240
+    ranked = sorted(scored, key=lambda r: (flt.influence_[r], r))
+    assert_array_equal(flt.removed_indices_, np.sort(ranked[:12]))
+    # the scores are those of the first model, which pruning does not change
+    kept_all = filtered_net().set_params(influencefilter__prune_ratio=0)
+    kept_all.fit(X.iloc[tr], y.iloc[tr], **fit)
+    assert_array_equal(kept_all[-1].influence_, flt.influence_)
+    assert len(kept_all[-1].removed_indices_) == 0
     best = search.best_estimator_[-1]
     assert len(best.removed_indices_) == math.floor(
         search.best_params_["influencefilter__prune_ratio"] * 480
