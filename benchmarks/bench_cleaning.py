@@ -47,58 +47,55 @@ import argparse
 import datetime
 import json
 import math
-import os
-import platform
-import subprocess
+import shutil
 import sys
+import tempfile
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
-from sklearn.compose import ColumnTransformer
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedKFold, cross_val_predict, train_test_split
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
-from torch import nn
+from cleaning_report import (
+    BASELINES,
+    CLEAN_SCENARIOS,
+    DATASETS,
+    MODELS,
+    NOISE_GROUPS,
+    NOISE_RATE,
+    methods_for,
+    render,
+)
+from harness import (
+    RESULTS_DIR,
+    append_csv,
+    encode,
+    git_commit,
+    load_dataset,
+    log,
+    make_logreg,
+    make_mlp,
+    read_csv,
+    run_header,
+    set_threads,
+    split_rows,
+    stopwatch,
+)
 
-from skinfluence import InfluenceFunction, IPEnsemble, as_torch_model, compute_influence
-from skinfluence.datasets import flip_labels, load_adult, load_compas
+from skinfluence import (
+    InfluenceFilter,
+    InfluenceFunction,
+    IPEnsemble,
+    Method,
+    as_torch_model,
+)
+from skinfluence.datasets import flip_labels
 from skinfluence.metrics import (
     demographic_parity_difference,
     equal_opportunity_difference,
 )
 from skinfluence.objectives import Fairness, Robustness
-
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS_DIR = ROOT / "benchmarks" / "results"
-
-DATASETS = ("adult", "compas")
-MODELS = ("mlp", "logreg")
-# objective key -> (label, scenario name in the tables)
-SCENARIOS = {
-    "utility": "utility (clean labels)",
-    "noise20": "utility, 20% uniform label noise in the training rows",
-    "noise20_class": "utility, 20% class-dependent label noise (extra: negatives flipped to positive)",
-    "fairness_dp": "fairness: demographic parity",
-    "fairness_eo": "fairness: equal opportunity",
-    "robustness": "robustness: FGSM",
-}
-CLEAN_SCENARIOS = ("utility", "fairness_dp", "fairness_eo", "robustness")
-# noisy-label groups -> flip_labels kind. "noise20" is the issue's scenario;
-# "noise20_class" is an extra one, where the noise costs real accuracy.
-NOISE_GROUPS = {"noise20": "uniform", "noise20_class": "class"}
-INFLUENCE = ("ip", "ip_ensemble", "tracin", "influence_function")
-BASELINES = ("random", "loss")
-NOISE_RATE = 0.20
-
-# Targets (from issue 4).
-FAIR_RATIO = 0.05
-FAIR_DROP = 0.40  # relative fall of the DP gap
-FAIR_ACC_LOSS = 0.5  # accuracy points
-NOISE_RECOVERY = 0.50
 
 CSV_COLUMNS = [
     "dataset", "model", "seed", "scenario", "method", "ratio", "n_train",
@@ -106,10 +103,6 @@ CSV_COLUMNS = [
     "test_rob", "val_acc", "val_dp", "val_eo", "val_rob", "score_s", "fit_s",
     "note",
 ]  # fmt: skip
-
-
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
 # ---------------------------------------------------------------- config
@@ -139,37 +132,17 @@ def make_config(args) -> dict:
         "if_logreg": {"solver": "exact", "damping": 0.0},
         "cleanlab_folds": 5,
         "batch_size": 2048,
+        # rows selected and refitted by InfluenceFilter (floor(r n) rows);
+        # CSVs without this key came from the script's own round(r n) selection
+        "selection": "InfluenceFilter",
     }
-    if args.seeds is not None:
-        cfg["seeds"] = args.seeds
-    if args.datasets is not None:
-        cfg["datasets"] = args.datasets
-    if args.models is not None:
-        cfg["models"] = args.models
+    for key in ("seeds", "datasets", "models"):
+        if getattr(args, key) is not None:
+            cfg[key] = getattr(args, key)
     return cfg
 
 
 # ------------------------------------------------------------------ data
-def _preprocess(X_tr, X_va, X_te):
-    cat = [c for c in X_tr.columns if isinstance(X_tr[c].dtype, pd.CategoricalDtype)]
-    num = [c for c in X_tr.columns if c not in cat]
-    levels = [list(X_tr[c].cat.categories) for c in cat]
-    ct = ColumnTransformer(
-        [
-            ("num", StandardScaler(), num),
-            (
-                "cat",
-                OneHotEncoder(
-                    categories=levels, handle_unknown="ignore", sparse_output=False
-                ),
-                cat,
-            ),
-        ]
-    )
-    out = [ct.fit_transform(X_tr), ct.transform(X_va), ct.transform(X_te)]
-    return [np.ascontiguousarray(a, dtype=np.float32) for a in out]
-
-
 def load_split(name: str, seed: int, cfg: dict) -> dict:
     """Preprocessed train / validation / test rows of one seed.
 
@@ -177,31 +150,17 @@ def load_split(name: str, seed: int, cfg: dict) -> dict:
     the training rows. Sensitive features: sex (Adult), race (COMPAS, the
     African-American and Caucasian rows only).
     """
+    X, y, s = load_dataset(name, two_races=True)
     if name == "adult":
-        X, y, s = load_adult()
-        s = s["sex"].astype(str).to_numpy()
         n_tr, n_va, n_te = cfg["adult_train"], cfg["adult_val"], cfg["adult_test"]
     else:
-        X, y, s = load_compas()
-        keep = s["race"].isin(["African-American", "Caucasian"]).to_numpy()
-        X, y = X.loc[keep].reset_index(drop=True), y.loc[keep].reset_index(drop=True)
-        X["race"] = X["race"].cat.remove_unused_categories()
-        s = X["race"].astype(str).to_numpy()
         f_tr, f_va, _ = cfg["compas_fractions"]
-        n_tr, n_va = round(f_tr * len(X)), round(f_va * len(X))
-        n_te = None
-    y = y.to_numpy().astype(np.int64)
+        n_tr, n_va, n_te = round(f_tr * len(X)), round(f_va * len(X)), None
     strata = np.char.add(y.astype(str), s.astype(str))
-    idx = np.arange(len(X))
-    i_tr, i_rest = train_test_split(
-        idx, train_size=n_tr, stratify=strata, random_state=seed
-    )
-    i_va, i_te = train_test_split(
-        i_rest, train_size=n_va, stratify=strata[i_rest], random_state=seed
-    )
-    if n_te is not None:
-        i_te = i_te[:n_te]
-    X_tr, X_va, X_te = _preprocess(X.iloc[i_tr], X.iloc[i_va], X.iloc[i_te])
+    i_tr, i_rest = split_rows(strata, n_tr, None, seed)
+    i_va, i_te = (i_rest[i] for i in split_rows(strata[i_rest], n_va, None, seed))
+    i_te = i_te[:n_te]
+    X_tr, X_va, X_te = encode(X.iloc[i_tr], X.iloc[i_va], X.iloc[i_te])
     return {
         "X_train": X_tr, "y_train": y[i_tr], "s_train": s[i_tr],
         "X_val": X_va, "y_val": y[i_va], "s_val": s[i_va],
@@ -210,74 +169,23 @@ def load_split(name: str, seed: int, cfg: dict) -> dict:
 
 
 # ---------------------------------------------------------------- models
-class MLP(nn.Module):
-    def __init__(self, n_in: int = 1, hidden: int = 64):
-        super().__init__()
-        self.hidden = nn.Linear(n_in, hidden)
-        self.out = nn.Linear(hidden, 2)
-
-    def forward(self, x):
-        return self.out(torch.relu(self.hidden(x)))
-
-
 def make_model(kind: str, n_features: int, cfg: dict):
     if kind == "logreg":
-        return LogisticRegression(
-            C=cfg["logreg_C"], solver="newton-cholesky", max_iter=1000
-        )
-    from skorch import NeuralNetClassifier
-
-    from skinfluence.callbacks import TracInCheckpoints
-
-    return NeuralNetClassifier(
-        MLP,
-        module__n_in=n_features,
-        module__hidden=cfg["mlp_hidden"],
-        criterion=nn.CrossEntropyLoss,
-        optimizer=torch.optim.SGD,
-        optimizer__momentum=cfg["mlp_momentum"],
+        return make_logreg(cfg["logreg_C"])
+    return make_mlp(
+        n_features,
+        hidden=(cfg["mlp_hidden"],),
         lr=cfg["mlp_lr"],
+        momentum=cfg["mlp_momentum"],
         batch_size=cfg["mlp_batch"],
-        max_epochs=cfg["mlp_epochs"],
-        train_split=None,
-        iterator_train__shuffle=True,
-        verbose=0,
-        callbacks=[("tracin", TracInCheckpoints())],
+        epochs=cfg["mlp_epochs"],
+        checkpoints=True,
     )
 
 
-def fit(kind: str, X, y, seed: int, cfg: dict):
-    """The model fitted on (X, y), from the same seed every time."""
-    torch.manual_seed(seed)
-    est = make_model(kind, X.shape[1], cfg)
-    X = X.astype(np.float64) if kind == "logreg" else X
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return est.fit(X, y)
-
-
-def _as_input(kind, X):
+def as_input(kind: str, X):
+    """The model's input dtype: float64 for LogisticRegression, else as is."""
     return X.astype(np.float64) if kind == "logreg" else X
-
-
-def evaluate(kind: str, est, d: dict, cfg: dict) -> dict:
-    """Accuracy, DP gap, EO gap and FGSM robust accuracy on val and test rows.
-
-    The FGSM rows are built against ``est`` itself (in its input space).
-    """
-    attack = Robustness(attack="fgsm", epsilon=cfg["epsilon"])
-    tm = as_torch_model(est)
-    out = {}
-    for part in ("val", "test"):
-        X, y, s = _as_input(kind, d[f"X_{part}"]), d[f"y_{part}"], d[f"s_{part}"]
-        pred = np.asarray(est.predict(X))
-        out[f"{part}_acc"] = float(np.mean(pred == y))
-        out[f"{part}_dp"] = demographic_parity_difference(y, pred, sensitive_features=s)
-        out[f"{part}_eo"] = equal_opportunity_difference(y, pred, sensitive_features=s)
-        X_adv = attack.perturb(tm, tm.prepare_X(X), tm.prepare_y(y)).numpy()
-        pred_adv = np.asarray(est.predict(X_adv.astype(X.dtype)))
-        out[f"{part}_rob"] = float(np.mean(pred_adv == y))
-    return out
 
 
 def objective_of(scenario: str, cfg: dict):
@@ -298,22 +206,30 @@ def method_of(name: str, kind: str, cfg: dict):
     return name
 
 
-def methods_for(kind: str) -> list[str]:
-    # LogisticRegression is fitted by a Newton solver: no trajectory for TracIn.
-    return [m for m in INFLUENCE if not (m == "tracin" and kind != "mlp")]
+class GivenScores(Method):
+    """Scores computed elsewhere (cleanlab's), for InfluenceFilter to act on."""
+
+    needs_objective = False
+
+    def __init__(self, scores=None):
+        self.scores = scores
+
+    def score(self, model, objective, X, y, *, batch_size, random_state=None):
+        return torch.as_tensor(np.asarray(self.scores, dtype=np.float64))
 
 
 def cleanlab_scores(kind: str, X, y, seed: int, cfg: dict):
     """Label quality on K-fold CV probabilities, and find_label_issues' flags."""
     from cleanlab.filter import find_label_issues
     from cleanlab.rank import get_label_quality_scores
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
     torch.manual_seed(seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         probs = cross_val_predict(
             make_model(kind, X.shape[1], cfg),
-            _as_input(kind, X),
+            as_input(kind, X),
             y,
             cv=StratifiedKFold(cfg["cleanlab_folds"], shuffle=True, random_state=seed),
             method="predict_proba",
@@ -323,14 +239,54 @@ def cleanlab_scores(kind: str, X, y, seed: int, cfg: dict):
     return np.asarray(quality, dtype=np.float64), np.asarray(flags, dtype=bool)
 
 
-# ------------------------------------------------------------------ CSV
-def read_csv(path: Path) -> pd.DataFrame:
-    if not path.exists():
-        return pd.DataFrame(columns=CSV_COLUMNS)
-    return pd.read_csv(path)
+# ------------------------------------------------------------------ group
+@dataclass
+class Group:
+    """One (data set, model, seed) on clean ("clean") or noisy training rows."""
+
+    ds: str
+    kind: str
+    seed: int
+    name: str  # "clean" or a key of NOISE_GROUPS
+    d: dict  # the split, see load_split
+    cfg: dict
+    y: np.ndarray = None  # training labels (flipped in a noisy group)
+    flipped: np.ndarray = None
+
+    def __post_init__(self):
+        y = self.d["y_train"]
+        self.y, self.flipped = y, np.zeros(len(y), bool)
+        if self.noisy:
+            y, mask = flip_labels(
+                y,
+                NOISE_RATE,
+                kind=NOISE_GROUPS[self.name],
+                random_state=1000 + self.seed,
+            )
+            self.y, self.flipped = np.asarray(y, np.int64), np.asarray(mask, bool)
+
+    @property
+    def noisy(self) -> bool:
+        return self.name in NOISE_GROUPS
+
+    @property
+    def scenarios(self) -> list[str]:
+        return [self.name] if self.noisy else list(CLEAN_SCENARIOS)
+
+    @property
+    def ratios(self) -> list[float]:
+        extra = self.cfg["noise_extra_ratios"] if self.noisy else []
+        return self.cfg["ratios"] + extra
+
+    def key(self, scenario: str, method: str, ratio) -> tuple:
+        return row_key(
+            {"dataset": self.ds, "model": self.kind, "seed": self.seed,
+             "scenario": scenario, "method": method, "ratio": ratio}
+        )  # fmt: skip
 
 
 def row_key(r) -> tuple:
+    """The identity of a CSV row: what a resumed run does not recompute."""
     ratio = r["ratio"]
     ratio = (
         "nan"
@@ -340,724 +296,197 @@ def row_key(r) -> tuple:
     return (r["dataset"], r["model"], int(r["seed"]), r["scenario"], r["method"], ratio)
 
 
-def append_rows(path: Path, rows: list[dict]) -> None:
-    if not rows:
-        return
-    df = pd.DataFrame(rows, columns=CSV_COLUMNS)
-    df.to_csv(path, mode="a", header=not path.exists(), index=False)
+def todo(g: Group, done: set) -> list[tuple[str, str]]:
+    """The (scenario, method) pairs of ``g`` with rows still missing."""
+
+    def missing(scn, m):
+        return any(g.key(scn, m, r) not in done for r in g.ratios)
+
+    out = [(g.name, m) for m in BASELINES if missing(g.name, m)]
+    out += [(s, m) for s in g.scenarios for m in methods_for(g.kind) if missing(s, m)]
+    if g.noisy and (
+        missing(g.name, "cleanlab") or g.key(g.name, "cleanlab_flags", None) not in done
+    ):
+        out.append((g.name, "cleanlab"))
+    return out
+
+
+def fit_filter(g: Group, method, objective, ratio, memory):
+    """``InfluenceFilter`` fitted on the group's rows: (filter, seconds, note).
+
+    The note names the RuntimeWarnings raised meanwhile (solver notes).
+    """
+    d = g.d
+    flt = InfluenceFilter(
+        make_model(g.kind, d["X_train"].shape[1], g.cfg),
+        objective=objective,
+        method=method,
+        prune_ratio=ratio,
+        batch_size=g.cfg["batch_size"],
+        memory=memory,
+        random_state=g.seed,
+    )
+    with warnings.catch_warnings(record=True) as caught, stopwatch() as sw:
+        warnings.simplefilter("ignore")
+        warnings.simplefilter("always", RuntimeWarning)
+        flt.fit(
+            as_input(g.kind, d["X_train"]),
+            g.y,
+            X_val=as_input(g.kind, d["X_val"]),
+            y_val=d["y_val"],
+            sensitive_features_val=d["s_val"],
+        )
+    msgs = {str(w.message).split(":")[0] for w in caught}
+    return flt, sw["seconds"], "; ".join(sorted(msgs))
+
+
+def evaluate(kind: str, est, d: dict, cfg: dict) -> dict:
+    """Accuracy, DP gap, EO gap and FGSM robust accuracy on val and test rows.
+
+    The FGSM rows are built against ``est`` itself (in its input space).
+    """
+    attack = Robustness(attack="fgsm", epsilon=cfg["epsilon"])
+    tm = as_torch_model(est)
+    out = {}
+    for part in ("val", "test"):
+        X, y, s = as_input(kind, d[f"X_{part}"]), d[f"y_{part}"], d[f"s_{part}"]
+        pred = np.asarray(est.predict(X))
+        out[f"{part}_acc"] = float(np.mean(pred == y))
+        out[f"{part}_dp"] = demographic_parity_difference(y, pred, sensitive_features=s)
+        out[f"{part}_eo"] = equal_opportunity_difference(y, pred, sensitive_features=s)
+        X_adv = attack.perturb(tm, tm.prepare_X(X), tm.prepare_y(y)).numpy()
+        pred_adv = np.asarray(est.predict(X_adv.astype(X.dtype)))
+        out[f"{part}_rob"] = float(np.mean(pred_adv == y))
+    return out
+
+
+def result_row(g: Group, scenario, method, ratio, flt, score_s, fit_s, note=""):
+    """One CSV row: what the filter removed and the refit's metrics."""
+    removed = np.zeros(len(g.y), bool)
+    removed[flt.removed_indices_] = True
+    row = {
+        "dataset": g.ds, "model": g.kind, "seed": g.seed, "scenario": scenario,
+        "method": method, "ratio": ratio, "n_train": len(g.y),
+        "n_removed": int(removed.sum()),
+        "flipped_removed": int((removed & g.flipped).sum()),
+        "score_s": score_s, "fit_s": fit_s, "note": note,
+    }  # fmt: skip
+    row.update(evaluate(g.kind, flt.estimator_, g.d, g.cfg))
+    return row
+
+
+def summary(row: dict, noisy: bool) -> str:
+    text = (
+        f"acc {row['test_acc']:.4f} dp {row['test_dp']:.3f} "
+        f"eo {row['test_eo']:.3f} rob {row['test_rob']:.3f}"
+    )
+    if noisy:
+        text += f" flip {row['flipped_removed']}/{row['n_removed']}"
+    return text
 
 
 # ------------------------------------------------------------------ run
-def prune_mask(scores: np.ndarray, ratio: float) -> np.ndarray:
-    """Keep mask dropping the round(ratio * n) lowest scores (NaN scores kept)."""
-    n = len(scores)
-    k = int(round(ratio * n))
-    order = np.argsort(np.where(np.isnan(scores), np.inf, scores), kind="stable")
-    keep = np.ones(n, bool)
-    keep[order[:k]] = False
-    return keep
+class Sink:
+    """Where result rows go: the CSV (appended at once) and the done set."""
 
+    def __init__(self, path: Path, done: set):
+        self.path, self.done, self.n = path, done, 0
 
-def run_group(ds, kind, seed, group, d, cfg, done, csv_path, timer):
-    """One (data set, model, seed) on clean ("clean") or noisy (NOISE_GROUPS) rows."""
-    X, y = d["X_train"], d["y_train"]
-    flipped = np.zeros(len(y), bool)
-    noisy = group in NOISE_GROUPS
-    if noisy:
-        y, flipped = flip_labels(
-            y, NOISE_RATE, kind=NOISE_GROUPS[group], random_state=1000 + seed
-        )
-        y = np.asarray(y, dtype=np.int64)
-        flipped = np.asarray(flipped, bool)
-        scenarios = [group]
-        ratios = cfg["ratios"] + cfg["noise_extra_ratios"]
-    else:
-        scenarios = list(CLEAN_SCENARIOS)
-        ratios = cfg["ratios"]
-    shared_scn = group
-
-    # which (scenario, method) still need rows
-    todo = []
-    for m in ("none",):
-        if (ds, kind, seed, shared_scn, m, "nan") not in done:
-            todo.append((shared_scn, m, None))
-    for m in BASELINES:
-        if any((ds, kind, seed, shared_scn, m, f"{r:.4f}") not in done for r in ratios):
-            todo.append((shared_scn, m, m))
-    for scn in scenarios:
-        for m in methods_for(kind):
-            if any((ds, kind, seed, scn, m, f"{r:.4f}") not in done for r in ratios):
-                todo.append((scn, m, m))
-    if noisy:
-        need_cl = (
-            any(
-                (ds, kind, seed, group, "cleanlab", f"{r:.4f}") not in done
-                for r in ratios
-            )
-            or (ds, kind, seed, group, "cleanlab_flags", "nan") not in done
-        )
-        if need_cl:
-            todo.append((group, "cleanlab", "cleanlab"))
-    if not todo:
-        return 0
-
-    t0 = time.perf_counter()
-    base = fit(kind, X, y, seed, cfg)
-    fit_s = time.perf_counter() - t0
-    n = len(y)
-    common = {"dataset": ds, "model": kind, "seed": seed, "n_train": n}
-    rows_written = 0
-
-    def record(scn, method, ratio, est, removed, score_s, fit_s_, note=""):
-        nonlocal rows_written
-        row = dict(common, scenario=scn, method=method, ratio=ratio, note=note)
-        row["n_removed"] = int(removed.sum())
-        row["flipped_removed"] = int((removed & flipped).sum())
-        row.update(evaluate(kind, est, d, cfg))
-        row["score_s"], row["fit_s"] = score_s, fit_s_
-        append_rows(csv_path, [row])
-        done.add(row_key(row))
-        rows_written += 1
+    def __call__(self, row: dict) -> dict:
+        append_csv(self.path, [row], CSV_COLUMNS)
+        self.done.add(row_key(row))
+        self.n += 1
         return row
 
-    for scn, name, method in todo:
-        if method is None:  # no pruning
-            r = record(scn, "none", float("nan"), base, np.zeros(n, bool), 0.0, fit_s)
-            log(
-                f"  {ds}/{kind}/seed {seed}/{scn}: none  acc {r['test_acc']:.4f} "
-                f"dp {r['test_dp']:.3f} eo {r['test_eo']:.3f} rob {r['test_rob']:.3f}"
-            )
+
+def run_scored(g, scn, name, method, objective, score_s, memory, sink):
+    """The rows of one method at every missing ratio; ``score_s`` its scoring."""
+    parts = []
+    note = ""
+    for ratio in g.ratios:
+        if g.key(scn, name, ratio) in sink.done:
             continue
-        t1 = time.perf_counter()
-        flags = None
-        caught = []
-        if name == "cleanlab":
-            scores, flags = cleanlab_scores(kind, X, y, seed, cfg)
-        else:
-            objective = None if name in BASELINES else objective_of(scn, cfg)
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always", RuntimeWarning)
-                scores = compute_influence(
-                    base,
-                    _as_input(kind, X),
-                    y,
-                    _as_input(kind, d["X_val"]),
-                    d["y_val"],
-                    objective=objective if objective is not None else "utility",
-                    method=method_of(name, kind, cfg),
-                    sensitive_features_val=d["s_val"],
-                    batch_size=cfg["batch_size"],
-                    random_state=seed,
-                )
-        score_s = time.perf_counter() - t1
-        note = "; ".join(
-            sorted(
-                {
-                    str(w.message).split(":")[0]
-                    for w in caught
-                    if issubclass(w.category, RuntimeWarning)
-                }
-            )
+        flt, fit_s, note_r = fit_filter(g, method, objective, ratio, memory)
+        note = note or note_r
+        row = sink(result_row(g, scn, name, ratio, flt, score_s, fit_s, note))
+        parts.append(f"{ratio:g}: {summary(row, g.noisy)}")
+    return parts
+
+
+def run_influence(g, scn, name, memory, base_s, sink) -> list[str]:
+    """An influence method or a baseline: fit and score once, then each ratio."""
+    objective = "utility" if name in BASELINES else objective_of(scn, g.cfg)
+    method = method_of(name, g.kind, g.cfg)
+    # prune_ratio=0: the first fit and its scores, which memory caches
+    _, first_s, note = fit_filter(g, method, objective, 0.0, memory)
+    if note:
+        log(f"  note {name}/{scn}: {note}")
+    score_s = max(0.0, first_s - base_s)
+    return run_scored(g, scn, name, method, objective, score_s, memory, sink)
+
+
+def run_cleanlab(g, memory, sink) -> list[str]:
+    """cleanlab's ranking at each ratio, and its own flagged rows."""
+    with stopwatch() as sw:
+        quality, flags = cleanlab_scores(g.kind, g.d["X_train"], g.y, g.seed, g.cfg)
+    ranked = GivenScores(quality)
+    parts = run_scored(
+        g, g.name, "cleanlab", ranked, "utility", sw["seconds"], memory, sink
+    )
+    if g.key(g.name, "cleanlab_flags", None) not in sink.done:
+        own = GivenScores(np.where(flags, -1.0, 1.0))
+        flt, fit_s, _ = fit_filter(g, own, "utility", "negative", memory)
+        row = sink(
+            result_row(g, g.name, "cleanlab_flags", np.nan, flt, sw["seconds"], fit_s)
         )
-        if note:
-            log(f"  note {name}/{scn}: {note}")
-        n_nan = int(np.isnan(scores).sum())
-        if n_nan:
-            log(f"  WARNING {name}/{scn}: {n_nan} NaN scores (kept, never pruned)")
-        summary = []
-        for ratio in ratios:
-            if (ds, kind, seed, scn, name, f"{ratio:.4f}") in done:
-                continue
-            keep = prune_mask(scores, ratio)
-            t2 = time.perf_counter()
-            est = fit(kind, X[keep], y[keep], seed, cfg)
-            r = record(
-                scn, name, ratio, est, ~keep, score_s, time.perf_counter() - t2, note
-            )
-            summary.append(
-                f"{ratio:g}: acc {r['test_acc']:.4f} dp {r['test_dp']:.3f} "
-                f"eo {r['test_eo']:.3f} rob {r['test_rob']:.3f}"
-                + (f" flip {r['flipped_removed']}/{r['n_removed']}" if noisy else "")
-            )
-        if (
-            flags is not None
-            and (ds, kind, seed, scn, "cleanlab_flags", "nan") not in done
-        ):
-            t2 = time.perf_counter()
-            est = fit(kind, X[~flags], y[~flags], seed, cfg)
-            r = record(
-                scn, "cleanlab_flags", float("nan"), est, flags, score_s,
-                time.perf_counter() - t2,
-            )  # fmt: skip
-            summary.append(
-                f"own flags ({r['n_removed']} rows): acc {r['test_acc']:.4f} "
-                f"flip {r['flipped_removed']}/{r['n_removed']}"
-            )
-        log(
-            f"  {ds}/{kind}/seed {seed}/{scn}: {name} (scored in {score_s:.1f}s) | "
-            + " | ".join(summary)
-        )
-    timer["groups"] += 1
-    log(
-        f"{ds}/{kind}/seed {seed}/{group} done in {time.perf_counter() - t0:.0f}s "
-        f"(base fit {fit_s:.1f}s, {rows_written} rows)"
-    )
-    return rows_written
+        parts.append(f"own flags ({row['n_removed']} rows): {summary(row, True)}")
+    return parts
 
 
-# -------------------------------------------------------------- render
-def _ms(values, scale=1.0, digits=3) -> str:
-    v = np.asarray(
-        [x for x in values if not (isinstance(x, float) and math.isnan(x))], float
-    )
-    if len(v) == 0:
-        return "—"
-    sd = v.std(ddof=1) if len(v) > 1 else 0.0
-    return f"{scale * v.mean():.{digits}f} ± {scale * sd:.{digits}f}"
-
-
-def _sel(df, **kw):
-    m = np.ones(len(df), bool)
-    for k, v in kw.items():
-        if k == "ratio":
-            m &= (
-                np.isclose(df["ratio"].to_numpy(dtype=float), v)
-                if v == v
-                else df["ratio"].isna().to_numpy()
-            )
-        else:
-            m &= (df[k] == v).to_numpy()
-    return df.loc[m]
-
-
-def _paired(df_a, df_b, col):
-    """Per-seed differences a - b of ``col`` (seeds present in both)."""
-    a = df_a.set_index("seed")[col]
-    b = df_b.set_index("seed")[col]
-    common = a.index.intersection(b.index)
-    return (a.loc[common] - b.loc[common]).to_numpy()
-
-
-def _none_rows(df, ds, kind, scn):
-    shared = scn if scn in NOISE_GROUPS else "clean"
-    return _sel(
-        df, dataset=ds, model=kind, scenario=shared, method="none", ratio=float("nan")
-    )
-
-
-def _method_rows(df, ds, kind, scn, method, ratio):
-    if method in BASELINES:
-        scn = scn if scn in NOISE_GROUPS else "clean"
-    return _sel(df, dataset=ds, model=kind, scenario=scn, method=method, ratio=ratio)
-
-
-def select_ratio_rows(df, ds, kind, method, ratios, group="noise20"):
-    """Per seed, the ``group`` row of ``method`` with the best validation accuracy."""
-    rows = _sel(df, dataset=ds, model=kind, scenario=group, method=method)
-    rows = rows[rows["ratio"].notna()]
-    rows = rows[
-        np.isin(np.round(rows["ratio"].to_numpy(float), 4), np.round(ratios, 4))
-    ]
-    if rows.empty:
-        return rows
-    idx = rows.groupby("seed")["val_acc"].idxmax()
-    return rows.loc[idx.to_numpy()]
-
-
-def noise_recovery(df, ds, kind, ratios, group="noise20"):
-    """Recovery of the noise's accuracy cost per method (means over seeds)."""
-    clean = _none_rows(df, ds, kind, "utility")
-    noisy = _none_rows(df, ds, kind, group)
-    if clean.empty or noisy.empty:
-        return None
-    a_clean, a_noisy = clean["test_acc"].mean(), noisy["test_acc"].mean()
-    cost = a_clean - a_noisy
-    out = {
-        "clean": a_clean,
-        "noisy": a_noisy,
-        "cost": cost,
-        "n_seeds": len(noisy),
-        "methods": {},
-    }
-    names = [*methods_for(kind), *BASELINES, "cleanlab"]
-    for m in names:
-        sel = select_ratio_rows(df, ds, kind, m, ratios, group)
-        if sel.empty:
-            continue
-        acc = sel["test_acc"].mean()
-        out["methods"][m] = {
-            "acc": acc,
-            "delta": _paired(sel, noisy, "test_acc"),
-            "recovery": (acc - a_noisy) / cost if cost > 0 else float("nan"),
-            "ratios": sel["ratio"].tolist(),
-        }
-        for fixed in (0.1, 0.2):
-            fr = _sel(df, dataset=ds, model=kind, scenario=group, method=m, ratio=fixed)
-            if not fr.empty:
-                out["methods"][m][f"recovery_{fixed}"] = (
-                    (fr["test_acc"].mean() - a_noisy) / cost
-                    if cost > 0
-                    else float("nan")
-                )
-    fl = _sel(
-        df,
-        dataset=ds,
-        model=kind,
-        scenario=group,
-        method="cleanlab_flags",
-        ratio=float("nan"),
-    )
-    if not fl.empty:
-        out["methods"]["cleanlab_flags"] = {
-            "acc": fl["test_acc"].mean(),
-            "delta": _paired(fl, noisy, "test_acc"),
-            "recovery": (fl["test_acc"].mean() - a_noisy) / cost
-            if cost > 0
-            else float("nan"),
-            "ratios": (fl["n_removed"] / fl["n_train"]).tolist(),
-        }
-    return out
-
-
-def targets_section(df, cfg) -> list[str]:
-    lines = ["## Headline: targets", ""]
-    ds, kind = "adult", "mlp"
-    none = _none_rows(df, ds, kind, "fairness_dp")
-    lines.append(
-        f"**Target 1** (Adult, MLP, fairness objective = demographic parity, "
-        f"{FAIR_RATIO:.0%} of the training rows pruned): the test DP gap falls by "
-        f">= {FAIR_DROP:.0%} (relative, of the mean over seeds) at <= {FAIR_ACC_LOSS} "
-        "point of test-accuracy loss, with a lower DP gap than random and loss "
-        "pruning at the same ratio."
-    )
-    lines.append("")
-    if none.empty:
-        lines += ["(no results yet)", ""]
-    else:
-        dp0, acc0 = none["test_dp"].mean(), none["test_acc"].mean()
-        base = {}
-        for b in BASELINES:
-            r = _method_rows(df, ds, kind, "fairness_dp", b, FAIR_RATIO)
-            base[b] = r["test_dp"].mean() if not r.empty else float("nan")
-        lines += [
-            "| method | seeds | DP gap (none -> pruned) | DP change | accuracy change (points) | DP gap random / loss | verdict |",
-            "|---|---|---|---|---|---|---|",
-        ]
-        for m in [*methods_for(kind), *BASELINES]:
-            r = _method_rows(df, ds, kind, "fairness_dp", m, FAIR_RATIO)
-            if r.empty:
-                continue
-            dp, acc = r["test_dp"].mean(), r["test_acc"].mean()
-            rel = dp / dp0 - 1
-            dacc = 100 * (acc - acc0)
-            if m in BASELINES:
-                verdict = "(baseline)"
-            else:
-                ok = (
-                    rel <= -FAIR_DROP
-                    and -dacc <= FAIR_ACC_LOSS
-                    and dp < min(base.values())
-                )
-                why = []
-                if rel > -FAIR_DROP:
-                    why.append(f"gap falls {-rel:.0%} < {FAIR_DROP:.0%}")
-                if -dacc > FAIR_ACC_LOSS:
-                    why.append(f"accuracy loss {-dacc:.2f} > {FAIR_ACC_LOSS}")
-                if not dp < min(base.values()):
-                    why.append("not below random/loss")
-                verdict = "**PASS**" if ok else "**MISS** (" + "; ".join(why) + ")"
-            lines.append(
-                f"| {m} | {len(r)} | {dp0:.3f} -> {dp:.3f} | {100 * rel:+.1f}% | "
-                f"{dacc:+.2f} | {base['random']:.3f} / {base['loss']:.3f} | {verdict} |"
-            )
-        lines.append("")
-        # best ratio reaching the drop, for context
-        ctx = []
-        for m in methods_for(kind):
-            for ratio in cfg["ratios"]:
-                r = _method_rows(df, ds, kind, "fairness_dp", m, ratio)
-                if not r.empty and r["test_dp"].mean() / dp0 - 1 <= -FAIR_DROP:
-                    ctx.append(
-                        f"{m} reaches a {-(r['test_dp'].mean() / dp0 - 1):.0%} fall at "
-                        f"{ratio:.0%} pruned (accuracy {100 * (r['test_acc'].mean() - acc0):+.2f} points)"
-                    )
-                    break
-        if ctx:
-            lines += [
-                "For context (other ratios, same table below): " + "; ".join(ctx) + ".",
-                "",
-            ]
-
-    ratios = cfg["ratios"] + cfg["noise_extra_ratios"]
-    lines.append(
-        f"**Target 2** (20% uniform label noise in the training rows, utility "
-        f"objective): pruning recovers >= {NOISE_RECOVERY:.0%} of the test accuracy "
-        "the noise cost, at least as well as cleanlab. Recovery = (acc pruned - "
-        "acc noisy) / (acc clean - acc noisy), on means over seeds, all without "
-        "pruning except 'acc pruned'. The prune ratio is chosen per seed on the "
-        f"validation accuracy among {', '.join(f'{r:g}' for r in ratios)} (the "
-        "test split chooses nothing); cleanlab's ranking gets the same choice, and "
-        "cleanlab's own flags prune the rows `find_label_issues` flags. Judged on "
-        "Adult + MLP; the other data sets and models are shown for context."
-    )
-    lines.append("")
-    lines += noise_table(df, cfg, "noise20", judged=True)
-    if "noise20_class" in cfg.get("noise_groups", []):
-        lines += [
-            "**Extra, not a target**: the same with 20% *class-dependent* noise "
-            "(`flip_labels(kind='class')`: 20% of the rows, all negatives, flipped to "
-            "positive), where the noise moves the decision boundary and costs "
-            "real accuracy. Same ratio choice on the validation split.",
-            "",
-        ]
-        lines += noise_table(df, cfg, "noise20_class", judged=False)
-    lines.append("")
-    lines.append(
-        "The accuracy cost of the noise is a difference of two test accuracies "
-        "that each vary by several tenths of a point across seeds; where it is "
-        "below about one point the recovery ratio is dominated by that noise "
-        "(read the paired Δ column instead)."
-    )
-    lines.append("")
-    notes = df[df["note"].fillna("").astype(str) != ""] if "note" in df else df.iloc[:0]
-    if len(notes):
-        grp = notes.drop_duplicates(["dataset", "model", "seed", "scenario", "method"])
-        cnt = grp.groupby(["dataset", "model", "method", "note"]).size()
-        items = [
-            f"{d_}/{k_} {m_}: {n_} scorings ({note_})"
-            for (d_, k_, m_, note_), n_ in cnt.items()
-        ]
-        lines += [
-            "Solver notes (RuntimeWarnings while scoring): " + "; ".join(items) + ".",
-            "",
-        ]
-    return lines
-
-
-# scenario -> (the metric its objective targets, "higher"/"lower" is better)
-TARGETED = {
-    "utility": ("test_acc", "higher"),
-    "noise20": ("test_acc", "higher"),
-    "noise20_class": ("test_acc", "higher"),
-    "fairness_dp": ("test_dp", "lower"),
-    "fairness_eo": ("test_eo", "lower"),
-    "robustness": ("test_rob", "higher"),
-}
-METRIC_NAMES = {
-    "test_acc": "accuracy",
-    "test_dp": "DP gap",
-    "test_eo": "EO gap",
-    "test_rob": "robust acc.",
-}
-
-
-def summary_section(df, cfg, ratio=FAIR_RATIO) -> list[str]:
-    """One line per (data set, model, scenario): the targeted metric at ``ratio``."""
-    names = [*INFLUENCE, *BASELINES, "cleanlab"]
-    lines = [
-        f"## Summary at {ratio:.0%} pruned",
-        "",
-        "Each cell: the test metric the scenario's objective targets (mean over "
-        "seeds), then in brackets the accuracy change in points against no "
-        "pruning. Best influence method per line in bold (ties included). "
-        "cleanlab only with label noise; tracin only on the MLP.",
-        "",
-        "| data set | model | scenario | metric | none | " + " | ".join(names) + " |",
-        "|---" * (5 + len(names)) + "|",
-    ]
-    for ds in cfg["datasets"]:
-        for kind in cfg["models"]:
-            for scn, (col, better) in TARGETED.items():
-                if scn in NOISE_GROUPS and scn not in cfg.get(
-                    "noise_groups", ["noise20"]
-                ):
-                    continue
-                none = _none_rows(df, ds, kind, scn)
-                if none.empty:
-                    continue
-                acc0 = none["test_acc"].mean()
-                vals = {}
-                for m in names:
-                    r = _method_rows(df, ds, kind, scn, m, ratio)
-                    if not r.empty:
-                        vals[m] = (r[col].mean(), 100 * (r["test_acc"].mean() - acc0))
-                infl = [vals[m][0] for m in INFLUENCE if m in vals]
-                best = (max if better == "higher" else min)(infl) if infl else None
-                cells = []
-                for m in names:
-                    if m not in vals:
-                        cells.append("—")
-                        continue
-                    v, dacc = vals[m]
-                    txt = f"{v:.3f}"
-                    if (
-                        m in INFLUENCE
-                        and best is not None
-                        and round(v, 3) == round(best, 3)
-                    ):
-                        txt = f"**{txt}**"
-                    cells.append(f"{txt} ({dacc:+.2f})")
-                lines.append(
-                    f"| {ds} | {kind} | {scn} | {METRIC_NAMES[col]} ({better} is better) | "
-                    f"{none[col].mean():.3f} | " + " | ".join(cells) + " |"
-                )
-    lines.append("")
-    return lines
-
-
-def noise_table(df, cfg, group, judged) -> list[str]:
-    ratios = cfg["ratios"] + cfg["noise_extra_ratios"]
-    lines = [
-        "| data set | model | acc clean / noisy (cost, points) | method | recovery (val-chosen ratio) | Δ acc vs noisy (points, paired) | recovery at 0.1 | at 0.2 | ratios chosen | verdict |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for ds_ in cfg["datasets"]:
-        for kind_ in cfg["models"]:
-            rec = noise_recovery(df, ds_, kind_, ratios, group)
-            if rec is None:
-                continue
-            cl = [
-                rec["methods"][k]["recovery"]
-                for k in ("cleanlab", "cleanlab_flags")
-                if k in rec["methods"]
-            ]
-            best_cl = max(cl) if cl else float("nan")
-            head = f"{rec['clean']:.4f} / {rec['noisy']:.4f} ({100 * rec['cost']:+.2f})"
-            for m, v in rec["methods"].items():
-                if m in methods_for(kind_):
-                    ok = v["recovery"] >= NOISE_RECOVERY and (
-                        math.isnan(best_cl) or v["recovery"] >= best_cl
-                    )
-                    why = []
-                    if v["recovery"] < NOISE_RECOVERY:
-                        why.append(f"< {NOISE_RECOVERY:.0%}")
-                    if not math.isnan(best_cl) and v["recovery"] < best_cl:
-                        why.append("below cleanlab")
-                    if rec["cost"] < 0.01:
-                        why.append(
-                            f"the noise costs only {100 * rec['cost']:.2f} points: "
-                            "ratio dominated by refit noise"
-                        )
-                    verdict = "**PASS**" if ok else "**MISS** (" + ", ".join(why) + ")"
-                    if not judged or (ds_, kind_) != ("adult", "mlp"):
-                        verdict = verdict.replace("**", "") + " (context)"
+def run_group(g: Group, sink: Sink) -> int:
+    """Every missing row of the group; the number written."""
+    pending = todo(g, sink.done)
+    if not pending and g.key(g.name, "none", None) in sink.done:
+        return 0
+    n0, tag = sink.n, f"{g.ds}/{g.kind}/seed {g.seed}"
+    location = tempfile.mkdtemp(prefix="bench-cleaning-")
+    try:
+        # no pruning: the first fit (its time is the base of the scoring times)
+        base, base_s, _ = fit_filter(g, "random", "utility", 0.0, location)
+        if g.key(g.name, "none", None) not in sink.done:
+            row = sink(result_row(g, g.name, "none", np.nan, base, 0.0, base_s))
+            log(f"  {tag}/{g.name}: none  {summary(row, False)}")
+        for scn, name in pending:
+            with stopwatch() as sw:
+                if name == "cleanlab":
+                    parts = run_cleanlab(g, location, sink)
                 else:
-                    verdict = "(baseline)"
-                ch = (
-                    ", ".join(f"{x:g}" for x in v["ratios"])
-                    if m != "cleanlab_flags"
-                    else ("own: " + ", ".join(f"{x:.2f}" for x in v["ratios"]))
-                )
-                r01 = v.get("recovery_0.1", float("nan"))
-                r02 = v.get("recovery_0.2", float("nan"))
-                lines.append(
-                    f"| {ds_} | {kind_} | {head} | {m} | {100 * v['recovery']:.0f}% | "
-                    f"{_ms(v['delta'], scale=100, digits=2)} | "
-                    f"{100 * r01:.0f}% | {100 * r02:.0f}% | {ch} | {verdict} |".replace(
-                        "nan%", "—"
-                    )
-                )
-    lines.append("")
-    return lines
+                    parts = run_influence(g, scn, name, location, base_s, sink)
+            log(f"  {tag}/{scn}: {name} ({sw['seconds']:.1f}s) | " + " | ".join(parts))
+    finally:
+        shutil.rmtree(location, ignore_errors=True)
+    log(f"{tag}/{g.name} done (base fit {base_s:.1f}s, {sink.n - n0} rows)")
+    return sink.n - n0
 
 
-def table(df, ds, kind, scn, cfg) -> list[str]:
-    noise = scn in NOISE_GROUPS
-    ratios = cfg["ratios"] + (cfg["noise_extra_ratios"] if noise else [])
-    none = _none_rows(df, ds, kind, scn)
-    if none.empty:
-        return []
-    cols = "| method | pruned | test accuracy | Δ accuracy (points, paired) | DP gap | EO gap | robust accuracy (FGSM) |"
-    sep = "|---|---|---|---|---|---|---|"
-    if noise:
-        cols += " flipped share of removed |"
-        sep += "---|"
-    out = [f"#### {SCENARIOS[scn]}", "", cols, sep]
-
-    def line(name, ratio_txt, r):
-        cells = [
-            name, ratio_txt, _ms(r["test_acc"], digits=4),
-            _ms(_paired(r, none, "test_acc"), scale=100, digits=2) if name != "none" else "—",
-            _ms(r["test_dp"]), _ms(r["test_eo"]), _ms(r["test_rob"]),
-        ]  # fmt: skip
-        if noise:
-            share = (
-                r["flipped_removed"] / r["n_removed"].where(r["n_removed"] > 0)
-            ).tolist()
-            cells.append(_ms(share, digits=2) if name != "none" else "—")
-        out.append("| " + " | ".join(cells) + " |")
-
-    line("none", "0", none)
-    names = [*methods_for(kind), *BASELINES] + (["cleanlab"] if noise else [])
-    for ratio in ratios:
-        for m in names:
-            r = _method_rows(df, ds, kind, scn, m, ratio)
-            if not r.empty:
-                line(m, f"{ratio:g}", r)
-    if noise:
-        fl = _sel(
-            df,
-            dataset=ds,
-            model=kind,
-            scenario=scn,
-            method="cleanlab_flags",
-            ratio=float("nan"),
+def group_complete(df, g: tuple, cfg: dict) -> bool:
+    """Whether the CSV holds every row of group ``(ds, kind, seed, name)``."""
+    ds, kind, seed, name = g
+    sub = df[(df["dataset"] == ds) & (df["model"] == kind) & (df["seed"] == seed)]
+    if name == "clean":
+        need = 1 + len(cfg["ratios"]) * (
+            len(BASELINES) + len(CLEAN_SCENARIOS) * len(methods_for(kind))
         )
-        if not fl.empty:
-            share = (fl["n_removed"] / fl["n_train"]).to_numpy()
-            line("cleanlab (own flags)", f"{share.mean():.3f}", fl)
-    out.append("")
-    return out
-
-
-def render(df: pd.DataFrame, cfg: dict, meta: dict) -> str:
-    complete = meta.get("complete", False)
-    quick = cfg["quick"]
-    title = "# Cleaning-quality benchmark" + (" (quick smoke run)" if quick else "")
-    out = [title, ""]
-    if not complete:
-        out += [
-            "> **PARTIAL RESULTS**: the run has not finished; the tables hold the "
-            f"groups done so far ({meta.get('groups_done', '?')} of "
-            f"{meta.get('groups_total', '?')} (data set, model, seed, clean/noisy) groups).",
-            "",
-        ]
-    if quick:
-        out += [
-            "> `--quick`: reduced data, seeds and epochs; for smoke testing only, "
-            "not for the targets.",
-            "",
-        ]
-    out += [
-        f"Generated by `{meta['command']}` (skinfluence at commit {meta['commit']}) "
-        f"on {meta['date']} ({meta['platform']}, torch {torch.__version__}, "
-        f"{meta['threads']} torch thread(s)); "
-        + ("compute time " if complete else "compute time so far ")
-        + f"{meta['compute_min']:.1f} min. Raw rows: `benchmarks/results/{meta['csv']}`.",
-        "",
-    ]
-    out += targets_section(df, cfg)
-    out += summary_section(df, cfg)
-    out += setup_section(cfg)
-    for ds in cfg["datasets"]:
-        for kind in cfg["models"]:
-            parts = []
-            for scn in SCENARIOS:
-                parts += table(df, ds, kind, scn, cfg)
-            if parts:
-                seeds = sorted(set(_sel(df, dataset=ds, model=kind)["seed"].tolist()))
-                n_tr = _sel(df, dataset=ds, model=kind)["n_train"]
-                out += [
-                    f"## {ds} / {'skorch MLP' if kind == 'mlp' else 'LogisticRegression'}",
-                    "",
-                    f"Seeds {seeds}; {int(n_tr.iloc[0])} training rows.",
-                    "",
-                    *parts,
-                ]
-    return "\n".join(out).rstrip() + "\n"
-
-
-def setup_section(cfg) -> list[str]:
-    ens, ifm, ifl = cfg["ensemble"], cfg["if_mlp"], cfg["if_logreg"]
-    adult_test = (
-        "all the other rows"
-        if cfg["adult_test"] is None
-        else f"{cfg['adult_test']} rows"
-    )
-    f = cfg["compas_fractions"]
-    return [
-        "## Setup",
-        "",
-        f"- **Seeds** {cfg['seeds']}. The seed sets the split, the label flips, the "
-        "network's initialisation and shuffling (the same for the first fit and "
-        "every refit of a seed, so a refit differs from the unpruned fit only by "
-        "the rows removed), ip_ensemble's dropout draws and the random baseline.",
-        f"- **Adult** (`load_adult()`, train and test files pooled, 45,222 rows): "
-        f"a stratified (label x sex) subsample of {cfg['adult_train']} training rows, "
-        f"{cfg['adult_val']} validation rows, test = {adult_test}. Sensitive feature: sex "
-        "(also an input feature).",
-        "- **COMPAS** (`load_compas()`, two_year_recid): restricted to the "
-        "African-American and Caucasian rows (5,278 of 6,172), since the other "
-        "race groups have 2-58 positives and their gaps on a validation split "
-        f"are noise; split {f[0]:.0%} / {f[1]:.0%} / {f[2]:.0%} (train / validation / "
-        "test), stratified by label x race. Sensitive feature: race (also an input feature).",
-        "- **Preprocessing** (fitted on the training rows): numeric columns "
-        "standardised, categorical ones one-hot encoded; the models see the "
-        "encoded float arrays, so the FGSM attack and the robustness objective "
-        "act in that space.",
-        f"- **skorch MLP**: d -> {cfg['mlp_hidden']} -> 2 (ReLU), cross-entropy, SGD lr "
-        f"{cfg['mlp_lr']} momentum {cfg['mlp_momentum']}, batch {cfg['mlp_batch']}, "
-        f"{cfg['mlp_epochs']} epochs, no internal validation split, a TracIn "
-        "checkpoint per epoch (`TracInCheckpoints`). The optimiser settings were "
-        "chosen on the validation split of a development seed (100) of Adult, "
-        "among (lr, momentum, epochs) = (0.05, 0.9, 10), (0.01, 0.9, 10), "
-        "(0.05, 0, 10), (0.1, 0, 10), (0.01, 0.9, 20), for validation accuracy "
-        "and for a small spread between refits on 99% subsamples (lr 0.05 with "
-        "momentum let single refits land 2 points lower). **LogisticRegression**: "
-        f"C={cfg['logreg_C']}, solver newton-cholesky. TracIn needs a training trajectory, which "
-        "a Newton solver does not have: it is run on the MLP only.",
-        f"- **Methods** (`compute_influence`, fixed a priori, not tuned): ip; "
-        f"ip_ensemble `IPEnsemble(n_members={ens['n_members']}, max_dropout="
-        f"{ens['max_dropout']})` (package defaults); tracin over the {cfg['mlp_epochs']} "
-        f"checkpoints; influence_function `InfluenceFunction(solver='{ifm['solver']}', "
-        f"damping={ifm['damping']}, max_iter={ifm['max_iter']})` on the MLP and "
-        f"`InfluenceFunction(solver='{ifl['solver']}', damping={ifl['damping']})` on "
-        "LogisticRegression (convex, and its L2 penalty makes the Hessian positive "
-        "definite: no damping). The MLP's damping is the smallest of 0.01, 0.03, 0.1, "
-        "0.3 for which CG met no negative curvature on a development seed (100, "
-        "not one of the reported seeds) of both data sets; no metric was looked "
-        "at for it. Baselines: none, random (seeded draw), loss "
-        "(highest training loss first), and in the noise scenario cleanlab "
-        f"(`get_label_quality_scores`, self-confidence, on {cfg['cleanlab_folds']}-fold "
-        "cross-validated probabilities of the same model, pruning the same "
-        "number of rows; *own flags*: the rows `find_label_issues` flags, its own count).",
-        "- **Objectives** (on the validation rows): utility = mean cross-entropy; "
-        "`Fairness('demographic_parity')`, `Fairness('equal_opportunity')` over "
-        f"the sensitive groups; `Robustness('fgsm', epsilon={cfg['epsilon']})`.",
-        f"- **Pruning**: the round(r n) lowest scores are dropped, r in "
-        f"{cfg['ratios']} (and {cfg['noise_extra_ratios']} in the noise scenario, "
-        "where 20% of the rows are flipped), then the model is refitted on the "
-        "kept rows only (`refit_on='train'`). Random and loss do not depend on the "
-        "objective: their rows are the same in every clean-label table.",
-        f"- **Metrics** (test split): accuracy; demographic-parity and "
-        "equal-opportunity gaps of the hard predictions (largest difference of "
-        "the selection rate / true-positive rate between groups); robust accuracy "
-        f"= accuracy on FGSM copies (L-inf radius {cfg['epsilon']}, in the encoded "
-        "input space) of the test rows built against each refitted model. "
-        "Mean ± std over seeds; Δ accuracy is the per-seed difference to no "
-        "pruning. *flipped share of removed*: the share of the pruned rows whose "
-        "label had been flipped (20% = chance).",
-        "",
-    ]
+        sub = sub[~sub["scenario"].isin(list(NOISE_GROUPS))]
+    else:
+        nr = len(cfg["ratios"]) + len(cfg["noise_extra_ratios"])
+        need = 1 + (len(BASELINES) + len(methods_for(kind)) + 1) * nr + 1
+        sub = sub[sub["scenario"] == name]
+    return len(sub) >= need
 
 
 # ------------------------------------------------------------------ main
-def git_commit() -> str:
-    try:
-        c = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "skinfluence"],
-            cwd=ROOT, capture_output=True, text=True,
-        ).stdout.strip()  # fmt: skip
-        import skinfluence
-
-        where = Path(skinfluence.__file__).resolve().parent
-        if where != (ROOT / "skinfluence").resolve():
-            stamp = where.parent / "COMMIT"  # a `git archive` snapshot, see --help
-            if stamp.exists():
-                return f"{stamp.read_text().strip()} (a snapshot of the package, on PYTHONPATH)"
-            return f"{c} (package imported from {where})"
-        return c + (" + uncommitted changes" if dirty else "")
-    except OSError:
-        return "unknown"
-
-
-def main(argv=None):
+def parse_args(argv):
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -1065,152 +494,138 @@ def main(argv=None):
     p.add_argument("--seeds", type=int, nargs="+")
     p.add_argument("--datasets", nargs="+", choices=DATASETS)
     p.add_argument("--models", nargs="+", choices=MODELS)
-    p.add_argument(
-        "--epsilon", type=float, default=0.1, help="FGSM radius (objective and metric)"
-    )
+    p.add_argument("--epsilon", type=float, default=0.1,
+                   help="FGSM radius (objective and metric)")  # fmt: skip
     p.add_argument("--threads", type=int, default=1, help="torch threads")
     p.add_argument(
         "--fresh", action="store_true", help="discard the CSV and start over"
     )
-    p.add_argument(
-        "--render", action="store_true", help="only rebuild the Markdown from the CSV"
-    )
+    p.add_argument("--render", action="store_true",
+                   help="only rebuild the Markdown from the CSV")  # fmt: skip
     p.add_argument("--no-write", action="store_true", help="do not write the Markdown")
-    p.add_argument(
-        "--out",
-        default=None,
-        help="basename under benchmarks/results (default cleaning / cleaning_quick)",
-    )
-    args = p.parse_args(argv)
+    p.add_argument("--out", default=None,
+                   help="basename under benchmarks/results (default cleaning / cleaning_quick)")  # fmt: skip
+    return p.parse_args(argv)
 
-    torch.set_num_threads(args.threads)
-    warnings.filterwarnings("ignore", category=DeprecationWarning)
-    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-    cfg = make_config(args)
-    base = args.out or ("cleaning_quick" if args.quick else "cleaning")
-    csv_path = RESULTS_DIR / f"{base}.csv"
-    cfg_path = RESULTS_DIR / f"{base}.json"
-    md_path = RESULTS_DIR / f"{base}.md"
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    if args.fresh:
-        for path in (csv_path, cfg_path):
-            if path.exists():
-                path.unlink()
-    state = {"compute_s": 0.0, "commit": None, "date": None}
-    if cfg_path.exists():
-        saved = json.loads(cfg_path.read_text())
-        if saved["config"] != cfg and not args.render:
+
+class Run:
+    """The files of a run, its saved state, and the Markdown written from them."""
+
+    def __init__(self, args, argv):
+        self.args, self.cfg = args, make_config(args)
+        base = args.out or ("cleaning_quick" if args.quick else "cleaning")
+        self.csv, self.json, self.md = (
+            RESULTS_DIR / f"{base}.{ext}" for ext in ("csv", "json", "md")
+        )
+        RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+        if args.fresh:
+            for path in (self.csv, self.json):
+                path.unlink(missing_ok=True)
+        self.state = {"compute_s": 0.0, "commit": None, "date": None}
+        self.command = self._command(argv)
+        self.groups = [
+            (ds, kind, seed, g)
+            for ds in self.cfg["datasets"]
+            for kind in self.cfg["models"]
+            for seed in self.cfg["seeds"]
+            for g in ("clean", *self.cfg["noise_groups"])
+        ]
+
+    def _command(self, argv) -> str:
+        words = argv if argv is not None else sys.argv[1:]
+        extra = [a for a in words if a not in ("--quick", "--fresh", "--render")]
+        quick = " --quick" if self.args.quick else ""
+        return " ".join(["python benchmarks/bench_cleaning.py" + quick, *extra])
+
+    def load_state(self) -> None:
+        """Resume from the saved JSON (same configuration, or --render)."""
+        if not self.json.exists():
+            return
+        saved = json.loads(self.json.read_text())
+        if saved["config"] != self.cfg and not self.args.render:
             sys.exit(
-                f"{cfg_path.name} holds a different configuration; rerun with --fresh "
+                f"{self.json.name} holds a different configuration; rerun with --fresh "
                 "to start over, or with the same options to resume.\n"
-                f"saved: {saved['config']}\nnow:   {cfg}"
+                f"saved: {saved['config']}\nnow:   {self.cfg}"
             )
-        if args.render:
-            cfg = saved["config"]
-        state["compute_s"] = saved.get("compute_s", 0.0)
-        state["commit"] = saved.get("commit")
-        state["date"] = saved.get("date")
-    command = "python benchmarks/bench_cleaning.py" + (" --quick" if args.quick else "")
-    extra = [
-        a
-        for a in (argv if argv is not None else sys.argv[1:])
-        if a not in ("--quick", "--fresh", "--render")
-    ]
-    if extra:
-        command += " " + " ".join(extra)
+        if self.args.render:
+            self.cfg = saved["config"]
+        for k in self.state:
+            self.state[k] = saved.get(k, self.state[k])
 
-    groups = [
-        (ds, kind, seed, g)
-        for ds in cfg["datasets"]
-        for kind in cfg["models"]
-        for seed in cfg["seeds"]
-        for g in ("clean", *cfg["noise_groups"])
-    ]
+    def save_state(self, commit: str | None = None) -> None:
+        """Write the JSON; ``commit``: the package's commit at a (re)start."""
+        if self.state["commit"] is None:
+            self.state["commit"] = commit
+        elif commit is not None and commit not in self.state["commit"]:
+            self.state["commit"] += f", resumed at {commit}"
+        self.state["date"] = self.state["date"] or datetime.date.today().isoformat()
+        self.json.write_text(json.dumps({"config": self.cfg, **self.state}, indent=1))
 
-    def meta(complete, groups_done):
-        return {
-            "command": command,
-            "commit": state["commit"] or git_commit(),
-            "date": state["date"] or datetime.date.today().isoformat(),
-            "platform": f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs",
-            "threads": torch.get_num_threads(),
-            "compute_min": state["compute_s"] / 60,
-            "csv": csv_path.name,
-            "complete": complete,
-            "groups_done": groups_done,
-            "groups_total": len(groups),
+    def write_md(self, df, complete: bool) -> str:
+        n_done = sum(group_complete(df, g, self.cfg) for g in self.groups)
+        header = run_header(
+            self.command, commit=self.state["commit"], date=self.state["date"]
+        )
+        meta = {
+            "header": header,
+            "compute_min": self.state["compute_s"] / 60,
+            "csv": self.csv.name,
+            "complete": complete and n_done == len(self.groups),
+            "groups_done": n_done,
+            "groups_total": len(self.groups),
         }
-
-    def group_complete(df, ds, kind, seed, g):
-        sub = _sel(df, dataset=ds, model=kind, seed=seed)
-        if g == "clean":
-            need = (
-                1
-                + len(BASELINES) * len(cfg["ratios"])
-                + len(CLEAN_SCENARIOS) * len(methods_for(kind)) * len(cfg["ratios"])
-            )
-            sub = sub[~sub["scenario"].isin(list(NOISE_GROUPS))]
-        else:
-            nr = len(cfg["ratios"]) + len(cfg["noise_extra_ratios"])
-            need = 1 + (len(BASELINES) + len(methods_for(kind)) + 1) * nr + 1
-            sub = sub[sub["scenario"] == g]
-        return len(sub) >= need
-
-    def write_md(complete, df):
-        n_done = sum(group_complete(df, *g) for g in groups)
-        text = render(df, cfg, meta(complete and n_done == len(groups), n_done))
-        if not args.no_write:
-            md_path.write_text(text)
+        text = render(df, self.cfg, meta)
+        if not self.args.no_write:
+            self.md.write_text(text)
         return text
 
-    if args.render:
-        df = read_csv(csv_path)
-        text = write_md(True, df)
-        print(text)
-        return
 
-    now = git_commit()
-    if state["commit"] is None:
-        state["commit"] = now
-    elif now not in state["commit"]:
-        state["commit"] += f", resumed at {now}"
-    state["date"] = state["date"] or datetime.date.today().isoformat()
-    cfg_path.write_text(json.dumps({"config": cfg, **state}, indent=1))
-    df = read_csv(csv_path)
-    done = {row_key(r) for r in df.to_dict("records")}
-    log(f"config: {json.dumps(cfg)}")
-    log(f"skinfluence at {git_commit()}; {len(done)} rows already in {csv_path.name}")
-    data_cache = {}
-    timer = {"groups": 0}
-    t_start = time.perf_counter()
-    for i, (ds, kind, seed, g) in enumerate(groups):
-        if group_complete(df, ds, kind, seed, g):
-            continue
-        log(f"group {i + 1}/{len(groups)}: {ds} / {kind} / seed {seed} / {g}")
-        key = (ds, seed)
-        if key not in data_cache:
-            data_cache.clear()
-            data_cache[key] = load_split(ds, seed, cfg)
-        t0 = time.perf_counter()
-        run_group(ds, kind, seed, g, data_cache[key], cfg, done, csv_path, timer)
-        state["compute_s"] += time.perf_counter() - t0
-        cfg_path.write_text(json.dumps({"config": cfg, **state}, indent=1))
-        df = read_csv(csv_path)
-        write_md(False, df)
-        elapsed = time.perf_counter() - t_start
-        left = sum(not group_complete(df, *gg) for gg in groups)
-        log(
-            f"progress: {len(groups) - left}/{len(groups)} groups; {elapsed / 60:.1f} min this run"
-        )
-    df = read_csv(csv_path)
-    text = write_md(True, df)
+def run_all(run: Run) -> None:
+    """Every incomplete group, resuming from the CSV; the Markdown after each."""
+    df = read_csv(run.csv, CSV_COLUMNS)
+    sink = Sink(run.csv, {row_key(r) for r in df.to_dict("records")})
+    log(f"config: {json.dumps(run.cfg)}")
     log(
-        f"done in {(time.perf_counter() - t_start) / 60:.1f} min (compute in all {state['compute_s'] / 60:.1f} min)"
+        f"skinfluence at {run.state['commit']}; {len(sink.done)} rows in {run.csv.name}"
     )
-    if args.no_write:
+    data, t_start = {}, time.perf_counter()
+    for i, (ds, kind, seed, name) in enumerate(run.groups):
+        if group_complete(df, (ds, kind, seed, name), run.cfg):
+            continue
+        log(f"group {i + 1}/{len(run.groups)}: {ds} / {kind} / seed {seed} / {name}")
+        if (ds, seed) not in data:
+            data = {(ds, seed): load_split(ds, seed, run.cfg)}
+        with stopwatch() as sw:
+            run_group(Group(ds, kind, seed, name, data[(ds, seed)], run.cfg), sink)
+        run.state["compute_s"] += sw["seconds"]
+        run.save_state()
+        df = read_csv(run.csv, CSV_COLUMNS)
+        run.write_md(df, complete=False)
+        left = sum(not group_complete(df, g, run.cfg) for g in run.groups)
+        log(
+            f"progress: {len(run.groups) - left}/{len(run.groups)} groups; "
+            f"{(time.perf_counter() - t_start) / 60:.1f} min this run"
+        )
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    set_threads(args.threads)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    run = Run(args, argv)
+    run.load_state()
+    if not args.render:
+        run.save_state(git_commit())
+        with stopwatch() as sw:
+            run_all(run)
+        log(f"done in {sw['seconds'] / 60:.1f} min")
+    text = run.write_md(read_csv(run.csv, CSV_COLUMNS), complete=True)
+    if args.render or args.no_write:
         print(text)
     else:
-        log(f"wrote {md_path}")
+        log(f"wrote {run.md}")
 
 
 if __name__ == "__main__":
