@@ -15,10 +15,10 @@ What it does:
 
 1. Data: Adult (``load_adult(subset="train")``), ``--rows`` rows after a
    seeded shuffle; sensitive feature ``sex``.
-2. Estimator: ``make_pipeline(ColumnTransformer(one-hot + scaling),
+2. Estimator: ``make_pipeline(ColumnTransformer(scaling + one-hot),
    InfluenceFilter(NeuralNetClassifier(MLP 104-64-2), objective="fairness",
-   method=..., random_state=0, memory=...))``; SGD, ``--epochs`` epochs
-   (default 10).
+   method=..., random_state=0, memory=...))`` (the harness's preprocessor
+   and MLP); SGD, ``--epochs`` epochs (default 10).
 3. ``GridSearchCV(..., {"influencefilter__prune_ratio": [0, 0.02, 0.05,
    0.1, 0.2]}, cv=StratifiedKFold(--cv), scoring=accuracy and demographic
    parity gap, refit=False)``, with metadata routing; once with
@@ -37,44 +37,42 @@ It prints a Markdown table and writes it to
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
-import platform
 import shutil
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
-import torch
+from harness import (
+    RESULTS_DIR,
+    command_line,
+    encoded_width,
+    header_lines,
+    load_dataset,
+    make_mlp,
+    md_table,
+    preprocessor,
+    run_header,
+    sample_rows,
+    set_threads,
+    stopwatch,
+    to_float32,
+    write_result,
+)
 from sklearn import config_context
-from sklearn.compose import make_column_selector, make_column_transformer
 from sklearn.metrics import make_scorer
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.preprocessing import FunctionTransformer
 from skorch import NeuralNetClassifier
 
 from skinfluence import InfluenceFilter
-from skinfluence.datasets import load_adult
 from skinfluence.metrics import demographic_parity_difference
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results" / "memory_cache.md"
+RESULTS = RESULTS_DIR / "memory_cache.md"
 GRID = [0.0, 0.02, 0.05, 0.1, 0.2]
 TARGET = 0.65
-
-
-class MLP(torch.nn.Module):
-    def __init__(self, n_in, hidden=64):
-        super().__init__()
-        self.net = torch.nn.Sequential(
-            torch.nn.Linear(n_in, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, 2)
-        )
-
-    def forward(self, X):
-        return self.net(X)
 
 
 class CountingNet(NeuralNetClassifier):
@@ -87,43 +85,25 @@ class CountingNet(NeuralNetClassifier):
         return super().fit(X, y, **fit_params)
 
 
-def to_float32(X):
-    return np.asarray(X.toarray() if hasattr(X, "toarray") else X, dtype=np.float32)
-
-
 def build(X, method, epochs, memory):
-    cats = X.select_dtypes("category").columns
-    pre = make_column_transformer(
-        (
-            OneHotEncoder(
-                categories=[list(X[c].cat.categories) for c in cats],
-                handle_unknown="ignore",
-            ),
-            cats,
-        ),
-        (StandardScaler(), make_column_selector(dtype_include="number")),
-        sparse_threshold=0,
-    )
-    n_in = pre.fit_transform(X.iloc[:50]).shape[1]
-    net = CountingNet(
-        MLP,
-        module__n_in=n_in,
-        criterion=torch.nn.CrossEntropyLoss,
-        optimizer=torch.optim.SGD,
-        optimizer__momentum=0.9,
+    """Preprocessing, then the filter around the counting MLP."""
+    net = make_mlp(
+        encoded_width(X),
+        hidden=(64,),
         lr=0.05,
-        max_epochs=epochs,
+        momentum=0.9,
         batch_size=128,
-        train_split=None,
-        verbose=0,
+        epochs=epochs,
+        net_class=CountingNet,
     )
     flt = InfluenceFilter(
         net, objective="fairness", method=method, random_state=0, memory=memory
     ).set_fit_request(sensitive_features=True)
-    return make_pipeline(pre, flt)
+    return make_pipeline(preprocessor(X), FunctionTransformer(to_float32), flt)
 
 
 def search(X, y, s, method, epochs, n_splits, memory):
+    """One GridSearchCV over GRID: (seconds, cv_results_)."""
     dp = make_scorer(demographic_parity_difference, greater_is_better=False)
     gs = GridSearchCV(
         build(X, method, epochs, memory),
@@ -136,44 +116,102 @@ def search(X, y, s, method, epochs, n_splits, memory):
         cv=StratifiedKFold(n_splits, shuffle=True, random_state=0),
         n_jobs=1,
     )
-    start = time.perf_counter()
-    gs.fit(X, y, sensitive_features=s)
-    return time.perf_counter() - start, gs.cv_results_
+    with stopwatch() as sw:
+        gs.fit(X, y, sensitive_features=s)
+    return sw["seconds"], gs.cv_results_
 
 
-def n_cached(location):
-    root = Path(location)
-    return sum(1 for p in root.rglob("output.pkl"))
+def n_cached(location) -> int:
+    """First fits stored in the cache directory."""
+    return sum(1 for _ in Path(location).rglob("output.pkl"))
 
 
-def run(method, args, X, y, s):
-    plain, cached, first_fits, net_fits = [], [], [], []
+def check_same_scores(res, res2) -> None:
+    for key in res:
+        if key.startswith("split") and key.endswith(("_accuracy", "_dp")):
+            assert np.array_equal(res[key], res2[key]), key
+
+
+def cached_search(X, y, s, method, args):
+    """A search with a fresh cache: (seconds, cv_results_, first fits cached)."""
+    location = tempfile.mkdtemp(prefix="skinfluence-bench-")
+    try:
+        t, res = search(X, y, s, method, args.epochs, args.cv, location)
+        return t, res, n_cached(location)
+    finally:
+        shutil.rmtree(location, ignore_errors=True)
+
+
+def run(method, args, X, y, s) -> dict:
+    """Searches without and with memory, ``--repeats`` times, alternating."""
+    out = {"method": method, "plain": [], "cached": []}
     for r in range(args.repeats):
         CountingNet.n_fits = 0
         t, res = search(X, y, s, method, args.epochs, args.cv, None)
-        n_plain = CountingNet.n_fits
-        plain.append(t)
-        location = tempfile.mkdtemp(prefix="skinfluence-bench-")
-        try:
-            CountingNet.n_fits = 0
-            t2, res2 = search(X, y, s, method, args.epochs, args.cv, location)
-            net_fits.append((n_plain, CountingNet.n_fits))
-            first_fits.append(n_cached(location))
-        finally:
-            shutil.rmtree(location, ignore_errors=True)
-        cached.append(t2)
-        for key in res:
-            if key.startswith("split") and key.endswith(("_accuracy", "_dp")):
-                assert np.array_equal(res[key], res2[key]), key
+        n_plain, CountingNet.n_fits = CountingNet.n_fits, 0
+        t2, res2, n_first = cached_search(X, y, s, method, args)
+        out.setdefault("net_fits", (n_plain, CountingNet.n_fits))
+        out.setdefault("first_fits", n_first)
+        out["plain"].append(t)
+        out["cached"].append(t2)
+        check_same_scores(res, res2)
         print(
             f"  {method} repeat {r + 1}: without {t:.2f} s, with {t2:.2f} s "
             f"(ratio {t2 / t:.3f})",
             flush=True,
         )
-    return min(plain), min(cached), first_fits[0], net_fits[0], plain, cached
+    return out
 
 
-def main(argv=None):
+def table_row(r: dict) -> list:
+    t0, t1 = min(r["plain"]), min(r["cached"])
+    ratio = t1 / t0
+    runs = ", ".join(
+        f"{a:.2f}/{b:.2f}" for a, b in zip(r["plain"], r["cached"], strict=True)
+    )
+    f0, f1 = r["net_fits"]
+    return [
+        r["method"], f"{t0:.2f}", f"{t1:.2f}", f"{ratio:.3f}",
+        "PASS" if ratio <= TARGET else "MISS", f"{f0} / {f1}", r["first_fits"], runs,
+    ]  # fmt: skip
+
+
+def render(rows, args, header, load_after) -> str:
+    n_fits = len(GRID) * args.cv
+    head = [
+        "method", "without memory (s)", "with memory (s)", "ratio",
+        f"target <= {TARGET}", "net fits without / with", "first fits cached",
+        "runs without / with (s)",
+    ]  # fmt: skip
+    lines = [
+        "# InfluenceFilter memory: GridSearchCV over prune_ratio",
+        "",
+        *header_lines(header),
+        "",
+        f"Adult train subset, {args.rows} rows; pipeline scaling + one-hot -> "
+        f"InfluenceFilter(NeuralNetClassifier(MLP 104-64-2, {args.epochs} epochs), "
+        f'objective="fairness"); grid prune_ratio = {GRID}; '
+        f"StratifiedKFold({args.cv}); {n_fits} filter fits per search; refit=False; "
+        f"fastest of {args.repeats} runs. Load average at the end: {load_after}.",
+        "",
+        *md_table(head, [table_row(r) for r in rows], "lrrrlrrl"),
+        "",
+        "Both searches give identical split scores (accuracy and demographic-parity "
+        "gap); checked by the script. Without memory every candidate fits the first "
+        "model and scores it; with memory the first fit and its scores are loaded "
+        "from the cache for all but the first candidate of each split. "
+        "prune_ratio=0 reuses the first model as the final one in both cases, so "
+        f"a search fits the net {len(GRID) * args.cv + (len(GRID) - 1) * args.cv} times "
+        f"without memory and {args.cv + (len(GRID) - 1) * args.cv} times with it: the "
+        "ratio of net fits is 5/9 = 0.556, and the time ratio approaches it as "
+        "training dominates the search's fixed costs (preprocessing, prediction, "
+        "scoring), which memory does not change.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=6000)
     parser.add_argument("--epochs", type=int, default=10)
@@ -191,72 +229,30 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.quick:
         args.rows, args.repeats = 1500, 1
+    return args
 
-    torch.set_num_threads(args.threads)
-    X, y, sf = load_adult(subset="train")
-    idx = np.random.RandomState(0).permutation(len(X))[: args.rows]
-    X, y, s = (a.iloc[idx].reset_index(drop=True) for a in (X, y, sf["sex"]))
-    load_before = os.getloadavg()
+
+def main(argv=None):
+    args = parse_args(argv)
+    set_threads(args.threads)
+    header = run_header(command_line("bench_memory_cache.py", argv))
+    X, y, s = load_dataset("adult", subset="train")
+    idx = sample_rows(len(X), args.rows, 0)
+    X, y, s = X.iloc[idx].reset_index(drop=True), y[idx], s[idx]
     rows = []
     with config_context(enable_metadata_routing=True):
         print("warm-up (imports, first torch.func calls; not timed)", flush=True)
         for method in args.methods:
-            search(X.iloc[:600], y.iloc[:600], s.iloc[:600], method, 1, 2, None)
+            search(X.iloc[:600], y[:600], s[:600], method, 1, 2, None)
         for method in args.methods:
             print(f"method={method}", flush=True)
-            rows.append((method, *run(method, args, X, y, s)))
-    load_after = os.getloadavg()
-
-    n_fits = len(GRID) * args.cv
-    lines = [
-        "# InfluenceFilter memory: GridSearchCV over prune_ratio",
-        "",
-        f"Generated by `benchmarks/bench_memory_cache.py` on "
-        f"{datetime.date.today().isoformat()}; {platform.processor() or platform.machine()}, "
-        f"{os.cpu_count()} CPUs, torch {torch.__version__} ({torch.get_num_threads()} threads), "
-        f"Python {sys.version.split()[0]}.",
-        "",
-        f"Adult train subset, {args.rows} rows; pipeline one-hot + scaling -> "
-        f"InfluenceFilter(NeuralNetClassifier(MLP 104-64-2, {args.epochs} epochs), "
-        f'objective="fairness"); grid prune_ratio = {GRID}; '
-        f"StratifiedKFold({args.cv}); {n_fits} filter fits per search; refit=False; "
-        f"fastest of {args.repeats} runs. Load average before / after: "
-        f"{load_before[0]:.2f} / {load_after[0]:.2f}.",
-        "",
-        "| method | without memory (s) | with memory (s) | ratio | target <= 0.65 "
-        "| net fits without / with | first fits cached | runs without / with (s) |",
-        "| --- | ---: | ---: | ---: | :---: | ---: | ---: | --- |",
-    ]
-    for method, t0, t1, n_first, (f0, f1), plain, cached in rows:
-        ratio = t1 / t0
-        status = "PASS" if ratio <= TARGET else "MISS"
-        runs = ", ".join(f"{a:.2f}/{b:.2f}" for a, b in zip(plain, cached, strict=True))
-        lines.append(
-            f"| {method} | {t0:.2f} | {t1:.2f} | {ratio:.3f} | {status} | "
-            f"{f0} / {f1} | {n_first} | {runs} |"
-        )
-    lines += [
-        "",
-        "Both searches give identical split scores (accuracy and demographic-parity "
-        "gap); checked by the script. Without memory every candidate fits the first "
-        "model and scores it; with memory the first fit and its scores are loaded "
-        "from the cache for all but the first candidate of each split. "
-        "prune_ratio=0 reuses the first model as the final one in both cases, so "
-        f"a search fits the net {len(GRID) * args.cv + (len(GRID) - 1) * args.cv} times "
-        f"without memory and {args.cv + (len(GRID) - 1) * args.cv} times with it: the "
-        "ratio of net fits is 5/9 = 0.556, and the time ratio approaches it as "
-        "training dominates the search's fixed costs (preprocessing, prediction, "
-        "scoring), which memory does not change.",
-        "",
-    ]
-    table = "\n".join(lines)
+            rows.append(run(method, args, X, y, s))
+    table = render(rows, args, header, f"{os.getloadavg()[0]:.2f}")
     print()
     print(table)
     if not args.no_write:
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(table)
-        print(f"written to {RESULTS}")
+        write_result(RESULTS, table)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
