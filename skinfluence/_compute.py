@@ -104,9 +104,9 @@ def compute_influence(
 
     Examples
     --------
+    >>> from skinfluence import compute_influence
     >>> from sklearn.datasets import make_classification
     >>> from sklearn.linear_model import LogisticRegression
-    >>> from skinfluence import compute_influence
     >>> X, y = make_classification(n_samples=120, random_state=0)
     >>> clf = LogisticRegression().fit(X[:100], y[:100])
     >>> scores = compute_influence(clf, X[:100], y[:100], X[100:], y[100:])

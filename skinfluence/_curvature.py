@@ -51,15 +51,20 @@ def make_hvp(
 
     Examples
     --------
+    For a logistic model the Hessian is ``mean_i x_i x_i^T p_i (1 - p_i)``:
+
     >>> import torch
     >>> from skinfluence.kernels import make_hvp
     >>> from skinfluence.models import as_torch_model
-    >>> lin = torch.nn.Linear(3, 2).double()
-    >>> model = as_torch_model(lin, loss=torch.nn.CrossEntropyLoss())
+    >>> lin = torch.nn.Linear(3, 1, bias=False).double()
+    >>> model = as_torch_model(lin, loss=torch.nn.BCEWithLogitsLoss())
     >>> X, y = torch.randn(6, 3, dtype=torch.float64), torch.tensor([0, 1] * 3)
     >>> hvp = make_hvp(model, model.params, X, y, batch_size=4)
-    >>> hvp({k: torch.ones_like(p) for k, p in model.params.items()})["weight"].shape
-    torch.Size([2, 3])
+    >>> p = torch.sigmoid(lin(X)).reshape(-1).detach()
+    >>> H = (X.T * p * (1 - p)) @ X / len(X)
+    >>> v = torch.randn(1, 3, dtype=torch.float64)
+    >>> bool(torch.allclose(hvp({"weight": v})["weight"], v @ H))
+    True
     """
     n = len(X)
     l2 = model.l2(n)
@@ -85,14 +90,16 @@ def hessian_matrix(
 
     Examples
     --------
-    >>> import torch
+    Eight parameters, so an 8 x 8 matrix; symmetric:
+
+    >>> from torch import nn, randn, tensor
     >>> from skinfluence.kernels import hessian_matrix
     >>> from skinfluence.models import as_torch_model
-    >>> lin = torch.nn.Linear(3, 2).double()
-    >>> model = as_torch_model(lin, loss=torch.nn.CrossEntropyLoss())
-    >>> X, y = torch.randn(6, 3, dtype=torch.float64), torch.tensor([0, 1] * 3)
-    >>> hessian_matrix(model, model.params, X, y, batch_size=4).shape
-    torch.Size([8, 8])
+    >>> model = as_torch_model(nn.Linear(3, 2).double(), loss=nn.CrossEntropyLoss())
+    >>> X, y = randn(6, 3).double(), tensor([0, 1] * 3)
+    >>> H = hessian_matrix(model, model.params, X, y, batch_size=4)
+    >>> H.shape, bool((H == H.T).all())
+    (torch.Size([8, 8]), True)
     """
     like = {k: p.detach() for k, p in params.items()}
     flat = tree.flatten(like)
@@ -117,6 +124,8 @@ def exact_solve(
 
     Examples
     --------
+    The solution satisfies ``(H + damping I) x = b``:
+
     >>> import torch
     >>> from skinfluence.kernels import exact_solve, make_hvp
     >>> from skinfluence.models import as_torch_model
@@ -125,8 +134,8 @@ def exact_solve(
     >>> X, y = torch.randn(6, 3, dtype=torch.float64), torch.tensor([0, 1] * 3)
     >>> b = {k: torch.ones_like(p) for k, p in model.params.items()}
     >>> x = exact_solve(model, model.params, X, y, b, damping=0.1, batch_size=4)
-    >>> Ax = make_hvp(model, model.params, X, y, 4)(x)
-    >>> bool(torch.allclose(Ax["bias"] + 0.1 * x["bias"], b["bias"]))
+    >>> Hx = make_hvp(model, model.params, X, y, 4)(x)
+    >>> bool(torch.allclose(Hx["bias"] + 0.1 * x["bias"], b["bias"]))
     True
     """
     P = tree.n_params(params)

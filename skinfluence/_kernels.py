@@ -143,11 +143,13 @@ def to_device(model: TorchModel, X: Rows, y: Tensor, rows) -> tuple[Rows, Tensor
 
     Examples
     --------
-    >>> import torch
+    A chunk of rows (a slice, or an index array) and its labels:
+
+    >>> from torch import nn, zeros
     >>> from skinfluence.kernels import to_device
     >>> from skinfluence.models import as_torch_model
-    >>> model = as_torch_model(torch.nn.Linear(2, 2), loss=torch.nn.CrossEntropyLoss())
-    >>> Xb, yb = to_device(model, torch.zeros(4, 2), torch.zeros(4), slice(1, 3))
+    >>> model = as_torch_model(nn.Linear(2, 2), loss=nn.CrossEntropyLoss())
+    >>> Xb, yb = to_device(model, zeros(4, 2), zeros(4), slice(1, 3))
     >>> Xb.shape, yb.shape
     (torch.Size([2, 2]), torch.Size([2]))
     """
@@ -230,14 +232,17 @@ def row_losses(
 
     Examples
     --------
-    >>> import torch
+    The losses of a logistic model, one per row, equal cross-entropy:
+
+    >>> from torch import nn, randn, tensor
     >>> from skinfluence.kernels import row_losses
     >>> from skinfluence.models import as_torch_model
-    >>> lin = torch.nn.Linear(2, 2).double()
-    >>> model = as_torch_model(lin, loss=torch.nn.CrossEntropyLoss())
-    >>> X, y = torch.randn(5, 2, dtype=torch.float64), torch.tensor([0, 1, 0, 1, 1])
-    >>> row_losses(model, model.params, X, y, batch_size=2).shape
-    torch.Size([5])
+    >>> model = as_torch_model(nn.Linear(3, 2).double(), loss=nn.CrossEntropyLoss())
+    >>> X, y = randn(5, 3).double(), tensor([0, 1, 0, 1, 1])
+    >>> losses = row_losses(model, model.params, X, y, batch_size=2)
+    >>> expected = nn.functional.cross_entropy(model.module(X), y, reduction="none")
+    >>> bool((losses - expected).abs().max() < 1e-12)
+    True
     """
     out = [
         model.row_loss(params, *to_device(model, X, y, sl))
@@ -278,15 +283,18 @@ def grad_dot(
 
     Examples
     --------
-    >>> import torch
-    >>> from skinfluence.kernels import grad_dot
+    Equal to the per-row gradients times ``v``, without forming them:
+
+    >>> from torch import cat, nn, randn, tensor
+    >>> from skinfluence.kernels import grad_dot, per_row_gradients
     >>> from skinfluence.models import as_torch_model
-    >>> lin = torch.nn.Linear(3, 2).double()
-    >>> model = as_torch_model(lin, loss=torch.nn.CrossEntropyLoss())
-    >>> X, y = torch.randn(4, 3, dtype=torch.float64), torch.tensor([0, 1, 1, 0])
-    >>> v = {k: torch.ones_like(p) for k, p in model.params.items()}
-    >>> grad_dot(model, model.params, v, X, y, batch_size=2).shape
-    torch.Size([4])
+    >>> model = as_torch_model(nn.Linear(3, 2).double(), loss=nn.CrossEntropyLoss())
+    >>> X, y = randn(4, 3).double(), tensor([0, 1, 1, 0])
+    >>> v = {k: randn(p.shape).double() for k, p in model.params.items()}
+    >>> s = grad_dot(model, model.params, v, X, y, batch_size=2)
+    >>> G = per_row_gradients(model, model.params, X, y)
+    >>> bool((G @ cat([v["weight"].reshape(-1), v["bias"]]) - s).abs().max() < 1e-12)
+    True
     """
     params = {k: p.detach() for k, p in params.items()}
     v = {k: v[k].detach().to(p.device, p.dtype) for k, p in params.items()}
@@ -325,12 +333,13 @@ def per_row_gradients(
 
     Examples
     --------
-    >>> import torch
+    Four rows of a model with 2 x 3 weights and 2 biases:
+
+    >>> from torch import nn, randn, tensor
     >>> from skinfluence.kernels import per_row_gradients
     >>> from skinfluence.models import as_torch_model
-    >>> lin = torch.nn.Linear(3, 2).double()
-    >>> model = as_torch_model(lin, loss=torch.nn.CrossEntropyLoss())
-    >>> X, y = torch.randn(4, 3, dtype=torch.float64), torch.tensor([0, 1, 1, 0])
+    >>> model = as_torch_model(nn.Linear(3, 2).double(), loss=nn.CrossEntropyLoss())
+    >>> X, y = randn(4, 3).double(), tensor([0, 1, 1, 0])
     >>> per_row_gradients(model, model.params, X, y).shape
     torch.Size([4, 8])
     """
@@ -529,18 +538,18 @@ def row_gradients(
 
     Examples
     --------
-    >>> import torch
+    A network of ``nn.Linear`` layers takes the closed form; a LayerNorm does not:
+
+    >>> from torch import nn, randn, tensor
     >>> from skinfluence.kernels import row_gradients
     >>> from skinfluence.models import as_torch_model
-    >>> net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(),
-    ...                           torch.nn.Linear(4, 2)).double()
-    >>> model = as_torch_model(net, loss=torch.nn.CrossEntropyLoss())
-    >>> X, y = torch.randn(5, 3, dtype=torch.float64), torch.tensor([0, 1, 1, 0, 1])
-    >>> rg = row_gradients(model, X, y)
-    >>> rg.name
+    >>> X, y = randn(5, 3).double(), tensor([0, 1, 1, 0, 1])
+    >>> mlp = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2)).double()
+    >>> row_gradients(as_torch_model(mlp, loss=nn.CrossEntropyLoss()), X, y).name
     'closed_form'
-    >>> rg.sq_norms(rg.features(model.params, X, y)).shape
-    torch.Size([5])
+    >>> _ = mlp.insert(1, nn.LayerNorm(4).double())
+    >>> row_gradients(as_torch_model(mlp, loss=nn.CrossEntropyLoss()), X, y).name
+    'vmap'
     """
     if method not in ROW_GRADIENT_METHODS:
         raise ValueError(
@@ -588,14 +597,17 @@ def grad_sq_norms(
 
     Examples
     --------
-    >>> import torch
-    >>> from skinfluence.kernels import grad_sq_norms
+    The closed form of a logistic model against its per-row gradients:
+
+    >>> from torch import nn, randn, tensor
+    >>> from skinfluence.kernels import grad_sq_norms, per_row_gradients
     >>> from skinfluence.models import as_torch_model
-    >>> lin = torch.nn.Linear(3, 2).double()
-    >>> model = as_torch_model(lin, loss=torch.nn.CrossEntropyLoss())
-    >>> X, y = torch.randn(4, 3, dtype=torch.float64), torch.tensor([0, 1, 1, 0])
-    >>> grad_sq_norms(model, model.params, X, y, batch_size=2).shape
-    torch.Size([4])
+    >>> model = as_torch_model(nn.Linear(3, 2).double(), loss=nn.CrossEntropyLoss())
+    >>> X, y = randn(4, 3).double(), tensor([0, 1, 1, 0])
+    >>> sq = grad_sq_norms(model, model.params, X, y, batch_size=2)
+    >>> G = per_row_gradients(model, model.params, X, y)
+    >>> bool((G.pow(2).sum(1) - sq).abs().max() < 1e-12)
+    True
     """
     params = {k: p.detach() for k, p in params.items()}
     rg = row_gradients(model, X, y, method)

@@ -39,57 +39,39 @@ class _CSR:
         return self._t
 
 
-class _XWt(torch.autograd.Function):
-    """``X @ W^T`` for a constant sparse ``X``, linear in ``W``."""
+class _Product(torch.autograd.Function):
+    """A product with a constant sparse ``X``, linear in the dense ``A``.
+
+    ``X @ A^T`` (``A`` a weight ``W``, shape ``(out, in)``), or with
+    ``transpose`` ``A^T @ X`` (``A`` shape ``(n, out)``); each one's
+    gradient is the other.
+    """
 
     @staticmethod
-    def forward(M: _CSR, W: Tensor) -> Tensor:
-        return M.csr @ W.T
-
-    @staticmethod
-    def setup_context(ctx, inputs, output) -> None:
-        ctx.M = inputs[0]
-
-    @staticmethod
-    def backward(ctx, g: Tensor):
-        return None, _DtX.apply(ctx.M, g)
-
-    @staticmethod
-    def jvp(ctx, M_t, W_t: Tensor) -> Tensor:
-        return _XWt.apply(ctx.M, W_t)
-
-    @staticmethod
-    def vmap(info, in_dims, M: _CSR, W: Tensor):
-        W = W.movedim(in_dims[1], 0)  # (B, out, in)
-        B, o, i = W.shape
-        return _XWt.apply(M, W.reshape(B * o, i)).reshape(-1, B, o), 1
-
-
-class _DtX(torch.autograd.Function):
-    """``D^T @ X`` for a constant sparse ``X``, linear in ``D``."""
-
-    @staticmethod
-    def forward(M: _CSR, D: Tensor) -> Tensor:
-        return (M.t @ D).T
+    def forward(M: _CSR, A: Tensor, transpose: bool) -> Tensor:
+        return (M.t @ A).T if transpose else M.csr @ A.T
 
     @staticmethod
     def setup_context(ctx, inputs, output) -> None:
-        ctx.M = inputs[0]
+        ctx.M, _, ctx.transpose = inputs
 
     @staticmethod
     def backward(ctx, g: Tensor):
-        return None, _XWt.apply(ctx.M, g)
+        return None, _Product.apply(ctx.M, g, not ctx.transpose), None
 
     @staticmethod
-    def jvp(ctx, M_t, D_t: Tensor) -> Tensor:
-        return _DtX.apply(ctx.M, D_t)
+    def jvp(ctx, M_t, A_t: Tensor, transpose_t) -> Tensor:
+        return _Product.apply(ctx.M, A_t, ctx.transpose)
 
     @staticmethod
-    def vmap(info, in_dims, M: _CSR, D: Tensor):
-        D = D.movedim(in_dims[1], 0)  # (B, n, out)
-        B, n, o = D.shape
-        out = _DtX.apply(M, D.permute(1, 0, 2).reshape(n, B * o))
-        return out.reshape(B, o, -1), 0
+    def vmap(info, in_dims, M: _CSR, A: Tensor, transpose: bool):
+        A = A.movedim(in_dims[1], 0)
+        B, r, c = A.shape
+        if transpose:  # A: (B, n, out) -> one (n, B * out) product
+            out = _Product.apply(M, A.permute(1, 0, 2).reshape(r, B * c), True)
+            return out.reshape(B, c, -1), 0
+        out = _Product.apply(M, A.reshape(B * r, c), False)  # (n, B * out)
+        return out.reshape(-1, B, r), 1
 
 
 def _dense_args(obj):
@@ -269,7 +251,7 @@ class SparseRows:
 
     def linear(self, weight: Tensor, bias: Tensor | None = None) -> Tensor:
         """``F.linear`` on these rows: ``X W^T + b`` as a sparse product."""
-        out = _XWt.apply(self._matrix(), weight)
+        out = _Product.apply(self._matrix(), weight, False)
         return out if bias is None else out + bias
 
     @classmethod

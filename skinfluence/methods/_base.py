@@ -25,8 +25,15 @@ class Method(BaseEstimator):
     #: meta-estimator fitting a skorch net for it records them
     wants_checkpoints: bool = False
 
+    #: the constructor parameters' accepted values, in scikit-learn's format
+    _parameter_constraints: dict = {}
+
     def validate(self) -> None:
-        """Check the parameters (cheap, before any training); raise ValueError."""
+        """Check the parameters (cheap, before any training); raise ValueError.
+
+        Checks them against ``_parameter_constraints``.
+        """
+        self._validate_params()
 
     def score(self, model, objective, X, y, *, batch_size, random_state=None):
         """Score the training rows.

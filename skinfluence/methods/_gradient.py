@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from numbers import Integral, Real
+
 import torch
 
 from .._kernels import grad_dot, torch_generator
 from .._progress import progress
+from .._sklearn_compat import Interval
 from ._base import METHODS, Method
 
 
@@ -25,8 +28,8 @@ class IP(Method):
     Examples
     --------
     >>> from skinfluence.methods import IP
-    >>> IP()
-    IP()
+    >>> IP().needs_objective, IP().needs_checkpoints
+    (True, False)
     """
 
     _key = "ip"
@@ -54,25 +57,25 @@ class IPEnsemble(Method):
 
     Examples
     --------
+    Member 0 is the fitted parameters; the others drop entries:
+
+    >>> import torch
     >>> from skinfluence.methods import IPEnsemble
-    >>> IPEnsemble(n_members=5)
-    IPEnsemble(n_members=5)
+    >>> ens = IPEnsemble(n_members=3, max_dropout=0.5)
+    >>> members = list(ens.members({"w": torch.ones(1000)}, random_state=0))
+    >>> [int((m["w"] == 0).sum()) for m in members][0], len(members)
+    (0, 3)
     """
 
     _key = "ip_ensemble"
+    _parameter_constraints: dict = {
+        "n_members": [Interval(Integral, 1, None, closed="left")],
+        "max_dropout": [Interval(Real, 0, 1, closed="left")],
+    }
 
     def __init__(self, n_members: int = 10, max_dropout: float = 0.01) -> None:
         self.n_members = n_members
         self.max_dropout = max_dropout
-
-    def validate(self) -> None:
-        """Check ``n_members`` and ``max_dropout``."""
-        if not (isinstance(self.n_members, int) and self.n_members >= 1):
-            raise ValueError(f"n_members must be an int >= 1, got {self.n_members!r}.")
-        if not (0 <= self.max_dropout < 1):
-            raise ValueError(
-                f"max_dropout must be in [0, 1), got {self.max_dropout!r}."
-            )
 
     def members(self, params, random_state):
         """Yield the members' parameter dicts (member 0 is ``params``)."""
@@ -116,8 +119,8 @@ class TracIn(Method):
     Examples
     --------
     >>> from skinfluence.methods import TracIn
-    >>> TracIn()
-    TracIn()
+    >>> TracIn.needs_checkpoints
+    True
     """
 
     _key = "tracin"

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from numbers import Integral, Real
+
 import torch
 
 from .._curvature import cg, exact_solve, lissa, make_hvp, top_eigenvalue
 from .._kernels import grad_dot, torch_generator
+from .._sklearn_compat import Interval, StrOptions
 from ._base import METHODS, Method
 
 SOLVERS = ("exact", "cg", "lissa")
@@ -53,6 +56,14 @@ class InfluenceFunction(Method):
     """
 
     _key = "influence_function"
+    _parameter_constraints: dict = {
+        "solver": [StrOptions(set(SOLVERS))],
+        "damping": [Interval(Real, 0, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="neither")],
+        "max_iter": [Interval(Integral, 1, None, closed="left"), None],
+        "scale": [Interval(Real, 0, None, closed="neither"), None],
+        "lissa_batch_size": [Interval(Integral, 1, None, closed="left"), None],
+    }
 
     def __init__(
         self,
@@ -69,23 +80,6 @@ class InfluenceFunction(Method):
         self.max_iter = max_iter
         self.scale = scale
         self.lissa_batch_size = lissa_batch_size
-
-    def validate(self) -> None:
-        """Check the solver and its settings."""
-        if self.solver not in SOLVERS:
-            raise ValueError(f"solver must be one of {SOLVERS}, got {self.solver!r}.")
-        if not (isinstance(self.damping, int | float) and self.damping >= 0):
-            raise ValueError(f"damping must be a float >= 0, got {self.damping!r}.")
-        if not (isinstance(self.tol, int | float) and self.tol > 0):
-            raise ValueError(f"tol must be a float > 0, got {self.tol!r}.")
-        for name in ("max_iter", "lissa_batch_size"):
-            value = getattr(self, name)
-            if value is not None and not (isinstance(value, int) and value >= 1):
-                raise ValueError(f"{name} must be None or an int >= 1, got {value!r}.")
-        if self.scale is not None and not (
-            isinstance(self.scale, int | float) and self.scale > 0
-        ):
-            raise ValueError(f"scale must be None or a float > 0, got {self.scale!r}.")
 
     def inverse_hvp(self, model, v, X, y, *, batch_size, random_state=None):
         """``(H + damping I)^-1 v`` with the configured solver."""

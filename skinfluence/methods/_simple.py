@@ -28,11 +28,12 @@ class SelfInfluence(Method):
     Examples
     --------
     >>> from skinfluence.methods import SelfInfluence
-    >>> SelfInfluence()
-    SelfInfluence()
+    >>> SelfInfluence(use_checkpoints=False).wants_checkpoints
+    False
     """
 
     _key = "self_influence"
+    _parameter_constraints: dict = {"use_checkpoints": ["boolean"]}
     needs_objective = False
 
     def __init__(self, use_checkpoints: bool = True) -> None:
@@ -62,8 +63,8 @@ class Loss(Method):
     Examples
     --------
     >>> from skinfluence.methods import Loss
-    >>> Loss()
-    Loss()
+    >>> Loss().needs_objective  # scored without validation rows
+    False
     """
 
     _key = "loss"
@@ -80,9 +81,11 @@ class Random(Method):
 
     Examples
     --------
+    >>> import torch
     >>> from skinfluence.methods import Random
-    >>> Random()
-    Random()
+    >>> X = torch.zeros(3, 1)
+    >>> Random().score(None, None, X, None, batch_size=3, random_state=0)
+    tensor([0.5488, 0.7152, 0.6028], dtype=torch.float64)
     """
 
     _key = "random"

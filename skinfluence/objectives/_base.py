@@ -26,8 +26,15 @@ class Objective(BaseEstimator):
     #: whether ``bind`` needs ``sensitive_features``
     requires_sensitive_features: bool = False
 
+    #: the constructor parameters' accepted values, in scikit-learn's format
+    _parameter_constraints: dict = {}
+
     def validate(self) -> None:
-        """Check the parameters (cheap, before any training); raise ValueError."""
+        """Check the parameters (cheap, before any training); raise ValueError.
+
+        Checks them against ``_parameter_constraints``.
+        """
+        self._validate_params()
 
     def bind(self, model: TorchModel, X_val, y_val, sensitive_features=None):
         """Fix the validation rows and return a :class:`BoundObjective`."""

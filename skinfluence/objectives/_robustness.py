@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from numbers import Integral, Real
+
 import torch
 
 from .._kernels import row_chunks, to_device
+from .._sklearn_compat import Interval, StrOptions
 from .._sparse import rows_of
 from ._base import OBJECTIVES, Objective
 from ._utility import _MeanLoss
@@ -46,6 +49,12 @@ class Robustness(Objective):
     """
 
     _key = "robustness"
+    _parameter_constraints: dict = {
+        "attack": [StrOptions(set(ATTACKS))],
+        "step_size": [Interval(Real, 0, None, closed="neither"), None],
+        "epsilon": [Interval(Real, 0, None, closed="left")],
+        "steps": [Interval(Integral, 1, None, closed="left")],
+    }
 
     def __init__(
         self,
@@ -58,21 +67,6 @@ class Robustness(Objective):
         self.epsilon = epsilon
         self.steps = steps
         self.step_size = step_size
-
-    def validate(self) -> None:
-        """Check ``attack``, ``epsilon``, ``steps`` and ``step_size``."""
-        if self.attack not in ATTACKS:
-            raise ValueError(f"attack must be one of {ATTACKS}, got {self.attack!r}.")
-        if not (isinstance(self.epsilon, int | float) and self.epsilon >= 0):
-            raise ValueError(f"epsilon must be a float >= 0, got {self.epsilon!r}.")
-        if self.attack == "pgd" and not (
-            isinstance(self.steps, int) and self.steps >= 1
-        ):
-            raise ValueError(f"steps must be an int >= 1, got {self.steps!r}.")
-        if self.step_size is not None and not (
-            isinstance(self.step_size, int | float) and self.step_size > 0
-        ):
-            raise ValueError(f"step_size must be None or > 0, got {self.step_size!r}.")
 
     def perturb(self, model, X, y, batch_size: int = 4096) -> torch.Tensor:
         """Adversarial copies of ``X`` (model input tensors) at the fitted params."""

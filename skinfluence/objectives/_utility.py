@@ -25,9 +25,9 @@ class Utility(Objective):
 
     Examples
     --------
-    >>> from skinfluence.objectives import Utility
-    >>> Utility()
-    Utility()
+    >>> from skinfluence.objectives import OBJECTIVES, Utility
+    >>> isinstance(OBJECTIVES.resolve("utility"), Utility)
+    True
     """
 
     _key = "utility"

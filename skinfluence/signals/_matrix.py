@@ -50,6 +50,7 @@ from torch.func import jvp, vmap
 
 from .._kernels import (
     ROW_GRADIENT_METHODS,
+    VmapGradients,
     chunk_rows,
     chunks,
     derive_seed,
@@ -74,8 +75,12 @@ def checkpoints_or_final(model: TorchModel) -> list[tuple[Params, float]]:
 
 
 # ------------------------------------------------------------------ backends
-class _Sketch:
-    """Seeded Gaussian sketch ``g_i R`` of the per-row gradients, by ``jvp``."""
+class _Sketch(VmapGradients):
+    """Seeded Gaussian sketch ``g_i R`` of the per-row gradients, by ``jvp``.
+
+    A ``(b, k)`` matrix of row features, like the ``(b, P)`` per-row
+    gradients it estimates (same ``gram`` and ``nbytes``).
+    """
 
     name = "projection"
 
@@ -129,14 +134,6 @@ class _Sketch:
             dirs = self.directions(start, size)
             cols.append(vmap(along)(dirs).detach().T)  # (b, size)
         return torch.cat(cols, 1)
-
-    @staticmethod
-    def gram(fa: Tensor, fb: Tensor) -> Tensor:
-        return fa @ fb.T
-
-    @staticmethod
-    def nbytes(f: Tensor) -> int:
-        return f.numel() * f.element_size()
 
 
 def _mix(seed: int, name: str, c: int) -> int:
