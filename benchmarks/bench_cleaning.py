@@ -565,7 +565,10 @@ class Run:
     def write_md(self, df, complete: bool) -> str:
         n_done = sum(group_complete(df, g, self.cfg) for g in self.groups)
         header = run_header(
-            self.command, commit=self.state["commit"], date=self.state["date"]
+            "bench_cleaning.py",
+            command=self.command,
+            commit=self.state["commit"],
+            date=self.state["date"],
         )
         meta = {
             "header": header,

@@ -46,24 +46,19 @@ import numpy as np
 import torch
 from harness import (
     RESULTS_DIR,
-    command_line,
     encoded_width,
-    header_lines,
     load_dataset,
     make_mlp,
     md_table,
     mean_std,
-    preprocessor,
     run_header,
     set_threads,
     split_rows,
     stopwatch,
-    to_float32,
+    tabular_pipeline,
     write_result,
 )
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import FunctionTransformer
 
 from skinfluence import compute_signals
 from skinfluence.datasets import flip_labels, inject_anomalies
@@ -129,13 +124,7 @@ def make_estimator(X, *, max_epochs: int = 20, hidden: int = 64):
     net = make_mlp(
         encoded_width(X), hidden=(hidden,), lr=0.05, batch_size=64, epochs=max_epochs
     )
-    return Pipeline(
-        [
-            ("prep", preprocessor(X)),
-            ("float32", FunctionTransformer(to_float32)),
-            ("net", net),
-        ]
-    )
+    return tabular_pipeline(X, net)
 
 
 # ------------------------------------------------------------------ scoring
@@ -295,7 +284,7 @@ def render(results, meta, datasets) -> str:
     out = [
         "# Detection benchmark",
         "",
-        *header_lines(meta["header"]),
+        *meta["header"],
         f"- {meta['minutes']:.1f} min in all",
         "",
         f"Seeds {meta['seeds']}. Adult is subsampled to {meta['n_adult']} training rows "
@@ -377,7 +366,7 @@ def main(argv=None):
     set_threads(args.threads)
     warnings.filterwarnings("ignore")
     sz = sizes_of(args)
-    header = run_header(command_line("bench_detection.py", argv))
+    header = run_header("bench_detection.py", argv)
     with_cleanlab = not args.no_cleanlab and has_cleanlab()
     results, sizes = {}, {}
     start = time.perf_counter()

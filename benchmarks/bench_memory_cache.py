@@ -46,25 +46,20 @@ from pathlib import Path
 import numpy as np
 from harness import (
     RESULTS_DIR,
-    command_line,
     encoded_width,
-    header_lines,
     load_dataset,
     make_mlp,
     md_table,
-    preprocessor,
     run_header,
     sample_rows,
     set_threads,
     stopwatch,
-    to_float32,
+    tabular_pipeline,
     write_result,
 )
 from sklearn import config_context
 from sklearn.metrics import make_scorer
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import FunctionTransformer
 from skorch import NeuralNetClassifier
 
 from skinfluence import InfluenceFilter
@@ -99,7 +94,7 @@ def build(X, method, epochs, memory):
     flt = InfluenceFilter(
         net, objective="fairness", method=method, random_state=0, memory=memory
     ).set_fit_request(sensitive_features=True)
-    return make_pipeline(preprocessor(X), FunctionTransformer(to_float32), flt)
+    return tabular_pipeline(X, flt)
 
 
 def search(X, y, s, method, epochs, n_splits, memory):
@@ -186,7 +181,7 @@ def render(rows, args, header, load_after) -> str:
     lines = [
         "# InfluenceFilter memory: GridSearchCV over prune_ratio",
         "",
-        *header_lines(header),
+        *header,
         "",
         f"Adult train subset, {args.rows} rows; pipeline scaling + one-hot -> "
         f"InfluenceFilter(NeuralNetClassifier(MLP 104-64-2, {args.epochs} epochs), "
@@ -235,7 +230,7 @@ def parse_args(argv):
 def main(argv=None):
     args = parse_args(argv)
     set_threads(args.threads)
-    header = run_header(command_line("bench_memory_cache.py", argv))
+    header = run_header("bench_memory_cache.py", argv)
     X, y, s = load_dataset("adult", subset="train")
     idx = sample_rows(len(X), args.rows, 0)
     X, y, s = X.iloc[idx].reset_index(drop=True), y[idx], s[idx]

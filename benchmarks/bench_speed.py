@@ -45,11 +45,10 @@ from harness import (
     Timing,
     checkpoints_of,
     child_result,
-    command_line,
     encode,
     fmt_share,
-    header_lines,
     hwm_mb,
+    load_avg,
     load_dataset,
     log,
     make_mlp,
@@ -196,7 +195,9 @@ def log_row(row: Row) -> Row:
 
 def time_ours(bench: Bench, name: str, method, note: str = "") -> Row:
     """One warm-up call on 256 rows, then ``repeats`` timed calls."""
-    bench.influence(method, n=256)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        bench.influence(method, n=256)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         timing = bench.time(lambda: bench.influence(method))
@@ -605,7 +606,7 @@ def run_sparse(args) -> dict:
 class SpeedRun:
     """Everything a full run measured, for :func:`render`."""
 
-    header: dict
+    header: list
     args: argparse.Namespace
     bench: Bench
     accuracy: float
@@ -795,7 +796,7 @@ def sparse_lines(s: dict) -> list[str]:
 
 def render(run: SpeedRun) -> str:
     mode = "quick (1/10 size)" if run.args.quick else "full"
-    out = [f"# Speed benchmark ({mode})", "", *header_lines(run.header)]
+    out = [f"# Speed benchmark ({mode})", "", *run.header]
     out += setup_lines(run) + [""] + times_lines(run) + [""] + ratio_lines(run)
     if run.memory is not None:
         out += [""] + memory_lines(run)
@@ -808,17 +809,12 @@ def render(run: SpeedRun) -> str:
     return "\n".join(out) + "\n"
 
 
-def render_sparse_only(header: dict, sparse: dict, quick: bool) -> str:
+def render_sparse_only(header: list, sparse: dict, quick: bool) -> str:
     title = "# Speed benchmark: sparse input" + (" (quick)" if quick else "")
     table = md_table(
         ["quantity", "value", "target", "result"], sparse_target_rows(sparse), "lrrl"
     )
-    return (
-        "\n".join(
-            [title, "", *header_lines(header), "", *sparse_lines(sparse), "", *table]
-        )
-        + "\n"
-    )
+    return "\n".join([title, "", *header, "", *sparse_lines(sparse), "", *table]) + "\n"
 
 
 # ---------------------------------------------------------------------- main
@@ -880,7 +876,7 @@ def parse_args(argv):
     return args
 
 
-def run_all(args, header: dict) -> SpeedRun:
+def run_all(args, header: list) -> SpeedRun:
     """The MLP part (and, unless skipped, memory and sparse): a SpeedRun."""
     quiet = Quiet(max(0.0, args.idle_wait), max(0.0, args.idle_budget))
     scale = 10 if args.quick else 1
@@ -931,8 +927,8 @@ def main(argv=None) -> int:
     if args._sparse_child:
         sparse_child(args)
         return 0
-    header = run_header(command_line("bench_speed.py", argv))
-    log(f"load average {header['load']}; torch threads {header['threads']}")
+    header = run_header("bench_speed.py", argv)
+    log(f"load average {load_avg()}; torch threads {torch.get_num_threads()}")
     if args.only == "sparse":
         text, path = (
             render_sparse_only(header, run_sparse(args), args.quick),

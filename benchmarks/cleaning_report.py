@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 import pandas as pd
-from harness import header_lines, md_table, mean_std
+from harness import md_table, mean_std
 
 DATASETS = ("adult", "compas")
 MODELS = ("mlp", "logreg")
@@ -436,7 +436,7 @@ def table(df, ds, kind, scn, cfg) -> list[str]:
 def render(df: pd.DataFrame, cfg: dict, meta: dict) -> str:
     """The Markdown report of the CSV rows ``df``.
 
-    ``meta``: ``header`` (``harness.run_header``), ``compute_min``, ``csv``,
+    ``meta``: ``header`` (the lines of ``harness.run_header``), ``compute_min``, ``csv``,
     ``complete``, ``groups_done`` and ``groups_total``.
     """
     complete = meta.get("complete", False)
@@ -456,7 +456,7 @@ def render(df: pd.DataFrame, cfg: dict, meta: dict) -> str:
             "not for the targets.",
             "",
         ]
-    out += header_lines(meta["header"]) + [
+    out += meta["header"] + [
         ("- Compute time " if complete else "- Compute time so far ")
         + f"{meta['compute_min']:.1f} min; raw rows: `benchmarks/results/{meta['csv']}`",
         "",

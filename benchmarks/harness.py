@@ -120,6 +120,14 @@ def to_float32(X) -> np.ndarray:
     return np.ascontiguousarray(X, dtype=np.float32)
 
 
+def tabular_pipeline(X, final):
+    """``Pipeline``: :func:`preprocessor` of the frame ``X``, float32, ``final``."""
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    return make_pipeline(preprocessor(X), FunctionTransformer(to_float32), final)
+
+
 def encode(train, *others) -> list[np.ndarray]:
     """:func:`preprocessor` fitted on ``train``, applied to each frame: float32."""
     ct = preprocessor(train)
@@ -418,35 +426,31 @@ def load_avg() -> str:
         return "n/a"
 
 
-def command_line(script: str, argv=None) -> str:
-    """``python benchmarks/<script> <args>`` as the run was started."""
+def run_header(
+    script: str,
+    argv=None,
+    *,
+    command: str | None = None,
+    commit: str | None = None,
+    date: str | None = None,
+) -> list[str]:
+    """The Markdown bullets every result file starts with.
+
+    Date, command (``python benchmarks/<script> <argv>`` unless ``command``
+    is given), the commit of skinfluence, machine and load, torch and its
+    number of threads.
+    """
     args = list(sys.argv[1:] if argv is None else argv)
-    return " ".join([f"python benchmarks/{script}", *args])
-
-
-def run_header(command: str, *, commit: str | None = None, date: str | None = None):
-    """The facts every result file starts with, as a dict."""
-    return {
-        "date": date or datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
-        "command": command,
-        "commit": commit or git_commit(),
-        "machine": f"{platform.node()}; {cpu_name()}; {os.cpu_count()} CPUs; "
-        f"{platform.system()} {platform.machine()}",
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "python": platform.python_version(),
-        "load": load_avg(),
-    }
-
-
-def header_lines(h: dict) -> list[str]:
-    """:func:`run_header` as Markdown bullets."""
+    command = command or " ".join([f"python benchmarks/{script}", *args])
+    date = date or datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
     return [
-        f"- Date: {h['date']}; command: `{h['command']}`",
-        f"- skinfluence at commit {h['commit']}",
-        f"- Machine: {h['machine']}; load average (1/5/15 min) at start: {h['load']}",
-        f"- torch {h['torch']} ({h['threads']} thread(s), `torch.get_num_threads()`), "
-        f"Python {h['python']}",
+        f"- Date: {date}; command: `{command}`",
+        f"- skinfluence at commit {commit or git_commit()}",
+        f"- Machine: {platform.node()}; {cpu_name()}; {os.cpu_count()} CPUs; "
+        f"{platform.system()} {platform.machine()}; load average (1/5/15 min) "
+        f"at start: {load_avg()}",
+        f"- torch {torch.__version__} ({torch.get_num_threads()} thread(s), "
+        f"`torch.get_num_threads()`), Python {platform.python_version()}",
     ]
 
 
