@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import torch
-from sklearn.base import clone
-from sklearn.exceptions import NotFittedError
-from sklearn.pipeline import Pipeline
-from sklearn.utils.validation import check_is_fitted
 
 from .._compute import _check_batch_size, _n_rows
-from ..models import TorchModel, as_torch_model
+from .._kernels import all_finite
+from ..models import as_torch_model, is_fitted, with_checkpoints
 from ..objectives._validation import prepare_validation
-from ._signals import SIGNALS, _check_signals, compute_signal_tensors
+from ._signals import SIGNAL_METHODS, SignalContext, check_signals
 
 DEFAULT_SIGNALS = (
     "self_influence",
@@ -24,59 +20,6 @@ DEFAULT_SIGNALS = (
     "aum",
     "instability",
 )
-
-
-def _final_step(estimator):
-    return estimator.steps[-1][1] if isinstance(estimator, Pipeline) else estimator
-
-
-def _is_fitted(estimator) -> bool:
-    if isinstance(estimator, TorchModel | torch.nn.Module):
-        return True
-    final = _final_step(estimator)
-    try:
-        from skorch import NeuralNet
-    except ImportError:  # pragma: no cover - skorch is a dependency
-        NeuralNet = ()
-    if NeuralNet and isinstance(final, NeuralNet):
-        return bool(getattr(final, "initialized_", False)) and hasattr(
-            final, "history_"
-        )
-    try:
-        check_is_fitted(final)
-    except NotFittedError:
-        return False
-    return True
-
-
-def with_checkpoints(estimator):
-    """A clone of ``estimator`` whose skorch net records TracIn checkpoints.
-
-    The net (the estimator, or the last step of a Pipeline) gets a
-    :class:`skinfluence.callbacks.TracInCheckpoints` callback appended to its
-    ``callbacks``, unless it has one already. Other estimators are cloned
-    unchanged. The given estimator is not modified.
-    """
-    from ..callbacks import TracInCheckpoints
-
-    est = clone(estimator)
-    final = _final_step(est)
-    try:
-        from skorch import NeuralNet
-    except ImportError:  # pragma: no cover
-        return est
-    if not isinstance(final, NeuralNet):
-        return est
-    callbacks = final.callbacks
-    callbacks = [] if callbacks in (None, "disable") else list(callbacks)
-    has = any(
-        isinstance(cb[1] if isinstance(cb, tuple) else cb, TracInCheckpoints)
-        for cb in callbacks
-    )
-    if not has:
-        callbacks.append(("tracin_checkpoints", TracInCheckpoints()))
-        final.set_params(callbacks=callbacks)
-    return est
 
 
 def compute_signals(
@@ -99,10 +42,10 @@ def compute_signals(
     estimator : estimator, Pipeline, TorchModel or torch.nn.Module
         A supported classifier (see :func:`skinfluence.models.as_torch_model`).
         An *unfitted* one is cloned and fitted on ``(X, y)``; a skorch net
-        (alone or as the last step of a Pipeline) then records TracIn
-        checkpoints (:class:`skinfluence.callbacks.TracInCheckpoints` is added
-        to the clone's callbacks). A *fitted* one is used as it is, with its
-        recorded checkpoints if it has any, else its final parameters alone.
+        (alone, or wrapped in a Pipeline) then records TracIn checkpoints
+        (see :func:`skinfluence.models.with_checkpoints`). A *fitted* one is
+        used as it is, with its recorded checkpoints if it has any, else its
+        final parameters alone.
     X : array-like or DataFrame of shape (n_samples, n_features)
         The training rows to score.
     y : array-like of shape (n_samples,)
@@ -111,7 +54,7 @@ def compute_signals(
         Validation rows, needed by "aai", "mai", "mi", "gd_class" and
         "relative_instability".
     signals : sequence of str, default=("self_influence", "aai", "mi", \
-            "gd_class", "loss", "aum", "instability", "relative_instability")
+            "gd_class", "loss", "aum", "instability")
         Which signals to compute, among ``skinfluence.signals.SIGNALS``:
         "self_influence", "aai", "mai", "mi", "gd_class", "loss", "aum",
         "instability", "relative_instability". The last two need at least
@@ -171,43 +114,40 @@ def compute_signals(
     >>> df.shape, list(df.columns)
     ((100, 3), ['self_influence', 'aai', 'instability'])
     """
-    names = _check_signals(signals)
+    chosen = [SIGNAL_METHODS[name]() for name in check_signals(signals)]
     batch_size = _check_batch_size(batch_size)
     if _n_rows(X) != _n_rows(y):
         raise ValueError(
             f"X and y have different lengths ({_n_rows(X)} and {_n_rows(y)})."
         )
-    needs_val = any(SIGNALS[s][0] for s in names)
-    if needs_val and (X_val is None or y_val is None):
-        wanted = [s for s in names if SIGNALS[s][0]]
+    wanted = [s.signal for s in chosen if s.needs_validation_rows]
+    if wanted and (X_val is None or y_val is None):
         raise ValueError(
             f"The signals {wanted} need validation rows: pass X_val and y_val."
         )
-    if not _is_fitted(estimator):
+    if not is_fitted(estimator):
         estimator = with_checkpoints(estimator).fit(X, y, **(fit_params or {}))
     model = as_torch_model(estimator)
     Xt, yt = model.prepare_X(X), model.prepare_y(y)
-    if not torch.isfinite(Xt).all():
+    if not all_finite(Xt):
         raise ValueError(
             "X contains NaN or infinity (after the model's preprocessing)."
         )
-    Xv = yv = None
-    if needs_val:
-        Xv, yv = prepare_validation(model, X_val, y_val)
-    values = compute_signal_tensors(
+    Xv, yv = prepare_validation(model, X_val, y_val) if wanted else (None, None)
+    context = SignalContext(
         model,
         Xt,
         yt,
         Xv,
         yv,
-        names,
         batch_size=batch_size,
         projection_dim=projection_dim,
         random_state=random_state,
     )
+    values = {s.signal: context.value(s) for s in chosen}
     index = X.index if isinstance(X, pd.DataFrame) else None
     return pd.DataFrame(
         {k: v.detach().cpu().numpy().astype(np.float64) for k, v in values.items()},
         index=index,
-        columns=names,
+        columns=list(values),
     )

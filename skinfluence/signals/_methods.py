@@ -1,58 +1,39 @@
-"""Every signal as a pruning :class:`~skinfluence.methods.Method`.
+"""The signals, one class each (see :class:`SignalMethod`).
 
-Methods score "higher = more beneficial" and the lowest are pruned, so the
-wrapper of a signal returns ``-signal``: an ``InfluenceFilter`` with
-``method="signal_aai"`` drops the rows with the largest AAI. The validation
-rows are those the objective was bound to (``X_val``, or the filter's
-held-out split); only the rows are used, not the objective's value: the
-signals are defined on the per-row validation losses.
+As pruning methods they score ``-signal``: an ``InfluenceFilter`` with
+``method="signal_aai"`` drops the rows with the largest AAI. Signals that
+read validation rows take them as given (``X_val``, or the filter's held-out
+split), whatever the objective: they are defined on the per-row validation
+losses, not on an objective's value.
 """
 
 from __future__ import annotations
 
-from ..methods import METHODS, Method
-from ._signals import SignalContext
+import torch
+from torch import Tensor
+
+from ..methods import Loss, Method, SelfInfluence
+from ._signals import SignalContext, SignalMethod, register_signal
 
 
-class SignalMethod(Method):
-    """Base of the signal methods: ``score = -signal``.
+class _MethodSignal(SignalMethod):
+    """Minus the score of an objective-free method, computed by that method."""
 
-    Subclasses set ``_signal`` (a key of ``skinfluence.signals.SIGNALS``) and
-    ``_key`` (``"signal_" + _signal``).
-    """
+    _method: type[Method]
 
-    _signal: str = ""
-    #: the signals are defined over training checkpoints: a meta-estimator
-    #: that fits a skorch net for this method records them
-    wants_checkpoints = True
-
-    def _context_kwargs(self) -> dict:
-        return {}
-
-    def score(self, model, objective, X, y, *, batch_size, random_state=None):
-        """Minus the signal of the rows ``X`` (see :meth:`Method.score`)."""
-        X_val = y_val = None
-        if objective is not None:
-            X_val, y_val = objective.X, objective.y
-        ctx = SignalContext(
-            model,
-            X,
-            y,
-            X_val,
-            y_val,
-            batch_size=batch_size,
-            random_state=random_state,
-            **self._context_kwargs(),
+    def compute(self, context: SignalContext) -> Tensor:
+        """The signal of the rows of ``context``."""
+        return -self._method().score(
+            context.model, None, context.X, context.y, batch_size=context.batch_size
         )
-        return -ctx.compute(self._signal)
 
 
-@METHODS.register
-class SignalSelfInfluence(SignalMethod):
-    """Prune the rows of largest self-influence ``sum_t eta_t ||grad l_i||^2``.
+@register_signal
+class SignalSelfInfluence(_MethodSignal):
+    """Self-influence ``sum_t eta_t ||grad l_i(theta_t)||^2``.
 
-    Equal to :class:`skinfluence.methods.SelfInfluence`, under the signals'
-    name. Uses no objective.
+    The value :class:`skinfluence.methods.SelfInfluence` scores (negated),
+    computed by it. Uses no validation rows.
 
     Examples
     --------
@@ -61,22 +42,24 @@ class SignalSelfInfluence(SignalMethod):
     'signal_self_influence'
     """
 
-    _key = "signal_self_influence"
-    _signal = "self_influence"
-    needs_objective = False
+    signal = "self_influence"
+    _method = SelfInfluence
 
 
 class _ProjectedSignal(SignalMethod):
+    needs_validation_rows = True
+
     def __init__(self, projection_dim: int | None = None) -> None:
         self.projection_dim = projection_dim
 
-    def _context_kwargs(self) -> dict:
+    def context_params(self) -> dict:
+        """The projection of the influence matrix."""
         return {"projection_dim": self.projection_dim}
 
 
-@METHODS.register
+@register_signal
 class SignalAAI(_ProjectedSignal):
-    """Prune the rows of largest average absolute influence ``(1/m) sum_j |I_ij|``.
+    """Average absolute influence ``(1/m) sum_j |I_ij|``.
 
     Parameters
     ----------
@@ -91,13 +74,16 @@ class SignalAAI(_ProjectedSignal):
     SignalAAI(projection_dim=128)
     """
 
-    _key = "signal_aai"
-    _signal = "aai"
+    signal = "aai"
+
+    def compute(self, context: SignalContext) -> Tensor:
+        """The signal of the rows of ``context``."""
+        return context.abs_sum / len(context.X_val)
 
 
-@METHODS.register
+@register_signal
 class SignalMAI(_ProjectedSignal):
-    """Prune the rows of largest marginal absolute influence ``sum_j |I_ij|``.
+    """Marginal absolute influence ``sum_j |I_ij|``.
 
     Parameters
     ----------
@@ -111,13 +97,16 @@ class SignalMAI(_ProjectedSignal):
     'signal_mai'
     """
 
-    _key = "signal_mai"
-    _signal = "mai"
+    signal = "mai"
+
+    def compute(self, context: SignalContext) -> Tensor:
+        """The signal of the rows of ``context``."""
+        return context.abs_sum
 
 
-@METHODS.register
+@register_signal
 class SignalMI(SignalMethod):
-    """Prune the rows of largest ``mi = -sum_j I_ij`` (most harmful in total).
+    """``mi = -sum_j I_ij``: large for the rows most harmful in total.
 
     Examples
     --------
@@ -126,13 +115,17 @@ class SignalMI(SignalMethod):
     'signal_mi'
     """
 
-    _key = "signal_mi"
-    _signal = "mi"
+    signal = "mi"
+    needs_validation_rows = True
+
+    def compute(self, context: SignalContext) -> Tensor:
+        """The signal of the rows of ``context``."""
+        return -context.signed_sum
 
 
-@METHODS.register
+@register_signal
 class SignalGDClass(SignalMethod):
-    """Prune the rows of largest ``gd_class = -min_c sum_{j: y_j=c} I_ij``.
+    """``gd_class = -min_c sum_{j: y_j=c} I_ij``: large for rows that hurt a class.
 
     Examples
     --------
@@ -141,15 +134,20 @@ class SignalGDClass(SignalMethod):
     'signal_gd_class'
     """
 
-    _key = "signal_gd_class"
-    _signal = "gd_class"
+    signal = "gd_class"
+    needs_validation_rows = True
+
+    def compute(self, context: SignalContext) -> Tensor:
+        """The signal of the rows of ``context``."""
+        return -torch.stack(list(context.class_sums.values())).amin(0)
 
 
-@METHODS.register
-class SignalLoss(SignalMethod):
-    """Prune the rows of largest training loss at the fitted parameters.
+@register_signal
+class SignalLoss(_MethodSignal):
+    """The training loss ``l_i(theta)`` at the fitted parameters.
 
-    Equal to :class:`skinfluence.methods.Loss`. Uses no objective.
+    The value :class:`skinfluence.methods.Loss` scores (negated), computed by
+    it. Uses no validation rows.
 
     Examples
     --------
@@ -158,16 +156,16 @@ class SignalLoss(SignalMethod):
     'signal_loss'
     """
 
-    _key = "signal_loss"
-    _signal = "loss"
-    needs_objective = False
+    signal = "loss"
+    _method = Loss
 
 
-@METHODS.register
+@register_signal
 class SignalAUM(SignalMethod):
-    """Prune the rows of smallest area under the margin (``aum = -mean_t margin``).
+    """Minus the area under the margin, ``aum = -mean_t margin_i(theta_t)``.
 
-    Uses no objective; with no checkpoints, the margin at the fitted model.
+    Uses no validation rows; with no checkpoints, the margin at the fitted
+    model.
 
     Examples
     --------
@@ -176,16 +174,18 @@ class SignalAUM(SignalMethod):
     'signal_aum'
     """
 
-    _key = "signal_aum"
-    _signal = "aum"
-    needs_objective = False
+    signal = "aum"
+
+    def compute(self, context: SignalContext) -> Tensor:
+        """The signal of the rows of ``context``."""
+        return -context.margins.mean(0)
 
 
-@METHODS.register
+@register_signal
 class SignalInstability(SignalMethod):
-    """Prune the rows of largest ``instability`` across training checkpoints.
+    """Mean absolute change of ``||grad l_i(theta_t)||^2`` between checkpoints.
 
-    Needs at least two recorded checkpoints. Uses no objective.
+    Needs at least two recorded checkpoints. Uses no validation rows.
 
     Examples
     --------
@@ -194,15 +194,18 @@ class SignalInstability(SignalMethod):
     'signal_instability'
     """
 
-    _key = "signal_instability"
-    _signal = "instability"
-    needs_objective = False
+    signal = "instability"
     needs_checkpoints = True
 
+    def compute(self, context: SignalContext) -> Tensor:
+        """The signal of the rows of ``context``."""
+        s = context.sq_norm_trajectory
+        return (s[1:] - s[:-1]).abs().mean(0)
 
-@METHODS.register
+
+@register_signal
 class SignalRelativeInstability(SignalMethod):
-    """Prune the rows of largest ``relative_instability = instability / aai``.
+    """``relative_instability = instability / aai``.
 
     Needs at least two recorded checkpoints and validation rows.
 
@@ -213,23 +216,12 @@ class SignalRelativeInstability(SignalMethod):
     'signal_relative_instability'
     """
 
-    _key = "signal_relative_instability"
-    _signal = "relative_instability"
+    signal = "relative_instability"
+    needs_validation_rows = True
     needs_checkpoints = True
 
-
-#: signal name -> its Method class
-SIGNAL_METHODS = {
-    cls._signal: cls
-    for cls in (
-        SignalSelfInfluence,
-        SignalAAI,
-        SignalMAI,
-        SignalMI,
-        SignalGDClass,
-        SignalLoss,
-        SignalAUM,
-        SignalInstability,
-        SignalRelativeInstability,
-    )
-}
+    def compute(self, context: SignalContext) -> Tensor:
+        """The signal of the rows of ``context``."""
+        aai = context.value(SignalAAI())
+        tiny = torch.finfo(aai.dtype).tiny
+        return context.value(SignalInstability()) / aai.clamp_min(tiny)

@@ -1,4 +1,4 @@
-"""The signals: one suspicion score per training row, larger = more suspicious.
+"""A signal is one class: one suspicion score per training row, larger = more suspicious.
 
 With ``I_ij = sum_t eta_t <grad l_i(theta_t), grad l_j(theta_t)>`` between
 training row ``i`` and validation row ``j`` (checkpoints ``t``; the fitted
@@ -17,64 +17,169 @@ model alone, ``eta = 1``, when there are none):
 ``relative_instability``  ``instability_i / aai_i``
 ========================  ==================================================
 
-``I_ij > 0`` means that a gradient step on row ``i`` lowers the loss of
-validation row ``j``, so the signed sums are negated: ``mi`` is large for a
-row whose steps raise the validation loss in total, ``gd_class`` for a row
-that raises the loss of some class.
-
-``instability`` is the total variation of a row's self-influence trajectory:
-how much its squared gradient norm moves from one checkpoint to the next.
-Clean rows settle (their gradient norm shrinks and stays small), mislabeled
-rows keep a large but steady gradient, while the model's behaviour on an
-out-of-distribution row is not pinned down by any neighbour, so every epoch
-moves it and its gradient norm swings. It was chosen among loss-, margin-,
-gradient- and self-influence-trajectory statistics on development seeds of
-the detection benchmark (``benchmarks/bench_detection.py``), not on the
-evaluation seeds.
-
-``relative_instability`` divides it by the row's average absolute influence
-on the validation rows. An anomaly moves a lot during training but, lying
-where no validation row lies, its gradient is nearly orthogonal to theirs;
-a hard in-distribution row that moves as much also pushes its neighbours.
-The ratio keeps working when the anomalies are fitted (a cluster of
-corrupted records sharing one label), where their loss, self-influence and
-instability fade. It was designed on the same development seeds.
+Each signal is a :class:`SignalMethod` subclass (``_methods.py``) that names
+itself (``signal``), says what it needs (``needs_validation_rows``,
+``needs_checkpoints``: at least two) and computes its value from a
+:class:`SignalContext`, which holds the quantities several signals share
+and computes each at most once. :func:`register_signal` registers the class
+once; the table :data:`SIGNALS`, the map :data:`SIGNAL_METHODS`, the method
+key ``"signal_<name>"`` and the names ``compute_signals`` accepts all follow
+from it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from functools import cached_property
+from types import MappingProxyType
 
 import torch
 from torch import Tensor
-from torch.func import grad
 
-from .._kernels import chunks, grad_dot, grad_sq_norms, row_losses, to_device
+from .._kernels import chunked_gradient, grad_dot, grad_sq_norms, row_chunks, to_device
+from ..methods import METHODS, Method
 from ..models import TorchModel
 from ._matrix import checkpoints_or_final, iter_influence_blocks
 
-#: signal name -> (needs validation rows, needs >= 2 checkpoints)
-SIGNALS: dict[str, tuple[bool, bool]] = {
-    "self_influence": (False, False),
-    "aai": (True, False),
-    "mai": (True, False),
-    "mi": (True, False),
-    "gd_class": (True, False),
-    "loss": (False, False),
-    "aum": (False, False),
-    "instability": (False, True),
-    "relative_instability": (True, True),
-}
+_TABLE: dict[str, tuple[bool, bool]] = {}
+_CLASSES: dict[str, type[SignalMethod]] = {}
+
+#: signal name -> (needs validation rows, needs >= 2 checkpoints), read-only
+SIGNALS = MappingProxyType(_TABLE)
+#: signal name -> its :class:`SignalMethod` class, read-only
+SIGNAL_METHODS = MappingProxyType(_CLASSES)
 
 
-def _check_signals(signals) -> list[str]:
+class SignalMethod(Method):
+    """Base class of the signals; each signal is also a pruning method.
+
+    A signal is one subclass, decorated with ``register_signal``. It sets
+
+    - ``signal``: its name (the method key is ``"signal_" + signal``);
+    - ``needs_validation_rows``: whether it reads validation rows;
+    - ``needs_checkpoints``: whether it needs at least two training
+      checkpoints;
+
+    and implements :meth:`compute`, the signal (larger = more suspicious)
+    from a :class:`SignalContext`. As a :class:`~skinfluence.methods.Method`
+    it scores ``-signal`` (higher = kept), so a filter drops the most
+    suspicious rows. It never uses the objective: only the validation rows,
+    as they were given, not an objective's transformation of them (the
+    adversarial copies of "robustness").
+
+    Attributes
+    ----------
+    signal : str
+        The signal's name, a key of :data:`SIGNALS`.
+    needs_validation_rows : bool
+        Whether :meth:`score` needs ``validation=(X_val, y_val)``.
+
+    See Also
+    --------
+    skinfluence.compute_signals : several signals at once, sharing the work.
+
+    Examples
+    --------
+    The signal "loss" as a method scores minus the training loss, as
+    :class:`skinfluence.methods.Loss` does:
+
+    >>> import numpy as np
+    >>> from sklearn.datasets import make_classification
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from skinfluence import compute_influence
+    >>> X, y = make_classification(n_samples=60, random_state=0)
+    >>> clf = LogisticRegression().fit(X, y)
+    >>> s = compute_influence(clf, X, y, method="signal_loss")
+    >>> bool(np.allclose(s, compute_influence(clf, X, y, method="loss")))
+    True
+    """
+
+    signal: str = ""
+    needs_objective = False
+    needs_validation_rows: bool = False
+    #: the signals are defined over training checkpoints: a meta-estimator
+    #: that fits a skorch net for one records them
+    wants_checkpoints = True
+
+    def compute(self, context: SignalContext) -> Tensor:
+        """The signal for every training row of ``context``, shape ``(n,)``."""
+        raise NotImplementedError
+
+    def context_params(self) -> dict:
+        """Settings of the :class:`SignalContext` this method scores with."""
+        return {}
+
+    def score(
+        self,
+        model,
+        objective,
+        X,
+        y,
+        *,
+        batch_size,
+        random_state=None,
+        validation=None,
+    ):
+        """Minus the signal of the rows ``X``.
+
+        Parameters
+        ----------
+        model : TorchModel
+            The fitted model.
+        objective : BoundObjective or None
+            Ignored: a signal uses no objective.
+        X, y : Tensor
+            Training rows in the model's input space, and class indices.
+        batch_size : int
+            Rows per chunk.
+        random_state : int, RandomState or None, default=None
+            Seed of a projection (``projection_dim``).
+        validation : tuple of (Tensor, Tensor), default=None
+            The validation rows ``(X_val, y_val)``, prepared like ``X`` and
+            ``y``; needed when ``needs_validation_rows``.
+
+        Returns
+        -------
+        Tensor of shape (n_rows,)
+        """
+        X_val, y_val = (None, None) if validation is None else validation
+        context = SignalContext(
+            model,
+            X,
+            y,
+            X_val,
+            y_val,
+            batch_size=batch_size,
+            random_state=random_state,
+            **self.context_params(),
+        )
+        return -context.value(self)
+
+
+def register_signal(cls: type[SignalMethod]) -> type[SignalMethod]:
+    """Class decorator: make ``cls`` a signal and the method ``"signal_<name>"``.
+
+    Sets ``cls._key``, registers the method, and adds the signal to
+    :data:`SIGNALS` and :data:`SIGNAL_METHODS` (so ``compute_signals``
+    accepts its name).
+    """
+    name = cls.signal
+    if not (isinstance(name, str) and name) or name in _CLASSES:
+        raise ValueError(f"{cls.__name__} needs a new, non-empty `signal` name.")
+    cls._key = f"signal_{name}"
+    METHODS.register(cls)
+    _CLASSES[name] = cls
+    _TABLE[name] = (bool(cls.needs_validation_rows), bool(cls.needs_checkpoints))
+    return cls
+
+
+def check_signals(signals) -> list[str]:
+    """``signals`` as a list of known, distinct names (a str is one name)."""
     if isinstance(signals, str):
         signals = [signals]
     signals = list(signals)
-    unknown = [s for s in signals if s not in SIGNALS]
+    unknown = [s for s in signals if s not in _CLASSES]
     if unknown:
-        raise ValueError(f"Unknown signals {unknown}; choose from {list(SIGNALS)}.")
+        raise ValueError(f"Unknown signals {unknown}; choose from {list(_CLASSES)}.")
     if not signals:
         raise ValueError("signals is empty.")
     if len(set(signals)) != len(signals):
@@ -90,7 +195,7 @@ def margins_from_log_proba(lp: Tensor, y: Tensor) -> Tensor:
 
 
 class SignalContext:
-    """Shared, lazily computed quantities of the signals of one model.
+    """The quantities several signals share, each computed at most once.
 
     Parameters
     ----------
@@ -100,9 +205,8 @@ class SignalContext:
     X_val, y_val : Tensor or None
         Validation rows and class indices.
     batch_size : int
-    projection_dim, random_state, method
-        For ``aai`` and ``mai``: see
-        :func:`skinfluence.signals.iter_influence_blocks`.
+    projection_dim, random_state
+        For ``|I_ij|``: see :func:`skinfluence.signals.iter_influence_blocks`.
     """
 
     def __init__(
@@ -116,7 +220,6 @@ class SignalContext:
         batch_size: int = 512,
         projection_dim: int | None = None,
         random_state=None,
-        method: str = "auto",
     ) -> None:
         self.model = model
         self.X, self.y = X, y
@@ -124,43 +227,59 @@ class SignalContext:
         self.batch_size = batch_size
         self.projection_dim = projection_dim
         self.random_state = random_state
-        self.method = method
         self.checkpoints = checkpoints_or_final(model)
+        self._values: dict[str, Tensor] = {}
+
+    def value(self, signal: SignalMethod) -> Tensor:
+        """``signal.compute(self)``, once, after checking what it needs."""
+        name = signal.signal
+        if name not in self._values:
+            if signal.needs_validation_rows and (
+                self.X_val is None or self.y_val is None
+            ):
+                raise ValueError(
+                    f"The signal {name!r} needs validation rows (X_val, y_val)."
+                )
+            n_ck = len(self.model.checkpoints)
+            if signal.needs_checkpoints and n_ck < 2:
+                raise ValueError(
+                    f"The signal {name!r} follows rows across training checkpoints "
+                    f"and needs at least 2 of them; the model has {n_ck}. For "
+                    "skorch, add skinfluence.callbacks.TracInCheckpoints() to the "
+                    "net's callbacks (compute_signals does this for an unfitted net)."
+                )
+            self._values[name] = signal.compute(self)
+        return self._values[name]
 
     # ------------------------------------------------------------ influence
-    def _val_gradient(self, params, rows: Tensor | None) -> dict[str, Tensor]:
-        """Gradient of the summed loss of validation ``rows`` (all if None)."""
-        model = self.model
-        X, y = self.X_val, self.y_val
-        if rows is not None:
-            X, y = X[rows], y[rows]
+    def _signed_sum(self, weights: Tensor | None) -> Tensor:
+        """``sum_j w_j I_ij`` for every i (all ``w_j = 1`` if None).
 
-        def total(p, Xb, yb):
-            return model.row_loss(p, Xb, yb).sum()
+        One backward pass over the validation rows and one JVP over the
+        training rows per checkpoint.
+        """
+        model, X_val, y_val = self.model, self.X_val, self.y_val
 
-        params = {k: p.detach() for k, p in params.items()}
-        out = {k: torch.zeros_like(p) for k, p in params.items()}
-        for sl in chunks(len(X), self.batch_size):
-            g = grad(total)(params, *to_device(model, X, y, sl))
-            for k in out:
-                out[k] += g[k].detach()
-        return out
+        def weighted_loss(params, rows):
+            losses = model.row_loss(params, *to_device(model, X_val, y_val, rows))
+            return (losses if weights is None else weights[rows] * losses).sum()
 
-    def _signed_sum(self, rows: Tensor | None) -> Tensor:
-        """``sum_{j in rows} I_ij`` for every i: one JVP per checkpoint."""
         total = None
         for params, lr in self.checkpoints:
-            v = self._val_gradient(params, rows)
-            s = lr * grad_dot(self.model, params, v, self.X, self.y, self.batch_size)
+            v = chunked_gradient(
+                weighted_loss, params, row_chunks(X_val, self.batch_size)
+            )
+            s = lr * grad_dot(model, params, v, self.X, self.y, self.batch_size)
             total = s if total is None else total + s
         return total
 
     @cached_property
     def class_sums(self) -> dict[int, Tensor]:
         """Class index -> ``sum_{j: y_j = c} I_ij``, for classes in y_val."""
+        y_val = self.y_val.to(self.model.device)
         return {
-            int(c): self._signed_sum(self.y_val == c)
-            for c in torch.unique(self.y_val).tolist()
+            int(c): self._signed_sum((y_val == c).to(self.model.dtype))
+            for c in torch.unique(y_val).tolist()
         }
 
     @cached_property
@@ -173,16 +292,16 @@ class SignalContext:
     @cached_property
     def abs_sum(self) -> Tensor:
         """``sum_j |I_ij|``, from blocks of ``I`` of bounded size."""
-        out = torch.empty(len(self.X), dtype=self.model.dtype, device=self.model.device)
+        model = self.model
+        out = torch.empty(len(self.X), dtype=model.dtype, device=model.device)
         blocks = iter_influence_blocks(
-            self.model,
+            model,
             self.X,
             self.y,
             self.X_val,
             self.y_val,
             checkpoints=self.checkpoints,
             batch_size=self.batch_size,
-            method=self.method,
             projection_dim=self.projection_dim,
             random_state=self.random_state,
         )
@@ -192,70 +311,18 @@ class SignalContext:
 
     # ------------------------------------------------------------- dynamics
     @cached_property
-    def trajectories(self) -> tuple[Tensor, Tensor]:
-        """Per-row losses and margins at every checkpoint, each ``(T, n)``."""
+    def margins(self) -> Tensor:
+        """Per-row margins at every checkpoint, ``(T, n)``."""
         model = self.model
-        losses, margins = [], []
+        out = []
         with torch.no_grad():
             for params, _ in self.checkpoints:
-                ls, ms = [], []
-                for sl in chunks(len(self.X), self.batch_size):
+                ms = []
+                for sl in row_chunks(self.X, self.batch_size):
                     Xb, yb = to_device(model, self.X, self.y, sl)
-                    ls.append(model.row_loss(params, Xb, yb))
                     ms.append(margins_from_log_proba(model.log_proba(params, Xb), yb))
-                losses.append(torch.cat(ls))
-                margins.append(torch.cat(ms))
-        return torch.stack(losses), torch.stack(margins)
-
-    # -------------------------------------------------------------- signals
-    def compute(self, name: str) -> Tensor:
-        """The signal ``name`` for every training row, shape ``(n,)``."""
-        needs_val, needs_dynamics = SIGNALS[name]
-        if needs_val and (self.X_val is None or self.y_val is None):
-            raise ValueError(
-                f"The signal {name!r} needs validation rows (X_val, y_val)."
-            )
-        if needs_dynamics and len(self.model.checkpoints) < 2:
-            raise ValueError(
-                f"The signal {name!r} follows rows across training checkpoints and "
-                f"needs at least 2 of them; the model has {len(self.model.checkpoints)}. "
-                "For skorch, add skinfluence.callbacks.TracInCheckpoints() to the "
-                "net's callbacks (compute_signals does this for an unfitted net)."
-            )
-        return getattr(self, f"_signal_{name}")()
-
-    def _signal_self_influence(self) -> Tensor:
-        s = self.sq_norm_trajectory
-        lrs = torch.tensor([lr for _, lr in self.checkpoints], dtype=torch.float64)
-        return (lrs.to(s.device, s.dtype)[:, None] * s).sum(0)
-
-    def _signal_aai(self) -> Tensor:
-        return self.abs_sum / len(self.X_val)
-
-    def _signal_mai(self) -> Tensor:
-        return self.abs_sum
-
-    def _signal_mi(self) -> Tensor:
-        return -self.signed_sum
-
-    def _signal_gd_class(self) -> Tensor:
-        return -torch.stack(list(self.class_sums.values())).amin(0)
-
-    def _signal_loss(self) -> Tensor:
-        return row_losses(
-            self.model, self.model.params, self.X, self.y, self.batch_size
-        )
-
-    def _signal_aum(self) -> Tensor:
-        return -self.trajectories[1].mean(0)
-
-    def _signal_instability(self) -> Tensor:
-        s = self.sq_norm_trajectory
-        return (s[1:] - s[:-1]).abs().mean(0)
-
-    def _signal_relative_instability(self) -> Tensor:
-        aai = self.abs_sum / len(self.X_val)
-        return self._signal_instability() / aai.clamp_min(torch.finfo(aai.dtype).tiny)
+                out.append(torch.cat(ms))
+        return torch.stack(out)
 
     @cached_property
     def sq_norm_trajectory(self) -> Tensor:
@@ -266,17 +333,3 @@ class SignalContext:
                 for params, _ in self.checkpoints
             ]
         )
-
-
-def compute_signal_tensors(
-    model: TorchModel,
-    X: Tensor,
-    y: Tensor,
-    X_val: Tensor | None,
-    y_val: Tensor | None,
-    signals: Sequence[str],
-    **kwargs,
-) -> dict[str, Tensor]:
-    """Every signal in ``signals``, sharing the work between them."""
-    ctx = SignalContext(model, X, y, X_val, y_val, **kwargs)
-    return {name: ctx.compute(name) for name in _check_signals(signals)}

@@ -15,11 +15,20 @@ from cases import make_case
 from torch import nn
 from torch.func import functional_call
 
+# the one private import: _matrix's cache and block bounds have no public
+# parameter (test_blocks_without_cache_and_both_exact_methods)
 import skinfluence.signals._matrix as matrix_mod
-from skinfluence import compute_influence
+from skinfluence import compute_influence, compute_signals
+from skinfluence.methods import METHODS
 from skinfluence.models import as_torch_model
-from skinfluence.signals import SIGNAL_METHODS, SIGNALS, influence_matrix
-from skinfluence.signals._signals import SignalContext
+from skinfluence.objectives import Robustness
+from skinfluence.signals import (
+    SIGNAL_METHODS,
+    SIGNALS,
+    SignalAAI,
+    influence_matrix,
+    iter_influence_blocks,
+)
 
 # closed form (3 classes), vmap fallback (BatchNorm; a Linear called twice),
 # log-softmax + NLL, one logit + BCE
@@ -54,6 +63,12 @@ def with_checkpoints(name, n_ck=3, seed=0):
         Xv,
         yv,
     )
+
+
+def signals_of(model, X, y, Xv=None, yv=None, names=tuple(SIGNALS), **kw):
+    """compute_signals on a TorchModel, as float64 tensors by name."""
+    df = compute_signals(model, X, y, Xv, yv, signals=list(names), **kw)
+    return {k: torch.as_tensor(df[k].to_numpy().copy()) for k in df}
 
 
 def brute_I(model, X, y, Xv, yv, cks):
@@ -123,21 +138,30 @@ def test_every_signal_equals_brute_force(name):
     assert set(expected) == set(SIGNALS)
     # batch sizes that do not divide n = 40 nor m = 15: blocks end mid-way
     assert rel_err(influence_matrix(model, X, y, Xv, yv, batch_size=7), infl) <= 1e-10
-    ctx = SignalContext(model, X, y, Xv, yv, batch_size=9)
+    got = signals_of(model, X, y, Xv, yv, batch_size=9)
     for signal, want in expected.items():
-        got = ctx.compute(signal)
-        assert got.shape == (len(X),)
-        assert rel_err(got, want) <= 1e-10, signal
+        assert got[signal].shape == (len(X),)
+        assert rel_err(got[signal], want) <= 1e-10, signal
 
 
 def test_every_signal_method_scores_minus_the_signal():
+    """score() on the validation rows it is given; the objective is ignored."""
     model, module, loss, X, y, Xv, yv = with_checkpoints("mlp_tanh_ce")
     expected, _ = brute_signals(model, module, loss, X, y, Xv, yv)
+    # adversarial copies of the validation rows: a signal must not read them
+    robust = Robustness(epsilon=0.5).bind(model, Xv, yv)
     for signal, cls in SIGNAL_METHODS.items():
-        scores = compute_influence(model, X, y, Xv, yv, method=cls(), batch_size=11)
-        assert rel_err(scores, -expected[signal]) <= 1e-10, signal
-        by_key = compute_influence(model, X, y, Xv, yv, method=cls._key, batch_size=11)
-        np.testing.assert_array_equal(by_key, scores)
+        assert cls._key == f"signal_{signal}"
+        assert isinstance(METHODS.resolve(cls._key), cls)
+        val = (Xv, yv) if cls.needs_validation_rows else None
+        for objective in (None, robust):
+            scores = cls().score(model, objective, X, y, batch_size=11, validation=val)
+            assert rel_err(scores, -expected[signal]) <= 1e-10, signal
+        if not cls.needs_validation_rows:
+            by_key = compute_influence(model, X, y, method=cls._key, batch_size=11)
+            assert rel_err(by_key, -expected[signal]) <= 1e-10, signal
+    with pytest.raises(ValueError, match="needs validation rows"):
+        SignalAAI().score(model, robust, X, y, batch_size=11)
 
 
 def test_blocks_without_cache_and_both_exact_methods(monkeypatch):
@@ -148,9 +172,7 @@ def test_blocks_without_cache_and_both_exact_methods(monkeypatch):
     monkeypatch.setattr(matrix_mod, "_BLOCK_ELEMENTS", 40)  # blocks of 2 rows (m = 15)
     for method in ("closed_form", "vmap"):
         blocks = list(
-            matrix_mod.iter_influence_blocks(
-                model, X, y, Xv, yv, batch_size=4, method=method
-            )
+            iter_influence_blocks(model, X, y, Xv, yv, batch_size=4, method=method)
         )
         assert [sl.stop - sl.start for sl, _ in blocks] == [2, 2, 2]
         assert rel_err(torch.cat([b for _, b in blocks]), infl) <= 1e-10
@@ -169,13 +191,13 @@ def test_without_checkpoints_the_final_model_has_weight_one():
         per_row_grads(model, model.params, X, y)
         @ per_row_grads(model, model.params, Xv, yv).T
     )
-    ctx = SignalContext(model, X, y, Xv, yv, batch_size=16)
-    assert rel_err(ctx.compute("aai"), infl.abs().mean(1)) <= 1e-10
-    assert rel_err(ctx.compute("mi"), -infl.sum(1)) <= 1e-10
+    got = signals_of(model, X, y, Xv, yv, ["aai", "mi"], batch_size=16)
+    assert rel_err(got["aai"], infl.abs().mean(1)) <= 1e-10
+    assert rel_err(got["mi"], -infl.sum(1)) <= 1e-10
     with pytest.raises(ValueError, match="at least 2"):
-        ctx.compute("instability")
+        signals_of(model, X, y, names=["instability"])
     with pytest.raises(ValueError, match="validation rows"):
-        SignalContext(model, X, y).compute("aai")
+        signals_of(model, X, y, names=["aai"])
 
 
 def test_cancellation_mi_is_zero_while_aai_is_large():
@@ -199,12 +221,12 @@ def test_cancellation_mi_is_zero_while_aai_is_large():
     x_val = torch.randn(8, 3, generator=g, dtype=torch.float64)
     Xv = torch.cat([x_val, x_val])
     yv = torch.cat([torch.zeros(8, dtype=torch.long), torch.ones(8, dtype=torch.long)])
-    ctx = SignalContext(model, X, y, Xv, yv, batch_size=8)
+    got = signals_of(model, X, y, Xv, yv, ["aai", "mi", "gd_class"], batch_size=8)
     infl = (
         per_row_grads(model, model.params, X, y)
         @ per_row_grads(model, model.params, Xv, yv).T
     )
-    aai, mi, gd = ctx.compute("aai"), ctx.compute("mi"), ctx.compute("gd_class")
+    aai, mi, gd = got["aai"], got["mi"], got["gd_class"]
     assert rel_err(aai, infl.abs().mean(1)) <= 1e-10
     assert infl.abs().mean(1).min() > 0.1  # every row influences a lot ...
     assert mi.abs().max() <= 1e-12 * aai.max()  # ... and MI sees nothing
@@ -216,13 +238,20 @@ def test_cancellation_mi_is_zero_while_aai_is_large():
 
 def test_projection_approaches_the_exact_aai_and_is_seeded():
     model, _, _, X, y, Xv, yv = with_checkpoints("mlp_tanh_ce")
-    exact = SignalContext(model, X, y, Xv, yv).compute("aai")
+    exact = brute_I(model, X, y, Xv, yv, model.checkpoint_params()).abs().mean(1)
 
-    def projected(k, seed):
-        ctx = SignalContext(
-            model, X, y, Xv, yv, batch_size=64, projection_dim=k, random_state=seed
-        )
-        return ctx.compute("aai")
+    def projected(k, seed, batch_size=64):
+        return signals_of(
+            model,
+            X,
+            y,
+            Xv,
+            yv,
+            ["aai"],
+            batch_size=batch_size,
+            projection_dim=k,
+            random_state=seed,
+        )["aai"]
 
     errors = {k: rel_err(projected(k, 0), exact) for k in (30, 300, 20000)}
     assert errors[20000] <= 0.02
@@ -231,10 +260,7 @@ def test_projection_approaches_the_exact_aai_and_is_seeded():
     assert torch.equal(a, b)  # deterministic for a seed
     assert not torch.allclose(a, c)
     # the same sketch whatever the block size (directions depend on the seed only)
-    again = SignalContext(
-        model, X, y, Xv, yv, batch_size=16, projection_dim=300, random_state=0
-    )
-    assert rel_err(again.compute("aai"), a) <= 1e-10
+    assert rel_err(projected(300, 0, batch_size=16), a) <= 1e-10
 
 
 def test_projection_is_unbiased_on_average():
@@ -256,12 +282,12 @@ def test_signals_on_cuda_equal_cpu():
     model, module, loss, X, y, Xv, yv = with_checkpoints("mlp_tanh_ce")
     cks = [(p, lr) for p, lr in model.checkpoint_params()]
     gpu = as_torch_model(copy.deepcopy(module).cuda(), loss=loss, checkpoints=cks)
-    cpu = SignalContext(model, X, y, Xv, yv, batch_size=9)
-    dev = SignalContext(gpu, X, y, Xv, yv, batch_size=9)
+    cpu = signals_of(model, X, y, Xv, yv, batch_size=9)
+    dev = signals_of(gpu, X, y, Xv, yv, batch_size=9)
     for signal in SIGNALS:
-        got = dev.compute(signal)
-        assert got.device.type == "cuda"
-        assert rel_err(got.cpu(), cpu.compute(signal)) <= 1e-8, signal
-    proj = SignalContext(gpu, X, y, Xv, yv, projection_dim=64, random_state=0)
-    ref = SignalContext(model, X, y, Xv, yv, projection_dim=64, random_state=0)
-    assert rel_err(proj.compute("aai").cpu(), ref.compute("aai")) <= 1e-8
+        assert rel_err(dev[signal], cpu[signal]) <= 1e-8, signal
+    scores = SignalAAI().score(gpu, None, X, y, batch_size=9, validation=(Xv, yv))
+    assert scores.device.type == "cuda"
+    kw = {"projection_dim": 64, "random_state": 0}
+    proj = signals_of(gpu, X, y, Xv, yv, ["aai"], **kw)["aai"]
+    assert rel_err(proj, signals_of(model, X, y, Xv, yv, ["aai"], **kw)["aai"]) <= 1e-8
