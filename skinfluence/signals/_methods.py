@@ -9,9 +9,12 @@ losses, not on an objective's value.
 
 from __future__ import annotations
 
+from numbers import Integral
+
 import torch
 from torch import Tensor
 
+from .._sklearn_compat import Interval
 from ..methods import Loss, Method, SelfInfluence
 from ._signals import SignalContext, SignalMethod, register_signal
 
@@ -48,6 +51,9 @@ class SignalSelfInfluence(_MethodSignal):
 
 class _ProjectedSignal(SignalMethod):
     needs_validation_rows = True
+    _parameter_constraints: dict = {
+        "projection_dim": [Interval(Integral, 1, None, closed="left"), None]
+    }
 
     def __init__(self, projection_dim: int | None = None) -> None:
         self.projection_dim = projection_dim

@@ -35,9 +35,10 @@ from types import MappingProxyType
 import torch
 from torch import Tensor
 
-from .._kernels import chunked_gradient, grad_dot, grad_sq_norms, row_chunks, to_device
+from .._kernels import grad_dot, grad_sq_norms, row_chunks, to_device
 from ..methods import METHODS, Method
 from ..models import TorchModel
+from ..objectives import BoundObjective
 from ._matrix import checkpoints_or_final, iter_influence_blocks
 
 _TABLE: dict[str, tuple[bool, bool]] = {}
@@ -194,6 +195,20 @@ def margins_from_log_proba(lp: Tensor, y: Tensor) -> Tensor:
     return own - other
 
 
+class _WeightedLoss(BoundObjective):
+    """``sum_j w_j l_j(theta)`` over the validation rows, for fixed weights."""
+
+    def __init__(self, model: TorchModel, X: Tensor, y: Tensor, w: Tensor) -> None:
+        super().__init__(model, X, y)
+        self.w = w
+
+    def row_values(self, params, Xb: Tensor, yb: Tensor) -> Tensor:
+        return self.model.row_loss(params, Xb, yb)
+
+    def row_weights(self, params, batch_size: int) -> Tensor:
+        return self.w
+
+
 class SignalContext:
     """The quantities several signals share, each computed at most once.
 
@@ -258,17 +273,15 @@ class SignalContext:
         One backward pass over the validation rows and one JVP over the
         training rows per checkpoint.
         """
-        model, X_val, y_val = self.model, self.X_val, self.y_val
-
-        def weighted_loss(params, rows):
-            losses = model.row_loss(params, *to_device(model, X_val, y_val, rows))
-            return (losses if weights is None else weights[rows] * losses).sum()
-
+        model = self.model
+        if weights is None:
+            weights = torch.ones(
+                len(self.y_val), dtype=model.dtype, device=model.device
+            )
+        val_loss = _WeightedLoss(model, self.X_val, self.y_val, weights)
         total = None
         for params, lr in self.checkpoints:
-            v = chunked_gradient(
-                weighted_loss, params, row_chunks(X_val, self.batch_size)
-            )
+            v = val_loss.gradient(params, batch_size=self.batch_size)
             s = lr * grad_dot(model, params, v, self.X, self.y, self.batch_size)
             total = s if total is None else total + s
         return total

@@ -19,7 +19,7 @@ from torch.func import functional_call
 from skinfluence import InfluenceFilter, compute_influence, compute_signals
 from skinfluence.callbacks import TracInCheckpoints
 from skinfluence.models import as_torch_model
-from skinfluence.signals import SIGNALS
+from skinfluence.signals import SIGNALS, SignalAAI
 
 
 def data(seed=0):
@@ -202,6 +202,10 @@ def test_errors():
         compute_signals(make_net(), X, y, signals=["nope"])
     with pytest.raises(ValueError, match="duplicates"):
         compute_signals(make_net(), X, y, signals=["loss", "loss"])
+    clf = LogisticRegression().fit(X, y)
+    for bad in (0, 2.5, "8"):  # checked before any work
+        with pytest.raises(ValueError, match="projection_dim"):
+            compute_influence(clf, X, y, Xv, yv, method=SignalAAI(projection_dim=bad))
 
 
 def test_signal_methods_prune_through_influence_filter():
