@@ -1,10 +1,11 @@
 """The flow shared by InfluenceFilter and InfluenceSampler, as module functions.
 
-validate (``_influence_inputs.validate_problem``) -> :func:`split` -> fit a
-clone and score its training rows (:func:`fit_and_score`, cached by
-``memory``) -> :func:`select` the rows to drop. The filter then refits
-(:func:`refit`); the sampler returns rows. Each step takes what it needs
-explicitly and returns what it decided.
+validate (``_influence_inputs.validate_problem``) -> :func:`split` -> per
+round: fit a clone and score its training rows (:func:`fit_and_score`, cached
+by ``memory``) -> plan the action (``_actions.plan_round``) and apply it
+(:func:`clean` runs the rounds). The filter then refits on the result; the
+sampler returns rows. Each step takes what it needs explicitly and returns
+what it decided.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils import check_random_state, get_tags
 from sklearn.utils.validation import check_is_fitted, check_memory
 
+from ._actions import plan_round
 from ._compute import compute_influence
 from ._influence_inputs import Problem, as_python
 from ._sklearn_compat import _check_method_params, _safe_indexing
@@ -33,7 +35,9 @@ from .models import (
     as_torch_model,
     check_supported,
     register_adapter,
+    sample_weight_params,
     with_checkpoints,
+    with_sample_weight,
 )
 from .objectives import Fairness
 
@@ -77,6 +81,9 @@ class InfluenceMetaAdapter(ModelAdapter):
     def rewrap(self, meta, inner):
         return clone(meta).set_params(estimator=inner)
 
+    def sample_weight_params(self, meta, inner_params):
+        return inner_params  # the meta-estimator's fit passes them on
+
     def is_fitted(self, meta) -> bool:
         return hasattr(meta, "influence_")
 
@@ -100,37 +107,68 @@ def seeded(seed: int):
 
 
 def fit_and_score(
-    estimator, X, y, fit_params, X_val, y_val, s_val, objective, method, batch_size, seed
+    estimator,
+    X,
+    y,
+    fit_params,
+    X_val,
+    y_val,
+    s_val,
+    objectives,
+    method,
+    batch_size,
+    seed,
+    label_sets=None,
 ):
-    """Fit a clone on ``(X, y)`` and score its rows: the step ``memory`` caches."""
+    """Fit a clone on ``(X, y)`` and score its rows: the step ``memory`` caches.
+
+    Returns the fitted clone and the scores, shape ``(len(objectives),
+    len(label_sets), n_rows)``: one score per row for each objective
+    (the target, then the constraint) and each labelling of the rows (their
+    own labels, or, to relabel, every class in turn).
+    """
     with seeded(seed):
         fitted = clone(estimator).fit(X, y, **fit_params)
-    with seeded(seed):
-        scores = compute_influence(
-            fitted,
-            X,
-            y,
-            X_val,
-            y_val,
-            objective=objective,
-            method=method,
-            sensitive_features_val=s_val,
-            batch_size=batch_size,
-            random_state=seed,
-        )
-    return fitted, scores
+    out = []
+    for objective in objectives:
+        per_labels = []
+        for labels in [y] if label_sets is None else label_sets:
+            with seeded(seed):
+                per_labels.append(
+                    compute_influence(
+                        fitted,
+                        X,
+                        labels,
+                        X_val,
+                        y_val,
+                        objective=objective,
+                        method=method,
+                        sensitive_features_val=s_val,
+                        batch_size=batch_size,
+                        random_state=seed,
+                    )
+                )
+        out.append(per_labels)
+    return fitted, np.asarray(out, dtype=np.float64)
 
 
 @dataclass
 class Cleaning:
-    """What the shared steps decided."""
+    """What the shared steps decided, per training row."""
 
     train: np.ndarray  # indices of X scored and fitted first
     validation: np.ndarray  # indices of X held out (empty with X_val)
-    scores: np.ndarray  # per training row
-    removed: np.ndarray  # indices of X dropped
+    scores: np.ndarray  # per training row: its score when last scored
+    weights: np.ndarray  # per training row, in [0, 1]; 0 is removed
+    codes: np.ndarray  # per training row: its class index after relabelling
     first: object  # the fitted first model
+    last: object  # the model fitted in the last round
     seed: int
+
+    @property
+    def removed(self) -> np.ndarray:
+        """Indices of X dropped."""
+        return self.train[self.weights == 0]
 
     def influence(self, n: int) -> np.ndarray:
         """One score per row of X; NaN for the rows not scored."""
@@ -250,17 +288,20 @@ def _unseeded(value) -> bool:
     return value is None or isinstance(value, np.random.RandomState)
 
 
-def prepared_estimator(estimator, problem: Problem, seed: int):
+def prepared_estimator(estimator, problem: Problem, seed: int, *, weighted=False):
     """An unfitted clone of ``estimator`` ready for the fits of one ``fit``.
 
     Its model records checkpoints when the method uses them, and every
     ``random_state`` parameter left unseeded (None or a RandomState) is set to
     ``seed``, as ``RANSACRegressor`` seeds its estimator, so that an int
     ``random_state`` makes ``fit`` deterministic. Seeds the user set are kept.
+    With ``weighted`` its model takes ``sample_weight``.
     """
     method = problem.method
     wants = method.needs_checkpoints or method.wants_checkpoints
     est = with_checkpoints(estimator) if wants else clone(estimator)
+    if weighted:
+        est = with_sample_weight(est)
     seeds = {
         name: seed
         for name, value in est.get_params(deep=True).items()
@@ -272,13 +313,6 @@ def prepared_estimator(estimator, problem: Problem, seed: int):
 def n_prune(prune_ratio, n_train: int) -> int:
     """``floor(prune_ratio * n_train)`` (robust to floating-point rounding)."""
     return int(math.floor(prune_ratio * n_train + 1e-9))
-
-
-def select(scores: np.ndarray, prune_ratio) -> np.ndarray:
-    """Positions (sorted) of the rows to drop: the lowest scores, ties by order."""
-    if prune_ratio == "negative":
-        return np.flatnonzero(scores < 0)
-    return np.sort(np.argsort(scores, kind="stable")[: n_prune(prune_ratio, len(scores))])
 
 
 def _validation_rows(problem: Problem, validation_size, split_seed: int):
@@ -295,6 +329,29 @@ def _validation_rows(problem: Problem, validation_size, split_seed: int):
     return train, val, rows
 
 
+def _effects(scores: np.ndarray, codes: np.ndarray, action: str):
+    """Per-row effect of acting on each row (lower = act first), and new labels.
+
+    ``scores`` has shape ``(n_labels, n_rows)``. For removal and reweighting
+    it is the score itself. For relabelling row ``i`` from ``y_i`` to ``c``
+    the objective moves by ``s_i(y_i) - s_i(c)`` (the gradient of the
+    replaced loss leaves, the new one enters): the effect is the best over
+    ``c != y_i``.
+    """
+    if action != "relabel":
+        return scores[0], None
+    rows = np.arange(scores.shape[1])
+    change = scores[codes, rows][None, :] - scores
+    change[codes, rows] = np.inf
+    best = np.argmin(change, axis=0)
+    return change[best, rows], best
+
+
+def _round_sizes(total: int, rounds: int) -> list[int]:
+    """``total`` rows spread over ``rounds`` rounds, the first ones larger."""
+    return [len(part) for part in np.array_split(np.arange(total), rounds)]
+
+
 def clean(
     problem: Problem,
     *,
@@ -305,8 +362,31 @@ def clean(
     memory,
     random_state,
     progress,
+    action: str = "remove",
+    rounds: int = 1,
 ) -> Cleaning:
-    """Split, fit the first model, score its training rows, select the rows to drop."""
+    """Split, then per round: fit, score the training rows, plan and act.
+
+    Parameters
+    ----------
+    problem : Problem
+        The validated inputs.
+    estimator : estimator
+        The unfitted estimator (cloned for every fit).
+    prune_ratio, validation_size, batch_size, memory, random_state
+        As the meta-estimators document them.
+    progress : tqdm
+        The progress bar.
+    action : {"remove", "reweight", "relabel"}, default="remove"
+        What happens to the rows selected.
+    rounds : int, default=1
+        ``prune_ratio`` is spread over this many rounds, with a refit and new
+        scores between them.
+
+    Returns
+    -------
+    Cleaning
+    """
     rng = check_random_state(random_state)
     split_seed, seed = derive_seed(rng), derive_seed(rng)
     train, val, (X_val, y_val, y_val_fit, s_val) = _validation_rows(
@@ -315,7 +395,7 @@ def clean(
     check_split(problem, train, val)
     if s_val is not None:
         check_groups(problem, y_val, s_val)
-    if prune_ratio != "negative":
+    if prune_ratio != "negative" and action == "remove":
         k = n_prune(prune_ratio, len(train))
         if len(train) - k < len(problem.classes):
             raise ValueError(
@@ -325,46 +405,109 @@ def clean(
     if problem.needs_preflight:
         preflight(estimator, problem, train)
 
-    prepared = prepared_estimator(estimator, problem, seed)
-    fit_params = _check_method_params(problem.X, problem.fit_params, indices=train)
+    info, constraint = problem.info, problem.constraint
+    prepared = prepared_estimator(estimator, problem, seed, weighted=action == "reweight")
+    objectives = (problem.objective,) + (() if constraint is None else (constraint,))
+    n_classes = len(problem.classes)
+    label_sets = None
+    if action == "relabel":
+        label_sets = [
+            info.adapter.fit_target(
+                np.full(len(train), c), np.repeat(problem.classes[c:c + 1], len(train)), info.final
+            )
+            for c in range(n_classes)
+        ]
     cached = check_memory(memory).cache(fit_and_score)
-    progress.set_postfix_str("fit and score")
-    first, scores = cached(
-        prepared,
-        _safe_indexing(problem.X, train),
-        problem.y_fit[train],
-        fit_params,
-        X_val,
-        y_val_fit,
-        s_val,
-        problem.objective,
-        problem.method,
-        batch_size,
-        seed,
+
+    n_train = len(train)
+    weights, codes = np.ones(n_train), problem.codes[train].copy()
+    scores_out = np.full(n_train, np.nan)
+    acted = np.zeros(n_train, dtype=bool)
+    sizes = None if prune_ratio == "negative" else _round_sizes(
+        n_prune(prune_ratio, n_train), rounds
     )
+    first = last = None
+    for r in range(rounds):
+        progress.set_postfix_str(f"fit and score (round {r + 1} of {rounds})")
+        rows = np.flatnonzero(weights > 0)
+        X_rows = train[rows]
+        y_rows = info.adapter.fit_target(codes[rows], problem.classes[codes[rows]], info.final)
+        params = _check_method_params(problem.X, problem.fit_params, indices=X_rows)
+        if action == "reweight" and np.any(weights[rows] < 1):
+            params = with_weights(prepared, params, weights[rows])
+        sets = None if label_sets is None else [ls[rows] for ls in label_sets]
+        last, scores = cached(
+            prepared,
+            _safe_indexing(problem.X, X_rows),
+            y_rows,
+            params,
+            X_val,
+            y_val_fit,
+            s_val,
+            objectives,
+            problem.method,
+            batch_size,
+            seed,
+            sets,
+        )
+        first = last if first is None else first
+        if not np.all(np.isfinite(scores)):
+            raise ValueError(
+                "The influence scores contain NaN or infinity; did training "
+                "diverge? Check the estimator's learning rate and the input scale."
+            )
+        effect, best = _effects(scores[0], codes[rows], action)
+        guard = None
+        if constraint is not None:  # the same action's effect on the constraint
+            cons, idx = scores[1], np.arange(len(rows))
+            guard = cons[0] if best is None else cons[codes[rows], idx] - cons[best, idx]
+        scores_out[rows] = effect
+        open_ = np.flatnonzero(~acted[rows])
+        k = sizes[r] if sizes is not None else int(np.sum(effect[open_] < 0))
+        delta = plan_round(
+            effect[open_],
+            k,
+            action,
+            constraint=None if guard is None else guard[open_],
+        )
+        hit = rows[open_[delta > 0]]
+        acted[hit] = True
+        if action == "remove":
+            weights[hit] = 0.0
+        elif action == "reweight":
+            weights[hit] *= 1.0 - delta[delta > 0]
+        else:
+            codes[hit] = best[open_[delta > 0]]
+        _check_classes_left(problem, weights, codes, prune_ratio)
     progress.update(2)
-    scores = np.asarray(scores, dtype=np.float64)
-    if not np.all(np.isfinite(scores)):
-        raise ValueError(
-            "The influence scores contain NaN or infinity; did training "
-            "diverge? Check the estimator's learning rate and the input scale."
-        )
-    drop = select(scores, prune_ratio)
-    kept_codes = np.delete(problem.codes[train], drop)
-    lost = np.setdiff1d(np.arange(len(problem.classes)), kept_codes)
-    if len(lost):
-        raise ValueError(
-            f"prune_ratio={prune_ratio!r} would remove every training row "
-            f"of class {as_python(problem.classes[lost[0]])!r}; lower prune_ratio."
-        )
     return Cleaning(
         train=train,
         validation=val,
-        scores=scores,
-        removed=train[drop],
+        scores=scores_out,
+        weights=weights,
+        codes=codes,
         first=first,
+        last=last,
         seed=seed,
     )
+
+
+def with_weights(estimator, params: dict, weights: np.ndarray) -> dict:
+    """``params`` plus the row weights (multiplying a user's sample_weight)."""
+    out = dict(params)
+    for key, w in sample_weight_params(estimator, weights).items():
+        out[key] = w if key not in out else np.asarray(out[key]) * w
+    return out
+
+
+def _check_classes_left(problem: Problem, weights, codes, prune_ratio) -> None:
+    kept = codes[weights > 0]
+    lost = np.setdiff1d(np.arange(len(problem.classes)), kept)
+    if len(lost):
+        raise ValueError(
+            f"prune_ratio={prune_ratio!r} would remove every training row of "
+            f"class {as_python(problem.classes[lost[0]])!r}; lower prune_ratio."
+        )
 
 
 def progress_bar(owner, verbose, total: int):

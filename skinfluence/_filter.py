@@ -9,7 +9,15 @@ from sklearn.utils import get_tags
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
-from ._cleaning import Cleaning, InfluenceMixin, clean, prepared_estimator, progress_bar, seeded
+from ._cleaning import (
+    Cleaning,
+    InfluenceMixin,
+    clean,
+    prepared_estimator,
+    progress_bar,
+    seeded,
+    with_weights,
+)
 from ._influence_inputs import Problem, validate_X, validate_problem
 from ._influence_params import (
     FIT_PARAMS_DOC,
@@ -88,28 +96,38 @@ def _check_refit_on(refit_on, problem: Problem, n: int) -> None:
         )
 
 
-def _refit_mask(n: int, cleaning: Cleaning, refit_on) -> np.ndarray:
-    """The rows of X of the final fit."""
-    mask = np.zeros(n, dtype=bool)
-    mask[cleaning.train] = True
-    mask[cleaning.removed] = False
+def _final_rows(n: int, cleaning: Cleaning, problem: Problem, refit_on):
+    """Per row of X: its weight in the final fit (0: not used) and its label."""
+    weights = np.zeros(n)
+    weights[cleaning.train] = cleaning.weights
     if refit_on == "all":
-        mask[cleaning.validation] = True
-    return mask
+        weights[cleaning.validation] = 1.0
+    codes = problem.codes.copy()
+    codes[cleaning.train] = cleaning.codes
+    return weights, codes
 
 
-def _refit(estimator, problem: Problem, cleaning: Cleaning, mask, refit_on):
+def _refit(estimator, problem: Problem, cleaning: Cleaning, weights, codes, refit_on):
     """The final model: a fresh clone fitted on the kept rows, from the same seed."""
-    if refit_on == "train" and len(cleaning.removed) == 0:
-        return cleaning.first  # same rows, same seed: same model
-    rows = np.flatnonzero(mask)
+    untouched = np.all(cleaning.weights == 1) and np.array_equal(
+        cleaning.codes, problem.codes[cleaning.train]
+    )
+    if refit_on == "train" and untouched:
+        return cleaning.first  # same rows, same labels, same seed: same model
+    info = problem.info
+    rows = np.flatnonzero(weights > 0)
     X_fit = _safe_indexing(problem.X, rows)
-    y_fit = problem.y_fit[rows]
+    y_fit = info.adapter.fit_target(codes[rows], problem.classes[codes[rows]], info.final)
     params = _check_method_params(problem.X, problem.fit_params, indices=rows)
+    w = weights[rows]
     if refit_on == "all" and problem.X_val is not None:
         X_fit = _concat_rows(X_fit, problem.X_val)
         y_fit = np.concatenate([y_fit, problem.y_val_fit])
-    final = prepared_estimator(estimator, problem, cleaning.seed)
+        w = np.r_[w, np.ones(_num_samples(problem.X_val))]
+    reweighted = np.any(w < 1)
+    final = prepared_estimator(estimator, problem, cleaning.seed, weighted=reweighted)
+    if reweighted:
+        params = with_weights(final, params, w)
     with seeded(cleaning.seed):
         return final.fit(X_fit, y_fit, **params)
 
@@ -133,6 +151,9 @@ class InfluenceFilter(
     %(objective)s
     %(method)s
     %(prune_ratio)s
+    %(action)s
+    %(constraint)s
+    %(rounds)s
     %(validation_size)s
     refit_on : {"train", "all"}, default="train"
         The rows of the final fit: the kept training rows, or the kept
@@ -152,12 +173,27 @@ class InfluenceFilter(
     method_ : Method
         The scoring method used.
     influence_ : ndarray of shape (n_samples,)
-        The score of each row of ``X`` (higher is more beneficial); NaN for the
-        validation rows, which are not scored.
+        The score of each row of ``X`` (higher is more beneficial) when it was
+        last scored; NaN for the validation rows, which are not scored. With
+        ``action="relabel"`` it is the predicted effect of the best label
+        change, ``min_c s_i(y_i) - s_i(c)`` (negative: the change helps).
     sample_mask_ : ndarray of shape (n_samples,), dtype=bool
         The rows of ``X`` used in the final fit.
+    sample_weight_ : ndarray of shape (n_samples,)
+        The weight of each row of ``X`` in the final fit: 1 for a kept row,
+        0 for a row not used (removed, or a validation row with
+        ``refit_on="train"``), in between for a row down-weighted by
+        ``action="reweight"``.
+    y_fit_ : ndarray of shape (n_samples,)
+        The label of each row of ``X`` in the final fit (``y``, with the
+        relabelled rows changed).
     removed_indices_ : ndarray of int
         The rows of ``X`` dropped, in increasing order.
+    relabeled_indices_ : ndarray of int
+        The rows of ``X`` whose label was changed (``action="relabel"``), in
+        increasing order.
+    constraint_ : Objective or None
+        The constraint used (``constraint`` resolved to an instance).
     validation_indices_ : ndarray of int
         The rows of ``X`` held out as validation rows, in increasing order
         (empty when ``X_val`` is passed).
@@ -230,6 +266,9 @@ class InfluenceFilter(
         objective="utility",
         method="ip",
         prune_ratio=0.05,
+        action="remove",
+        constraint=None,
+        rounds=1,
         validation_size=0.2,
         refit_on="train",
         batch_size=2048,
@@ -241,6 +280,9 @@ class InfluenceFilter(
         self.objective = objective
         self.method = method
         self.prune_ratio = prune_ratio
+        self.action = action
+        self.constraint = constraint
+        self.rounds = rounds
         self.validation_size = validation_size
         self.refit_on = refit_on
         self.batch_size = batch_size
@@ -282,17 +324,23 @@ class InfluenceFilter(
         with verbosity(self.verbose), progress_bar(self, self.verbose, 3) as bar:
             cleaning = clean(problem, progress=bar, **cleaning_settings(self))
             bar.set_postfix_str("refit")
-            mask = _refit_mask(n, cleaning, self.refit_on)
-            estimator = _refit(self.estimator, problem, cleaning, mask, self.refit_on)
+            weights, codes = _final_rows(n, cleaning, problem, self.refit_on)
+            estimator = _refit(
+                self.estimator, problem, cleaning, weights, codes, self.refit_on
+            )
             bar.update(1)
 
         self.estimator_ = estimator
         self.objective_ = problem.objective
         self.method_ = problem.method
+        self.constraint_ = problem.constraint
         self.classes_ = problem.classes
         self.influence_ = cleaning.influence(n)
-        self.sample_mask_ = mask
+        self.sample_mask_ = weights > 0
+        self.sample_weight_ = weights
+        self.y_fit_ = problem.classes[codes]
         self.removed_indices_ = cleaning.removed
+        self.relabeled_indices_ = np.flatnonzero(codes != problem.codes)
         self.validation_indices_ = cleaning.validation
         self._support = problem.info
         return self

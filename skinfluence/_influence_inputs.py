@@ -46,6 +46,7 @@ class Problem:
     fit_params: dict
     needs_preflight: bool
     pos_label: object  # the fairness objective's positive label (a label of y)
+    constraint: Objective | None = None  # must not be harmed (as the model sees it)
 
 
 def as_python(value):
@@ -180,6 +181,53 @@ def _resolve_pos_label(objective, classes, info: SupportInfo):
     return pos_label, objective
 
 
+def _check_action(owner, method, info: SupportInfo) -> None:
+    """action, constraint and rounds, before any training."""
+    action = getattr(owner, "action", "remove")
+    if action == "reweight" and not info.adapter.accepts_sample_weight(info.final):
+        raise ValueError(
+            f"action='reweight' needs an estimator whose fit takes sample_weight; "
+            f"{info.name}.fit does not. Use action='remove' or 'relabel'."
+        )
+    if getattr(owner, "rounds", 1) > 1 and owner.prune_ratio == "negative":
+        raise ValueError(
+            "rounds > 1 spreads a fraction of the rows over the rounds; "
+            "prune_ratio='negative' has none. Pass a float prune_ratio."
+        )
+    if getattr(owner, "constraint", None) is not None and not method.needs_objective:
+        raise ValueError(
+            f"constraint={owner.constraint!r} compares the predicted changes of "
+            f"two objectives, but method={owner.method!r} measures none."
+        )
+
+
+def _check_fairness_target(objective, classes, info: SupportInfo, what: str):
+    """A fairness objective needs a binary target; it sees labels as the model does."""
+    if not isinstance(objective, Fairness):
+        return classes[-1], objective
+    if len(classes) > 2:
+        raise ValueError(
+            f"The fairness {what} needs a binary target; y has "
+            f"{len(classes)} classes (a multiclass target)."
+        )
+    return _resolve_pos_label(objective, classes, info)
+
+
+def _check_sensitive(objective, X_val, sensitive_features, s_val) -> None:
+    if objective is None or not objective.requires_sensitive_features:
+        return
+    name = type(objective).__name__.lower()
+    if X_val is None and sensitive_features is None:
+        raise ValueError(
+            f"The {name} objective needs sensitive_features: pass "
+            "fit(X, y, sensitive_features=...)."
+        )
+    if X_val is not None and s_val is None:
+        raise ValueError(
+            f"The {name} objective needs sensitive_features_val for the rows of X_val."
+        )
+
+
 def validate_problem(
     owner,
     X,
@@ -211,6 +259,11 @@ def validate_problem(
         objective.validate()
     method.validate()
     _check_checkpoints(method, owner.method, info)
+    _check_action(owner, method, info)
+    constraint = None
+    if getattr(owner, "constraint", None) is not None:
+        constraint = resolve_objective(owner.constraint)
+        constraint.validate()
 
     if not validated:
         X, y = validate_X(owner, X, info, reset=True, y=y)
@@ -233,15 +286,13 @@ def validate_problem(
             f"{info.name} supports two classes only; y has {len(classes)} classes."
         )
     info.adapter.check_classes(info.final, len(classes))
-    fairness = uses_objective and isinstance(objective, Fairness)
     pos_label = classes[-1]
-    if fairness and len(classes) > 2:
-        raise ValueError(
-            f"The fairness objective needs a binary target; y has "
-            f"{len(classes)} classes (a multiclass target)."
+    if uses_objective:
+        pos_label, objective = _check_fairness_target(
+            objective, classes, info, "objective"
         )
-    if fairness:
-        pos_label, objective = _resolve_pos_label(objective, classes, info)
+    if constraint is not None:
+        constraint = _check_fairness_target(constraint, classes, info, "constraint")[1]
 
     groups = None
     if sensitive_features is not None:
@@ -277,17 +328,8 @@ def validate_problem(
     elif sensitive_features_val is not None:
         raise ValueError("sensitive_features_val is given without X_val and y_val.")
 
-    if uses_objective and objective.requires_sensitive_features:
-        if X_val is None and sensitive_features is None:
-            raise ValueError(
-                f"The {type(objective).__name__.lower()} objective needs "
-                "sensitive_features: pass fit(X, y, sensitive_features=...)."
-            )
-        if X_val is not None and sensitive_features_val is None:
-            raise ValueError(
-                f"The {type(objective).__name__.lower()} objective needs "
-                "sensitive_features_val for the rows of X_val."
-            )
+    for strategy in (objective if uses_objective else None, constraint):
+        _check_sensitive(strategy, X_val, sensitive_features, sensitive_features_val)
 
     fit_params = _routed_fit_params(owner, fit_params, caller)
     needs_preflight = info.in_pipeline and (
@@ -311,4 +353,5 @@ def validate_problem(
         fit_params=fit_params,
         needs_preflight=needs_preflight,
         pos_label=pos_label,
+        constraint=constraint,
     )

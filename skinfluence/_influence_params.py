@@ -6,6 +6,7 @@ from numbers import Integral, Real
 
 from ._sklearn_compat import HasMethods, Interval, RealNotInt, StrOptions
 
+from ._actions import ACTIONS
 from .methods import Method
 from .objectives import Objective
 
@@ -33,9 +34,27 @@ default="utility"
         cloned net; other families have no checkpoints, so "tracin" is
         refused for them.""",
     "prune_ratio": """prune_ratio : float in [0, 1) or "negative", default=0.05
-        The fraction of training rows to drop: the ``floor(prune_ratio *
-        n_train)`` lowest scores (ties broken by row order). "negative" drops
-        every row with a negative score.""",
+        The fraction of training rows acted on (removed, down-weighted or
+        relabelled, see ``action``): the ``floor(prune_ratio * n_train)``
+        lowest scores (ties broken by row order). "negative" acts on every
+        row with a negative score.""",
+    "action": """action : {"remove", "reweight", "relabel"}, default="remove"
+        What happens to the rows selected. "remove" drops them. "reweight"
+        gives them weights in [0, 1) (``sample_weight`` of the final fit; a
+        skorch net gets a weighted mean loss), the lowest score weight 0.
+        "relabel" gives each the class whose loss gradient is predicted to
+        lower the objective most, ``<grad J, grad l(x_i, c) - grad l(x_i,
+        y_i)>``, among the rows where that change helps.""",
+    "constraint": """constraint : None, str or Objective, default=None
+        An objective whose predicted change must not be harmful, e.g.
+        "utility" (the validation loss must not rise while the fairness gap
+        falls). The rows and strengths then solve the linear program of Li and
+        Liu (ICML 2022) over both objectives' scores (scipy's HiGHS), within
+        the ``prune_ratio`` budget: fewer rows may be acted on.""",
+    "rounds": """rounds : int, default=1
+        Act on ``prune_ratio / rounds`` of the rows per round, refitting and
+        re-scoring between rounds (first-order influence holds for small
+        steps). Each round costs one fit and one scoring pass.""",
     "validation_size": """validation_size : float in (0, 1) or int, default=0.2
         The held-out rows influence is measured on: a fraction of the rows of
         ``X`` (rounded up) or a number of rows. The split is stratified by
@@ -91,6 +110,9 @@ PARAMETER_CONSTRAINTS = {
     "objective": [str, Objective],
     "method": [str, Method],
     "prune_ratio": [Interval(Real, 0, 1, closed="left"), StrOptions({"negative"})],
+    "action": [StrOptions(set(ACTIONS))],
+    "constraint": [None, str, Objective],
+    "rounds": [Interval(Integral, 1, None, closed="left")],
     "validation_size": [
         Interval(RealNotInt, 0, 1, closed="neither"),
         Interval(Integral, 1, None, closed="left"),
@@ -111,4 +133,6 @@ def cleaning_settings(owner) -> dict:
         "batch_size": owner.batch_size,
         "memory": owner.memory,
         "random_state": owner.random_state,
+        "action": owner.action,
+        "rounds": owner.rounds,
     }

@@ -44,6 +44,9 @@ class InfluenceSampler(InfluenceMixin, _Base):
     %(objective)s
     %(method)s
     %(prune_ratio)s
+    %(action)s
+    %(constraint)s
+    %(rounds)s
     %(validation_size)s
     keep_validation : bool, default=True
         Whether the validation rows (never scored) are among the rows
@@ -59,6 +62,9 @@ class InfluenceSampler(InfluenceMixin, _Base):
         The rows of ``X`` returned by ``fit_resample``, in increasing order.
     removed_indices_ : ndarray of int
         The rows of ``X`` dropped, in increasing order.
+    relabeled_indices_ : ndarray of int
+        The rows of ``X`` whose label the returned ``y`` changes
+        (``action="relabel"``).
     validation_indices_ : ndarray of int
         The rows of ``X`` held out as validation rows (empty when ``X_val`` is
         passed).
@@ -82,6 +88,10 @@ class InfluenceSampler(InfluenceMixin, _Base):
 
     Notes
     -----
+    A sampler returns rows, not weights: ``action="reweight"`` is refused
+    (use :class:`~skinfluence.InfluenceFilter`). ``action="relabel"``
+    returns the relabelled ``y``.
+
     imbalanced-learn's ``Pipeline`` does not slice metadata: after this
     sampler drops rows, a ``sample_weight`` (or any other per-row fit
     parameter) meant for a later step still has one value per original row
@@ -126,6 +136,9 @@ class InfluenceSampler(InfluenceMixin, _Base):
         objective="utility",
         method="ip",
         prune_ratio=0.05,
+        action="remove",
+        constraint=None,
+        rounds=1,
         validation_size=0.2,
         keep_validation=True,
         batch_size=2048,
@@ -137,6 +150,9 @@ class InfluenceSampler(InfluenceMixin, _Base):
         self.objective = objective
         self.method = method
         self.prune_ratio = prune_ratio
+        self.action = action
+        self.constraint = constraint
+        self.rounds = rounds
         self.validation_size = validation_size
         self.keep_validation = keep_validation
         self.batch_size = batch_size
@@ -157,6 +173,12 @@ class InfluenceSampler(InfluenceMixin, _Base):
         """Score the rows of the checked ``(X, y)`` and return those kept."""
         caller = "fit_resample" if "fit_resample" in METADATA_METHODS else "fit"
         own = [params.pop(name, None) for name in _OWN_PARAMS]
+        if self.action == "reweight":
+            raise ValueError(
+                "InfluenceSampler cannot reweight: a sampler returns rows, not "
+                "weights. Use action='remove' or 'relabel', or "
+                "InfluenceFilter(action='reweight')."
+            )
         problem = validate_problem(
             self, X, y, *own, params, caller=caller, validated=True
         )
@@ -168,8 +190,11 @@ class InfluenceSampler(InfluenceMixin, _Base):
         mask[cleaning.removed] = False
         if not self.keep_validation:
             mask[cleaning.validation] = False
+        labels = problem.y.copy()
+        labels[cleaning.train] = problem.classes[cleaning.codes]
         self.sample_indices_ = np.flatnonzero(mask)
         self.removed_indices_ = cleaning.removed
+        self.relabeled_indices_ = np.flatnonzero(labels != problem.y)
         self.validation_indices_ = cleaning.validation
         self.influence_ = cleaning.influence(n)
         self.estimator_ = cleaning.first
@@ -177,7 +202,7 @@ class InfluenceSampler(InfluenceMixin, _Base):
         self.method_ = problem.method
         return (
             _safe_indexing(problem.X, self.sample_indices_),
-            problem.y[self.sample_indices_],
+            labels[self.sample_indices_],
         )
 
     def fit_resample(

@@ -13,8 +13,10 @@ from ._adapter import (
     check_supported,
     is_fitted,
     register_adapter,
+    sample_weight_params,
     supported_families,
     with_checkpoints,
+    with_sample_weight,
 )
 from ._base import Checkpoint, TorchModel
 
@@ -40,6 +42,8 @@ __all__ = [
     "check_supported",
     "is_fitted",
     "register_adapter",
+    "sample_weight_params",
     "supported_families",
     "with_checkpoints",
+    "with_sample_weight",
 ]

@@ -72,6 +72,20 @@ class ModelAdapter:
         """``estimator`` (an unfitted clone) set to record TracIn checkpoints."""
         return estimator
 
+    def accepts_sample_weight(self, estimator) -> bool:
+        """Whether ``fit`` (after :meth:`with_sample_weight`) takes ``sample_weight``."""
+        from sklearn.utils.validation import has_fit_parameter
+
+        return has_fit_parameter(estimator, "sample_weight")
+
+    def with_sample_weight(self, estimator):
+        """``estimator`` (an unfitted clone) set to take ``sample_weight``."""
+        return estimator
+
+    def sample_weight_params(self, estimator, sample_weight) -> dict:
+        """The fit parameters that pass ``sample_weight`` to the model."""
+        return {"sample_weight": sample_weight}
+
     # ------------------------------------------------------------------ inputs
     def input_dtype(self, estimator):
         """The float dtype(s) ``fit`` takes, as ``check_array`` accepts them."""
@@ -284,6 +298,78 @@ def with_checkpoints(estimator):
     if inner is None:
         return adapter.with_checkpoints(clone(estimator))
     return adapter.rewrap(estimator, with_checkpoints(inner))
+
+
+def with_sample_weight(estimator):
+    """An unfitted clone of ``estimator`` whose model takes ``sample_weight``.
+
+    Parameters
+    ----------
+    estimator : estimator
+        An estimator of a registered family, or a wrapper around one.
+
+    Returns
+    -------
+    estimator
+        A new, unfitted estimator; a skorch net becomes a net whose loss is
+        the weighted mean of the per-row losses.
+
+    Raises
+    ------
+    TypeError
+        When the model cannot take weights.
+
+    Examples
+    --------
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from skinfluence.models import with_sample_weight
+    >>> with_sample_weight(LogisticRegression(C=2.0))
+    LogisticRegression(C=2.0)
+    """
+    adapter = adapter_for(estimator)
+    inner = adapter.inner(estimator)
+    if inner is not None:
+        return adapter.rewrap(estimator, with_sample_weight(inner))
+    if not adapter.accepts_sample_weight(estimator):
+        raise TypeError(
+            f"{type(estimator).__name__}.fit takes no sample_weight, so its rows "
+            "cannot be reweighted; use action='remove' or 'relabel'."
+        )
+    return adapter.with_sample_weight(clone(estimator))
+
+
+def sample_weight_params(estimator, sample_weight) -> dict:
+    """Fit parameters that give ``sample_weight`` to the model of ``estimator``.
+
+    Parameters
+    ----------
+    estimator : estimator
+        As returned by :func:`with_sample_weight`.
+    sample_weight : ndarray of shape (n_samples,)
+        One weight per row of the fit.
+
+    Returns
+    -------
+    dict
+        ``{"sample_weight": w}``, prefixed with the step names of wrappers
+        (``"logisticregression__sample_weight"`` in a Pipeline).
+
+    Examples
+    --------
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> from skinfluence.models import sample_weight_params
+    >>> list(sample_weight_params(make_pipeline(StandardScaler(), LogisticRegression()), [1.0]))
+    ['logisticregression__sample_weight']
+    """
+    adapter = adapter_for(estimator)
+    inner = adapter.inner(estimator)
+    if inner is None:
+        return adapter.sample_weight_params(estimator, sample_weight)
+    return adapter.sample_weight_params(
+        estimator, sample_weight_params(inner, sample_weight)
+    )
 
 
 def is_fitted(estimator) -> bool:

@@ -77,6 +77,61 @@ class TracInCheckpoints(Callback):
         self.checkpoints_.append(Checkpoint(params, lr))
 
 
+class SampleWeightedNet:
+    """Mixin: a skorch net whose ``fit`` takes ``sample_weight``.
+
+    The loss of a batch becomes ``mean_i w_i l_i`` (the criterion with
+    ``reduction="none"``, weighted, averaged over the batch), so weight 1
+    everywhere is the net's own loss and weight 0 ignores a row. The weights
+    travel with ``X`` as ``{"X": X, "sample_weight": w}`` (skorch slices dicts
+    per batch) and are taken out before the module sees its input, so the
+    user's module is unchanged. Built by :func:`weighted_net_class`.
+    """
+
+    def fit(self, X, y=None, sample_weight=None, **fit_params):
+        if sample_weight is not None:
+            w = np.asarray(sample_weight, dtype=np.float32).reshape(-1)
+            X = {"X": X, "sample_weight": w}
+        return super().fit(X, y, **fit_params)
+
+    def infer(self, x, **fit_params):
+        if isinstance(x, dict) and "sample_weight" in x:
+            x = x["X"]
+        return super().infer(x, **fit_params)
+
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        if not (isinstance(X, dict) and "sample_weight" in X):
+            return super().get_loss(y_pred, y_true, X=X, training=training)
+        crit = self.criterion_
+        reduction, crit.reduction = crit.reduction, "none"
+        try:
+            rows = super().get_loss(y_pred, y_true, X=X, training=training)
+        finally:
+            crit.reduction = reduction
+        w = torch.as_tensor(X["sample_weight"], device=rows.device, dtype=rows.dtype)
+        return (rows.reshape(len(w), -1).sum(1) * w).mean()
+
+
+_WEIGHTED: dict[type, type] = {}
+
+
+def weighted_net_class(cls: type) -> type:
+    """The subclass of the skorch net class ``cls`` that takes ``sample_weight``.
+
+    One class per ``cls``, kept at module level (so it pickles, and joblib's
+    ``memory`` can hash it).
+    """
+    if issubclass(cls, SampleWeightedNet):
+        return cls
+    if cls not in _WEIGHTED:
+        name = f"SampleWeighted{cls.__name__}"
+        new = type(name, (SampleWeightedNet, cls), {"__module__": __name__})
+        new.__qualname__ = name
+        globals()[name] = new
+        _WEIGHTED[cls] = new
+    return _WEIGHTED[cls]
+
+
 def _name(obj) -> str:
     return getattr(obj, "__name__", type(obj).__name__)
 
@@ -178,6 +233,12 @@ class SkorchAdapter(ModelAdapter):
         else:
             params["callbacks"] = [*(callbacks or []), *new]
         return type(net)(**params)
+
+    def accepts_sample_weight(self, net) -> bool:
+        return True  # through a SampleWeightedNet subclass
+
+    def with_sample_weight(self, net):
+        return weighted_net_class(type(net))(**net.get_params(deep=False))
 
     def input_dtype(self, net):
         """float64 for a module instance in double precision, else float32.

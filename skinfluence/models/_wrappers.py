@@ -35,6 +35,14 @@ class PipelineAdapter(ModelAdapter):
     def rewrap(self, pipe, inner):
         return clone(pipe).set_params(**{pipe.steps[-1][0]: inner})
 
+    def sample_weight_params(self, pipe, inner_params):
+        from sklearn.utils.metadata_routing import _routing_enabled
+
+        if _routing_enabled():  # the final step requests them (see rewrap)
+            return inner_params
+        name = pipe.steps[-1][0]
+        return {f"{name}__{k}": v for k, v in inner_params.items()}
+
     def is_fitted(self, pipe) -> bool:
         final = self.inner(pipe)
         return adapter_for(final).is_fitted(final)
