@@ -152,76 +152,92 @@ def noise_recovery(df, ds, kind, ratios, group="noise20"):
 
 
 def targets_section(df, cfg) -> list[str]:
-    lines = ["## Headline: targets", ""]
-    ds, kind = "adult", "mlp"
-    none = _none_rows(df, ds, kind, "fairness_dp")
-    lines.append(
+    """The headline: the fairness and the noise targets, then solver notes."""
+    return [
+        "## Headline: targets",
+        "",
+        *fairness_target(df, cfg),
+        *noise_target(df, cfg),
+        *solver_notes(df),
+    ]
+
+
+def fairness_verdict(rel, dacc, dp, base) -> str:
+    """PASS/MISS of Target 1 for one method, with the reasons of a MISS."""
+    why = []
+    if rel > -FAIR_DROP:
+        why.append(f"gap falls {-rel:.0%} < {FAIR_DROP:.0%}")
+    if -dacc > FAIR_ACC_LOSS:
+        why.append(f"accuracy loss {-dacc:.2f} > {FAIR_ACC_LOSS}")
+    if not dp < min(base.values()):
+        why.append("not below random/loss")
+    return "**MISS** (" + "; ".join(why) + ")" if why else "**PASS**"
+
+
+def fairness_target(df, cfg, ds="adult", kind="mlp") -> list[str]:
+    """Target 1: the DP gap at FAIR_RATIO pruned, against random and loss."""
+    lines = [
         f"**Target 1** (Adult, MLP, fairness objective = demographic parity, "
         f"{FAIR_RATIO:.0%} of the training rows pruned): the test DP gap falls by "
         f">= {FAIR_DROP:.0%} (relative, of the mean over seeds) at <= {FAIR_ACC_LOSS} "
         "point of test-accuracy loss, with a lower DP gap than random and loss "
-        "pruning at the same ratio."
-    )
-    lines.append("")
+        "pruning at the same ratio.",
+        "",
+    ]
+    none = _none_rows(df, ds, kind, "fairness_dp")
     if none.empty:
-        lines += ["(no results yet)", ""]
-    else:
-        dp0, acc0 = none["test_dp"].mean(), none["test_acc"].mean()
-        base = {}
-        for b in BASELINES:
-            r = _method_rows(df, ds, kind, "fairness_dp", b, FAIR_RATIO)
-            base[b] = r["test_dp"].mean() if not r.empty else float("nan")
+        return lines + ["(no results yet)", ""]
+    dp0, acc0 = none["test_dp"].mean(), none["test_acc"].mean()
+    base = {}
+    for b in BASELINES:
+        r = _method_rows(df, ds, kind, "fairness_dp", b, FAIR_RATIO)
+        base[b] = r["test_dp"].mean() if not r.empty else float("nan")
+    rows = []
+    for m in [*methods_for(kind), *BASELINES]:
+        r = _method_rows(df, ds, kind, "fairness_dp", m, FAIR_RATIO)
+        if r.empty:
+            continue
+        dp, acc = r["test_dp"].mean(), r["test_acc"].mean()
+        rel, dacc = dp / dp0 - 1, 100 * (acc - acc0)
+        verdict = (
+            "(baseline)" if m in BASELINES else fairness_verdict(rel, dacc, dp, base)
+        )
+        rows.append(
+            [m, len(r), f"{dp0:.3f} -> {dp:.3f}", f"{100 * rel:+.1f}%",
+             f"{dacc:+.2f}", f"{base['random']:.3f} / {base['loss']:.3f}", verdict]
+        )  # fmt: skip
+    head = ["method", "seeds", "DP gap (none -> pruned)", "DP change",
+            "accuracy change (points)", "DP gap random / loss", "verdict"]  # fmt: skip
+    lines += md_table(head, rows) + [""]
+    ctx = fairness_context(df, cfg, ds, kind, dp0, acc0)
+    if ctx:
         lines += [
-            "| method | seeds | DP gap (none -> pruned) | DP change | accuracy change (points) | DP gap random / loss | verdict |",
-            "|---|---|---|---|---|---|---|",
+            "For context (other ratios, same table below): " + "; ".join(ctx) + ".",
+            "",
         ]
-        for m in [*methods_for(kind), *BASELINES]:
-            r = _method_rows(df, ds, kind, "fairness_dp", m, FAIR_RATIO)
-            if r.empty:
-                continue
-            dp, acc = r["test_dp"].mean(), r["test_acc"].mean()
-            rel = dp / dp0 - 1
-            dacc = 100 * (acc - acc0)
-            if m in BASELINES:
-                verdict = "(baseline)"
-            else:
-                ok = (
-                    rel <= -FAIR_DROP
-                    and -dacc <= FAIR_ACC_LOSS
-                    and dp < min(base.values())
-                )
-                why = []
-                if rel > -FAIR_DROP:
-                    why.append(f"gap falls {-rel:.0%} < {FAIR_DROP:.0%}")
-                if -dacc > FAIR_ACC_LOSS:
-                    why.append(f"accuracy loss {-dacc:.2f} > {FAIR_ACC_LOSS}")
-                if not dp < min(base.values()):
-                    why.append("not below random/loss")
-                verdict = "**PASS**" if ok else "**MISS** (" + "; ".join(why) + ")"
-            lines.append(
-                f"| {m} | {len(r)} | {dp0:.3f} -> {dp:.3f} | {100 * rel:+.1f}% | "
-                f"{dacc:+.2f} | {base['random']:.3f} / {base['loss']:.3f} | {verdict} |"
-            )
-        lines.append("")
-        # best ratio reaching the drop, for context
-        ctx = []
-        for m in methods_for(kind):
-            for ratio in cfg["ratios"]:
-                r = _method_rows(df, ds, kind, "fairness_dp", m, ratio)
-                if not r.empty and r["test_dp"].mean() / dp0 - 1 <= -FAIR_DROP:
-                    ctx.append(
-                        f"{m} reaches a {-(r['test_dp'].mean() / dp0 - 1):.0%} fall at "
-                        f"{ratio:.0%} pruned (accuracy {100 * (r['test_acc'].mean() - acc0):+.2f} points)"
-                    )
-                    break
-        if ctx:
-            lines += [
-                "For context (other ratios, same table below): " + "; ".join(ctx) + ".",
-                "",
-            ]
+    return lines
 
+
+def fairness_context(df, cfg, ds, kind, dp0, acc0) -> list[str]:
+    """Per method, the smallest ratio whose DP gap falls by FAIR_DROP."""
+    ctx = []
+    for m in methods_for(kind):
+        for ratio in cfg["ratios"]:
+            r = _method_rows(df, ds, kind, "fairness_dp", m, ratio)
+            if not r.empty and r["test_dp"].mean() / dp0 - 1 <= -FAIR_DROP:
+                ctx.append(
+                    f"{m} reaches a {-(r['test_dp'].mean() / dp0 - 1):.0%} fall at "
+                    f"{ratio:.0%} pruned (accuracy "
+                    f"{100 * (r['test_acc'].mean() - acc0):+.2f} points)"
+                )
+                break
+    return ctx
+
+
+def noise_target(df, cfg) -> list[str]:
+    """Target 2: recovery of the accuracy label noise cost (and the extra scenario)."""
     ratios = cfg["ratios"] + cfg["noise_extra_ratios"]
-    lines.append(
+    lines = [
         f"**Target 2** (20% uniform label noise in the training rows, utility "
         f"objective): pruning recovers >= {NOISE_RECOVERY:.0%} of the test accuracy "
         "the noise cost, at least as well as cleanlab. Recovery = (acc pruned - "
@@ -230,10 +246,10 @@ def targets_section(df, cfg) -> list[str]:
         f"validation accuracy among {', '.join(f'{r:g}' for r in ratios)} (the "
         "test split chooses nothing); cleanlab's ranking gets the same choice, and "
         "cleanlab's own flags prune the rows `find_label_issues` flags. Judged on "
-        "Adult + MLP; the other data sets and models are shown for context."
-    )
-    lines.append("")
-    lines += noise_table(df, cfg, "noise20", judged=True)
+        "Adult + MLP; the other data sets and models are shown for context.",
+        "",
+        *noise_table(df, cfg, "noise20", judged=True),
+    ]
     if "noise20_class" in cfg.get("noise_groups", []):
         lines += [
             "**Extra, not a target**: the same with 20% *class-dependent* noise "
@@ -241,29 +257,33 @@ def targets_section(df, cfg) -> list[str]:
             "positive), where the noise moves the decision boundary and costs "
             "real accuracy. Same ratio choice on the validation split.",
             "",
+            *noise_table(df, cfg, "noise20_class", judged=False),
         ]
-        lines += noise_table(df, cfg, "noise20_class", judged=False)
-    lines.append("")
-    lines.append(
+    return lines + [
+        "",
         "The accuracy cost of the noise is a difference of two test accuracies "
         "that each vary by several tenths of a point across seeds; where it is "
         "below about one point the recovery ratio is dominated by that noise "
-        "(read the paired Δ column instead)."
-    )
-    lines.append("")
+        "(read the paired Δ column instead).",
+        "",
+    ]
+
+
+def solver_notes(df) -> list[str]:
+    """The RuntimeWarnings recorded while scoring, counted per method."""
     notes = df[df["note"].fillna("").astype(str) != ""] if "note" in df else df.iloc[:0]
-    if len(notes):
-        grp = notes.drop_duplicates(["dataset", "model", "seed", "scenario", "method"])
-        cnt = grp.groupby(["dataset", "model", "method", "note"]).size()
-        items = [
-            f"{d_}/{k_} {m_}: {n_} scorings ({note_})"
-            for (d_, k_, m_, note_), n_ in cnt.items()
-        ]
-        lines += [
-            "Solver notes (RuntimeWarnings while scoring): " + "; ".join(items) + ".",
-            "",
-        ]
-    return lines
+    if not len(notes):
+        return []
+    grp = notes.drop_duplicates(["dataset", "model", "seed", "scenario", "method"])
+    cnt = grp.groupby(["dataset", "model", "method", "note"]).size()
+    items = [
+        f"{d_}/{k_} {m_}: {n_} scorings ({note_})"
+        for (d_, k_, m_, note_), n_ in cnt.items()
+    ]
+    return [
+        "Solver notes (RuntimeWarnings while scoring): " + "; ".join(items) + ".",
+        "",
+    ]
 
 
 # scenario -> (the metric its objective targets, "higher"/"lower" is better)
