@@ -70,11 +70,12 @@ def make_hvp(
     l2 = model.l2(n)
     params = {k: p.detach() for k, p in params.items()}
 
-    def total(p, rows):
-        return model.row_loss(p, *to_device(model, X, y, rows)).sum()
+    def total(p, Xb, yb):
+        return model.row_loss(p, Xb, yb).sum()
 
     def hvp(v: Params) -> dict[str, Tensor]:
-        hv = chunked_gradient(total, params, row_chunks(X, batch_size), along=v)
+        parts = (to_device(model, X, y, sl) for sl in row_chunks(X, batch_size))
+        hv = chunked_gradient(total, params, parts, along=v)
         return {k: hv[k] / n + l2.get(k, 0.0) * v[k] for k in hv}
 
     return hvp

@@ -1,77 +1,24 @@
 """Sparse rows: a CSR matrix that the kernels slice, move and multiply as is.
 
-:class:`SparseRows` is what :meth:`TorchModel.prepare_X` returns for
-``scipy.sparse`` input. It is sliced (``X[a:b]``, ``X[index]``) and moved
-(``X.to(device)``) like a tensor without ever being densified. Passed to a
-module, it goes through ``nn.Linear`` (``F.linear``) as a sparse-dense
-product that ``torch.func`` can differentiate in both modes and vectorise
-over (custom autograd functions with ``jvp``, ``backward`` and ``vmap``
-rules); any other operation on it receives the dense rows of that chunk.
+:class:`SparseRows` is what :meth:`TorchModel.prepare_X` returns for sparse
+input. It is sliced (``X[a:b]``, ``X[index]``) and moved (``X.to(device)``)
+like a tensor without ever being densified. Passed to a module, it goes
+through ``nn.Linear`` (``F.linear``) as a product over its stored values
+only (a gather of the weight's columns and an ``index_add`` over rows: plain
+dense operations, so ``torch.func`` differentiates them in both modes and
+vectorises over them, on any device); any other operation on it receives
+the dense rows of that chunk.
 """
 
 from __future__ import annotations
-
-import warnings
 
 import numpy as np
 import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-
-class _CSR:
-    """A constant sparse matrix X as autograd functions take it.
-
-    Not a tensor, so that no transform tries to unwrap or differentiate it;
-    the transposed matrix (for reverse mode) is formed once, when needed.
-    """
-
-    def __init__(self, csr: Tensor) -> None:
-        self.csr = csr
-        self._t: Tensor | None = None
-
-    @property
-    def t(self) -> Tensor:
-        if self._t is None:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)
-                self._t = self.csr.t().to_sparse_csr()
-        return self._t
-
-
-class _Product(torch.autograd.Function):
-    """A product with a constant sparse ``X``, linear in the dense ``A``.
-
-    ``X @ A^T`` (``A`` a weight ``W``, shape ``(out, in)``), or with
-    ``transpose`` ``A^T @ X`` (``A`` shape ``(n, out)``); each one's
-    gradient is the other.
-    """
-
-    @staticmethod
-    def forward(M: _CSR, A: Tensor, transpose: bool) -> Tensor:
-        return (M.t @ A).T if transpose else M.csr @ A.T
-
-    @staticmethod
-    def setup_context(ctx, inputs, output) -> None:
-        ctx.M, _, ctx.transpose = inputs
-
-    @staticmethod
-    def backward(ctx, g: Tensor):
-        return None, _Product.apply(ctx.M, g, not ctx.transpose), None
-
-    @staticmethod
-    def jvp(ctx, M_t, A_t: Tensor, transpose_t) -> Tensor:
-        return _Product.apply(ctx.M, A_t, ctx.transpose)
-
-    @staticmethod
-    def vmap(info, in_dims, M: _CSR, A: Tensor, transpose: bool):
-        A = A.movedim(in_dims[1], 0)
-        B, r, c = A.shape
-        if transpose:  # A: (B, n, out) -> one (n, B * out) product
-            out = _Product.apply(M, A.permute(1, 0, 2).reshape(r, B * c), True)
-            return out.reshape(B, c, -1), 0
-        out = _Product.apply(M, A.reshape(B * r, c), False)  # (n, B * out)
-        return out.reshape(-1, B, r), 1
+#: bound on the bytes of the values-times-weights a product gathers at once
+_GATHER_BYTES = 2**26
 
 
 def _dense_args(obj):
@@ -88,11 +35,11 @@ class SparseRows:
     """Rows of a sparse matrix in CSR form, sliced and moved like a tensor.
 
     What :meth:`skinfluence.models.TorchModel.prepare_X` returns for sparse
-    input: the training rows stay sparse, and the kernels take one chunk of
-    rows at a time to the model's device. A module receiving it computes
-    ``nn.Linear`` layers on it as sparse products (differentiable by
-    ``torch.func.grad``, ``jvp`` and ``vmap``); every other operation receives
-    the chunk's dense rows.
+    input: the rows stay sparse, and the kernels take one chunk of rows at a
+    time to the model's device. A module receiving a chunk computes
+    ``nn.Linear`` layers on it from the stored values only (differentiable by
+    ``torch.func.grad``, ``jvp`` and ``vmap``); every other operation
+    receives the chunk's dense rows.
 
     Parameters
     ----------
@@ -108,6 +55,7 @@ class SparseRows:
     Examples
     --------
     >>> import scipy.sparse as sp
+    >>> import torch
     >>> from skinfluence.kernels import SparseRows
     >>> X = SparseRows.from_scipy(sp.eye(4, format="csr"))
     >>> len(X), X.shape
@@ -115,6 +63,10 @@ class SparseRows:
     >>> X[1:3].to_dense()
     tensor([[0., 1., 0., 0.],
             [0., 0., 1., 0.]], dtype=torch.float64)
+    >>> W = torch.arange(8.0, dtype=torch.float64).reshape(2, 4)
+    >>> torch.nn.functional.linear(X[[3, 0]], W)  # X W^T, from the stored values
+    tensor([[3., 7.],
+            [0., 4.]], dtype=torch.float64)
     """
 
     ndim = 2
@@ -126,20 +78,28 @@ class SparseRows:
         values: Tensor,
         n_features: int,
     ) -> None:
-        start = crow_indices[:1]
-        if len(start) and int(start) != 0:
-            lo, hi = int(crow_indices[0]), int(crow_indices[-1])
+        lo, hi = int(crow_indices[0]), int(crow_indices[-1])
+        if lo != 0:
             crow_indices = crow_indices - lo
+        if lo != 0 or hi != len(values):
             col_indices, values = col_indices[lo:hi], values[lo:hi]
         self.crow_indices = crow_indices
         self.col_indices = col_indices
         self.values = values
         self.n_features = int(n_features)
-        self._op: _CSR | None = None
+        self._rows: Tensor | None = None
 
     @classmethod
     def from_scipy(cls, X, dtype: torch.dtype = torch.float64) -> SparseRows:
-        """From any ``scipy.sparse`` matrix or array (converted to CSR)."""
+        """From any ``scipy.sparse`` matrix or array (converted to CSR).
+
+        Examples
+        --------
+        >>> import scipy.sparse as sp
+        >>> from skinfluence.kernels import SparseRows
+        >>> SparseRows.from_scipy(sp.random(3, 5, density=0.4, random_state=0))
+        SparseRows(shape=(3, 5), nnz=6, dtype=torch.float64, device='cpu')
+        """
         import scipy.sparse as sp
 
         X = sp.csr_array(X)
@@ -196,9 +156,9 @@ class SparseRows:
         """On ``device`` and/or with values of ``dtype``, as ``Tensor.to``."""
         if isinstance(device, torch.dtype):
             device, dtype = None, device
-        device = self.device if device is None else device
+        device = self.device if device is None else torch.device(device)
         dtype = self.dtype if dtype is None else dtype
-        if torch.device(device) == self.device and dtype == self.dtype:
+        if device == self.device and dtype == self.dtype:
             return self
         return SparseRows(
             self.crow_indices.to(device, non_blocking=non_blocking),
@@ -207,21 +167,22 @@ class SparseRows:
             self.n_features,
         )
 
-    def to_sparse_csr(self) -> Tensor:
-        """The rows as a torch sparse CSR tensor (no copy of the values)."""
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # "beta" notice
-            return torch.sparse_csr_tensor(
-                self.crow_indices,
-                self.col_indices,
-                self.values,
-                size=self.shape,
-                check_invariants=False,
+    # --------------------------------------------------------------- algebra
+    def row_index(self) -> Tensor:
+        """The row of each stored value, shape ``(nnz,)``."""
+        if self._rows is None:
+            self._rows = torch.repeat_interleave(
+                torch.arange(len(self), device=self.device),
+                self.crow_indices[1:] - self.crow_indices[:-1],
             )
+        return self._rows
 
     def to_dense(self) -> Tensor:
         """The rows as a dense tensor (for one chunk, never the whole data)."""
-        return self.to_sparse_csr().to_dense()
+        out = torch.zeros(self.shape, dtype=self.dtype, device=self.device)
+        return out.index_put_(
+            (self.row_index(), self.col_indices), self.values, accumulate=True
+        )
 
     def all_finite(self) -> bool:
         """Whether no stored value is NaN or infinite."""
@@ -229,30 +190,36 @@ class SparseRows:
 
     def row_sq_norms(self) -> Tensor:
         """``||x_i||^2`` for every row, shape ``(n_rows,)``."""
-        rows = torch.repeat_interleave(
-            torch.arange(len(self), device=self.device),
-            self.crow_indices[1:] - self.crow_indices[:-1],
-        )
         out = torch.zeros(len(self), dtype=self.dtype, device=self.device)
-        return out.index_add_(0, rows, self.values.pow(2))
+        return out.index_add(0, self.row_index(), self.values.pow(2))
+
+    def linear(self, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+        """``F.linear`` on these rows, ``X W^T + b``, from the stored values.
+
+        Rows are taken in pieces whose gathered ``nnz x out`` products stay
+        under 64 MiB.
+        """
+        n_out = weight.shape[0]
+        size = weight.element_size() * max(n_out, 1)
+        crow = self.crow_indices
+        pieces, start = [], 0
+        while start < len(self):
+            # the most rows from ``start`` whose values fit in the bound
+            limit = crow[start] + max(1, _GATHER_BYTES // size)
+            stop = int(torch.searchsorted(crow, limit, right=True)) - 1
+            stop = min(len(self), max(stop, start + 1))
+            part = self if (start, stop) == (0, len(self)) else self[start:stop]
+            src = part.values[:, None] * weight[:, part.col_indices].T
+            out = torch.zeros(len(part), n_out, dtype=src.dtype, device=src.device)
+            pieces.append(out.index_add(0, part.row_index(), src))
+            start = stop
+        out = pieces[0] if len(pieces) == 1 else torch.cat(pieces)
+        return out if bias is None else out + bias
 
     def gram(self, other: SparseRows | Tensor) -> Tensor:
         """``X X'^T``: the dense ``(len(self), len(other))`` inner products."""
-        if isinstance(other, SparseRows):
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)
-                return (self.to_sparse_csr() @ other._matrix().t).to_dense()
-        return self.to_sparse_csr() @ other.T
-
-    def _matrix(self) -> _CSR:
-        if self._op is None:
-            self._op = _CSR(self.to_sparse_csr())
-        return self._op
-
-    def linear(self, weight: Tensor, bias: Tensor | None = None) -> Tensor:
-        """``F.linear`` on these rows: ``X W^T + b`` as a sparse product."""
-        out = _Product.apply(self._matrix(), weight, False)
-        return out if bias is None else out + bias
+        other = other.to_dense() if isinstance(other, SparseRows) else other
+        return self.linear(other)
 
     @classmethod
     def __torch_function__(cls, func, types, args=(), kwargs=None):

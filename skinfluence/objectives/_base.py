@@ -100,12 +100,15 @@ class BoundObjective:
         params = self.model.params if params is None else params
         w = self.row_weights(params, batch_size).to(self.model.device)
 
-        def partial(p, rows):
-            Xb, yb = to_device(self.model, self.X, self.y, rows)
-            return (w[rows] * self.row_values(p, Xb, yb)).sum()
+        def partial(p, Xb, yb, wb):
+            return (wb * self.row_values(p, Xb, yb)).sum()
 
-        slices = [sl for sl in row_chunks(self.X, batch_size) if torch.any(w[sl] != 0)]
-        return chunked_gradient(partial, params, slices)
+        parts = (
+            (*to_device(self.model, self.X, self.y, sl), w[sl])
+            for sl in row_chunks(self.X, batch_size)
+            if torch.any(w[sl] != 0)
+        )
+        return chunked_gradient(partial, params, parts)
 
 
 OBJECTIVES = Registry(Objective, "objective")
