@@ -1,16 +1,15 @@
 """The computational core (DESIGN section 4); public as :mod:`skinfluence.kernels`.
 
 Row chunks and seeds, the three kernels over the rows (gradient of a chunked
-scalar, forward-mode inner products, per-row gradient norms), per-row
-gradients, Hessian-vector products and the solvers that use them. Each rule
-lives here once: how rows are chunked and moved to the device, how a seed is
-derived from a ``random_state``, whether per-row gradient quantities come
-from the closed form or from ``vmap(grad)``.
+scalar, forward-mode inner products, per-row gradient norms) and per-row
+gradients; Hessian-vector products and their solvers are in ``_curvature``.
+Each rule lives here once: how rows are chunked and moved to the device, how
+a seed is derived from a ``random_state``, whether per-row gradient
+quantities come from the closed form or from ``vmap(grad)``.
 """
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING
 
@@ -20,7 +19,6 @@ from sklearn.utils import check_random_state
 from torch import Tensor, nn
 from torch.func import grad, jvp, vmap
 
-from . import _tree as tree
 from ._progress import progress
 from ._sparse import SparseRows, rows_of
 

@@ -4,6 +4,7 @@ The reference is the dense path on ``X.toarray()`` (itself checked against
 brute force in test_kernels.py and test_methods.py).
 """
 
+import copy
 import subprocess
 import sys
 import textwrap
@@ -107,6 +108,20 @@ def test_sparse_scores_equal_dense_scores(family, method, monkeypatch):
     sparse = compute_influence(est, X, y, Xv, yv, **kw)
     assert _rel(sparse, dense) <= TOL
     assert densified == []  # the first layer is an nn.Linear: sparse products
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_sparse_on_cuda_equals_dense_on_cpu(method):
+    X, y, Xv, yv = _sparse_problem()
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(60, 5), nn.Tanh(), nn.Linear(5, 2)).double()
+    cpu = as_torch_model(net, loss=nn.CrossEntropyLoss())
+    gpu = as_torch_model(copy.deepcopy(net).cuda(), loss=nn.CrossEntropyLoss())
+    kw = dict(method=METHODS[method], batch_size=32, random_state=3)
+    dense = compute_influence(cpu, X.toarray(), y, Xv.toarray(), yv, **kw)
+    sparse = compute_influence(gpu, X, y, Xv, yv, **kw)
+    assert _rel(sparse, dense) <= 1e-8
 
 
 def test_sparse_modules_any_layout_and_objective():
