@@ -194,6 +194,11 @@ def test_sparse_rows_slice_index_and_algebra_match_scipy():
         rows[:10].gram(rows[10:]).numpy(), dense[:10] @ dense[10:].T, atol=1e-12
     )
     assert len(rows) == 30 and rows.shape == (30, 9)
+    model = as_torch_model(nn.Linear(9, 2).double(), loss=nn.CrossEntropyLoss())
+    for given in (X.tocoo(), torch.as_tensor(dense).to_sparse(), rows):
+        got = model.prepare_X(given)
+        assert isinstance(got, K.SparseRows)
+        np.testing.assert_array_equal(got.to_dense().numpy(), dense)
 
 
 def _record_densified(monkeypatch):
