@@ -257,13 +257,10 @@ def as_sparse_rows(X, dtype: torch.dtype) -> SparseRows | None:
     if sp.issparse(X):
         return SparseRows.from_scipy(X, dtype)
     if isinstance(X, Tensor) and X.layout != torch.strided:
-        csr = X.detach().to("cpu").to_sparse_csr()
-        return SparseRows(
-            csr.crow_indices().long(),
-            csr.col_indices().long(),
-            csr.values().to(dtype),
-            X.shape[1],
-        )
+        coo = X.detach().to("cpu").to_sparse().coalesce()
+        rows, cols = coo.indices().numpy()
+        coo = sp.coo_array((coo.values().numpy(), (rows, cols)), shape=X.shape)
+        return SparseRows.from_scipy(coo, dtype)
     return None
 
 
