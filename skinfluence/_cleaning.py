@@ -275,8 +275,8 @@ def preflight(estimator, problem: Problem, train) -> None:
         )
         parts = [head.transform(p) for p in parts]
     for part in parts:
-        arr = part.toarray() if sp.issparse(part) else np.asarray(part)
-        if not np.isfinite(np.asarray(arr, dtype=np.float64)).all():
+        values = part.data if sp.issparse(part) else part  # sparse: the stored values
+        if not np.isfinite(np.asarray(values, dtype=np.float64)).all():
             raise ValueError(
                 "Input X contains NaN that the Pipeline's preprocessing does "
                 "not remove: impute it, or drop those rows."

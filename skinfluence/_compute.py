@@ -12,6 +12,7 @@ from ._progress import verbosity
 from .methods import METHODS, Method
 from .models import as_torch_model
 from .objectives import OBJECTIVES, Objective
+from .objectives._validation import prepare_validation
 
 
 def resolve_objective(objective) -> Objective:
@@ -128,6 +129,10 @@ def compute_influence(
             f"method={method_._name()!r} measures influence on a validation "
             "objective: pass X_val and y_val."
         )
+    if method_.needs_validation_rows and (X_val is None or y_val is None):
+        raise ValueError(
+            f"method={method_._name()!r} reads validation rows: pass X_val and y_val."
+        )
     if X_val is not None and y_val is not None and _n_rows(X_val) != _n_rows(y_val):
         raise ValueError(
             f"X_val and y_val have different lengths ({_n_rows(X_val)} and {_n_rows(y_val)})."
@@ -151,8 +156,17 @@ def compute_influence(
         bound = objective_.bind(
             model, X_val, y_val, sensitive_features=sensitive_features_val
         )
+    extra = {}
+    if method_.needs_validation_rows:  # the rows as given, not the objective's
+        extra["validation"] = prepare_validation(model, X_val, y_val)
     with verbosity(verbose):
         scores = method_.score(
-            model, bound, Xt, yt, batch_size=batch_size, random_state=random_state
+            model,
+            bound,
+            Xt,
+            yt,
+            batch_size=batch_size,
+            random_state=random_state,
+            **extra,
         )
     return torch.as_tensor(scores).detach().cpu().numpy().astype(np.float64)

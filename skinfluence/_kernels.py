@@ -659,14 +659,3 @@ def grad_sq_norms(
         for sl in row_chunks(X, batch_size, "gradient norms")
     ]
     return torch.cat(out) if out else torch.zeros(0, device=model.device)
-
-
-def __getattr__(name: str):
-    # the curvature kernels moved to _curvature; callers of the private path
-    # (tests/test_models.py) still find them here until they import
-    # skinfluence.kernels
-    from . import _curvature
-
-    if name in _curvature.__dict__ and not name.startswith("_"):
-        return getattr(_curvature, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -17,7 +17,7 @@ from skorch import NeuralNetBinaryClassifier, NeuralNetClassifier
 from skorch.callbacks import LRScheduler
 from torch import nn
 
-from skinfluence import _kernels as K
+from skinfluence import kernels as K
 from skinfluence.callbacks import TracInCheckpoints
 from skinfluence.models import as_torch_model
 

@@ -19,6 +19,9 @@ class Method(BaseEstimator):
     _key: str = ""
     #: whether :meth:`score` uses the objective (else it may receive None)
     needs_objective: bool = True
+    #: whether :meth:`score` reads the validation rows themselves: it then
+    #: gets ``validation=(X_val, y_val)``, prepared like ``X`` and ``y``
+    needs_validation_rows: bool = False
     #: whether :meth:`score` needs recorded training checkpoints
     needs_checkpoints: bool = False
     #: whether :meth:`score` uses checkpoints when there are any, so that a
@@ -50,6 +53,10 @@ class Method(BaseEstimator):
             Rows per chunk.
         random_state : int, RandomState or None
             Seed for randomised methods.
+        validation : tuple of (Tensor, Tensor)
+            Passed only to a method with ``needs_validation_rows``: the
+            validation rows as given (not an objective's transformation of
+            them), prepared like ``X`` and ``y``.
 
         Returns
         -------

@@ -293,11 +293,16 @@ def with_checkpoints(estimator):
     >>> [name for name, _ in with_checkpoints(net).callbacks]
     ['tracin_checkpoints']
     """
+    return _rebuild_final(estimator, lambda adapter, model: adapter.with_checkpoints(model))
+
+
+def _rebuild_final(estimator, change):
+    """A clone of ``estimator`` whose final model is ``change(adapter, clone)``."""
     adapter = adapter_for(estimator)
     inner = adapter.inner(estimator)
     if inner is None:
-        return adapter.with_checkpoints(clone(estimator))
-    return adapter.rewrap(estimator, with_checkpoints(inner))
+        return change(adapter, clone(estimator))
+    return adapter.rewrap(estimator, _rebuild_final(inner, change))
 
 
 def with_sample_weight(estimator):
@@ -306,13 +311,13 @@ def with_sample_weight(estimator):
     Parameters
     ----------
     estimator : estimator
-        An estimator of a registered family, or a wrapper around one.
+        A supported estimator or wrapper (Pipeline, influence meta-estimator).
 
     Returns
     -------
     estimator
-        A new, unfitted estimator; a skorch net becomes a net whose loss is
-        the weighted mean of the per-row losses.
+        The clone; a skorch net becomes a net whose loss is the weighted mean
+        of the per-row losses (see :class:`~skinfluence.models.SkorchAdapter`).
 
     Raises
     ------
@@ -321,21 +326,23 @@ def with_sample_weight(estimator):
 
     Examples
     --------
-    >>> from sklearn.linear_model import LogisticRegression
+    >>> import torch
+    >>> from skorch import NeuralNetClassifier
     >>> from skinfluence.models import with_sample_weight
-    >>> with_sample_weight(LogisticRegression(C=2.0))
-    LogisticRegression(C=2.0)
+    >>> net = with_sample_weight(NeuralNetClassifier(torch.nn.Linear(2, 2)))
+    >>> type(net).__name__, net.module
+    ('SampleWeightedNeuralNetClassifier', Linear(in_features=2, out_features=2, bias=True))
     """
-    adapter = adapter_for(estimator)
-    inner = adapter.inner(estimator)
-    if inner is not None:
-        return adapter.rewrap(estimator, with_sample_weight(inner))
-    if not adapter.accepts_sample_weight(estimator):
-        raise TypeError(
-            f"{type(estimator).__name__}.fit takes no sample_weight, so its rows "
-            "cannot be reweighted; use action='remove' or 'relabel'."
-        )
-    return adapter.with_sample_weight(clone(estimator))
+
+    def change(adapter, model):
+        if not adapter.accepts_sample_weight(model):
+            raise TypeError(
+                f"{type(model).__name__}.fit takes no sample_weight, so its rows "
+                "cannot be reweighted; use action='remove' or 'relabel'."
+            )
+        return adapter.with_sample_weight(model)
+
+    return _rebuild_final(estimator, change)
 
 
 def sample_weight_params(estimator, sample_weight) -> dict:

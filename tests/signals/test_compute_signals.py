@@ -228,7 +228,6 @@ def test_signal_methods_prune_through_influence_filter():
     np.testing.assert_array_equal(flt.removed_indices_, np.sort(top))
 
 
-@pytest.mark.xfail(strict=True, reason="needs the compute_influence change")
 @pytest.mark.parametrize("signal", ["aai", "mai", "mi", "gd_class"])
 def test_signal_methods_use_the_clean_validation_rows_under_every_objective(signal):
     """Not the objective's rows: robustness perturbs them, fairness needs groups."""
