@@ -1,5 +1,6 @@
-"""Metrics: fairness gaps, their conditions on the rows, and detection metrics."""
+"""Metrics: fairness gaps and their conditions, detection metrics, the LDS."""
 
+from ._counterfactual import linear_datamodeling_score
 from ._detection import detection_f1, detection_roc_auc
 from ._fairness import (
     FAIRNESS_METRICS,
@@ -22,5 +23,6 @@ __all__ = [
     "encode_groups",
     "equal_opportunity_difference",
     "equalized_odds_difference",
+    "linear_datamodeling_score",
     "metric_conditions",
 ]
