@@ -11,6 +11,7 @@ what it decided.
 from __future__ import annotations
 
 import math
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from numbers import Real
@@ -25,7 +26,7 @@ from sklearn.utils import check_random_state, get_tags
 from sklearn.utils.validation import check_is_fitted, check_memory
 
 from ._actions import plan_round
-from ._compute import compute_influence
+from ._compute import compute_influence, resolve_method, resolve_objective
 from ._influence_inputs import Problem, as_python
 from ._sklearn_compat import _check_method_params, _safe_indexing
 from .kernels import derive_seed
@@ -34,12 +35,17 @@ from .models import (
     ModelAdapter,
     as_torch_model,
     check_supported,
+    rebuild_final,
     register_adapter,
     sample_weight_params,
     with_checkpoints,
     with_sample_weight,
 )
 from .objectives import Fairness
+
+
+#: parameters given as a registry key or an instance, and their registries
+_STRATEGIES = {"objective": resolve_objective, "method": resolve_method, "constraint": resolve_objective}
 
 
 class InfluenceMixin:
@@ -49,6 +55,32 @@ class InfluenceMixin:
     so a filter can wrap another filter. Input tags follow the wrapped
     estimator.
     """
+
+    def set_params(self, **params):
+        """Set the parameters of this estimator.
+
+        As scikit-learn's ``set_params``; in addition, a nested parameter of
+        an objective, method or constraint given as a string
+        (``objective="fairness"``, then ``objective__metric=...``, as a
+        ``GridSearchCV`` grid sets it) first replaces the string by the
+        instance it names.
+
+        Parameters
+        ----------
+        **params : dict
+            Estimator parameters.
+
+        Returns
+        -------
+        self : estimator
+            This estimator.
+        """
+        for name, resolve in _STRATEGIES.items():
+            nested = any(key.startswith(f"{name}__") for key in params)
+            current = params.get(name, getattr(self, name, None))
+            if nested and isinstance(current, str):
+                params[name] = resolve(current)
+        return super().set_params(**params)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -295,13 +327,16 @@ def prepared_estimator(estimator, problem: Problem, seed: int, *, weighted=False
     ``random_state`` parameter left unseeded (None or a RandomState) is set to
     ``seed``, as ``RANSACRegressor`` seeds its estimator, so that an int
     ``random_state`` makes ``fit`` deterministic. Seeds the user set are kept.
-    With ``weighted`` its model takes ``sample_weight``.
+    With ``weighted`` its model takes ``sample_weight``. The model is as its
+    family prepares it for fitting here (a skorch net casts its inputs to the
+    module's dtype, see :class:`~skinfluence.models.SkorchAdapter`).
     """
     method = problem.method
     wants = method.needs_checkpoints or method.wants_checkpoints
     est = with_checkpoints(estimator) if wants else clone(estimator)
     if weighted:
         est = with_sample_weight(est)
+    est = rebuild_final(est, lambda adapter, model: adapter.prepared(model))
     seeds = {
         name: seed
         for name, value in est.get_params(deep=True).items()
@@ -480,6 +515,7 @@ def clean(
             codes[hit] = best[open_[delta > 0]]
         _check_classes_left(problem, weights, codes, prune_ratio)
     progress.update(2)
+    _warn_damage(problem.classes, problem.codes[train], codes, weights, prune_ratio)
     return Cleaning(
         train=train,
         validation=val,
@@ -498,6 +534,46 @@ def with_weights(estimator, params: dict, weights: np.ndarray) -> dict:
     for key, w in sample_weight_params(estimator, weights).items():
         out[key] = w if key not in out else np.asarray(out[key]) * w
     return out
+
+
+#: a class share moved by more than this many points, or a class left with
+#: fewer rows than this, is reported
+SHARE_SHIFT, MIN_CLASS_ROWS = 0.10, 10
+#: prune_ratio="negative" acting on more than this share of rows is reported
+NEGATIVE_SHARE = 0.10
+
+
+def _warn_damage(classes, original, codes, weights, prune_ratio) -> None:
+    """Warn, with the numbers, when the cleaning reshaped the classes.
+
+    ``original`` and ``codes`` are the class indices of the training rows
+    before and after, ``weights`` their weights (0: removed).
+    """
+    before = np.bincount(original, minlength=len(classes))
+    after = np.bincount(codes[weights > 0], minlength=len(classes))
+    share_before, share_after = before / before.sum(), after / max(after.sum(), 1)
+    shift = np.abs(share_after - share_before)
+    names = [as_python(c) for c in classes]
+    if shift.max() > SHARE_SHIFT or after.min() < min(MIN_CLASS_ROWS, before.min()):
+        warnings.warn(
+            f"prune_ratio={prune_ratio!r} leaves {int(after.sum())} of "
+            f"{int(before.sum())} training rows, with classes {names} counted "
+            f"{after.tolist()} (before: {before.tolist()}); class shares "
+            f"{np.round(share_after, 2).tolist()} (before: "
+            f"{np.round(share_before, 2).tolist()}). The refitted model may be "
+            "biased towards the classes left: lower prune_ratio.",
+            UserWarning,
+            stacklevel=4,
+        )
+    dropped = 1 - np.mean(weights > 0)
+    if prune_ratio == "negative" and dropped > NEGATIVE_SHARE:
+        warnings.warn(
+            f"prune_ratio='negative' removed {dropped:.0%} of the training rows "
+            f"({int(np.sum(weights == 0))} of {len(weights)}): every row with a "
+            "negative score. Pass a float prune_ratio to bound it.",
+            UserWarning,
+            stacklevel=4,
+        )
 
 
 def _check_classes_left(problem: Problem, weights, codes, prune_ratio) -> None:

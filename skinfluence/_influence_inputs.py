@@ -17,7 +17,7 @@ from sklearn.utils.validation import check_consistent_length, column_or_1d, vali
 
 from ._compute import resolve_method, resolve_objective
 from ._sklearn_compat import _assert_all_finite, _num_samples, _routing_enabled
-from .methods import Method
+from .methods import InfluenceFunction, Method
 from .metrics._fairness import encode_groups
 from .models import SupportInfo, check_supported
 from .objectives import Fairness, Objective
@@ -149,6 +149,22 @@ def validate_X(owner, X, info: SupportInfo, *, reset: bool, y=_NO_Y):
     return adapter.fit_input(X), y
 
 
+def _validate_X_val(owner, X_val, y_val, info: SupportInfo):
+    """X_val as X is checked, with a message for raw rows the model cannot take."""
+    try:
+        return validate_X(owner, X_val, info, reset=False, y=y_val)
+    except ValueError as err:
+        if "could not convert" not in str(err) and "n_features" not in str(err):
+            raise
+        raise ValueError(
+            f"X_val is not in the filter's input space ({err}). The rows of "
+            "X_val go to the model as given: a Pipeline step before the filter "
+            "does not transform them. Pass pipe[:-1].transform(X_val), or put "
+            "the preprocessing inside the filter: "
+            "InfluenceFilter(make_pipeline(preprocessing, model))."
+        ) from err
+
+
 def _routed_fit_params(owner, fit_params, caller: str) -> dict:
     if _routing_enabled():
         routed = process_routing(owner, caller, **fit_params)
@@ -259,6 +275,8 @@ def validate_problem(
         objective.validate()
     method.validate()
     _check_checkpoints(method, owner.method, info)
+    if isinstance(method, InfluenceFunction):
+        info.adapter.check_curvature(info.final)
     _check_action(owner, method, info)
     constraint = None
     if getattr(owner, "constraint", None) is not None:
@@ -308,7 +326,7 @@ def validate_problem(
         raise ValueError("Pass both X_val and y_val, or neither.")
     y_val_fit = None
     if X_val is not None:
-        X_val, y_val = validate_X(owner, X_val, info, reset=False, y=y_val)
+        X_val, y_val = _validate_X_val(owner, X_val, y_val, info)
         _labels_known(y_val, classes, "y_val")
         if len(np.unique(y_val)) < 2:
             raise ValueError(

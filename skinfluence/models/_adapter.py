@@ -60,6 +60,9 @@ class ModelAdapter:
     def check_classes(self, estimator, n_classes: int) -> None:
         """Raise ValueError if the family cannot fit ``n_classes`` classes."""
 
+    def check_curvature(self, estimator) -> None:
+        """Raise ValueError if the training objective has no Hessian to invert."""
+
     def binary_only(self, estimator) -> bool:
         """Whether the model fits two classes only."""
         return False
@@ -80,6 +83,10 @@ class ModelAdapter:
 
     def with_sample_weight(self, estimator):
         """``estimator`` (an unfitted clone) set to take ``sample_weight``."""
+        return estimator
+
+    def prepared(self, estimator):
+        """``estimator`` (an unfitted clone) as skinfluence fits it (default: as is)."""
         return estimator
 
     def sample_weight_params(self, estimator, sample_weight) -> dict:
@@ -293,16 +300,40 @@ def with_checkpoints(estimator):
     >>> [name for name, _ in with_checkpoints(net).callbacks]
     ['tracin_checkpoints']
     """
-    return _rebuild_final(estimator, lambda adapter, model: adapter.with_checkpoints(model))
+    return rebuild_final(estimator, lambda adapter, model: adapter.with_checkpoints(model))
 
 
-def _rebuild_final(estimator, change):
-    """A clone of ``estimator`` whose final model is ``change(adapter, clone)``."""
+def rebuild_final(estimator, change):
+    """A clone of ``estimator`` whose final model is ``change(adapter, clone)``.
+
+    Parameters
+    ----------
+    estimator : estimator
+        A supported estimator or wrapper (Pipeline, influence meta-estimator).
+    change : callable
+        ``change(adapter, model) -> model``, applied to a clone of the final
+        model with the adapter of its family.
+
+    Returns
+    -------
+    estimator
+        The wrappers cloned around the changed model.
+
+    Examples
+    --------
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> from skinfluence.models import rebuild_final
+    >>> pipe = make_pipeline(StandardScaler(), LogisticRegression())
+    >>> rebuild_final(pipe, lambda adapter, model: model.set_params(C=0.5))[-1]
+    LogisticRegression(C=0.5)
+    """
     adapter = adapter_for(estimator)
     inner = adapter.inner(estimator)
     if inner is None:
         return change(adapter, clone(estimator))
-    return adapter.rewrap(estimator, _rebuild_final(inner, change))
+    return adapter.rewrap(estimator, rebuild_final(inner, change))
 
 
 def with_sample_weight(estimator):
@@ -331,7 +362,7 @@ def with_sample_weight(estimator):
     >>> from skinfluence.models import with_sample_weight
     >>> net = with_sample_weight(NeuralNetClassifier(torch.nn.Linear(2, 2)))
     >>> type(net).__name__, net.module
-    ('SampleWeightedNeuralNetClassifier', Linear(in_features=2, out_features=2, bias=True))
+    ('PreparedNeuralNetClassifier', Linear(in_features=2, out_features=2, bias=True))
     """
 
     def change(adapter, model):
@@ -342,7 +373,7 @@ def with_sample_weight(estimator):
             )
         return adapter.with_sample_weight(model)
 
-    return _rebuild_final(estimator, change)
+    return rebuild_final(estimator, change)
 
 
 def sample_weight_params(estimator, sample_weight) -> dict:

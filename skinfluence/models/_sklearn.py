@@ -49,6 +49,35 @@ def _build(est, l2, *, family: str) -> TorchModel:
     )
 
 
+def _l1_ratio(est) -> float:
+    """The L1 share of a LogisticRegression's penalty."""
+    penalty = getattr(est, "penalty", "deprecated")
+    if penalty == "l1":
+        return 1.0
+    if penalty == "l2":
+        return 0.0
+    return float(getattr(est, "l1_ratio", 0.0) or 0.0)
+
+
+def _sgd_l1_ratio(est) -> float:
+    """The L1 share of an SGDClassifier's penalty (None: no penalty at all)."""
+    return {"l2": 0.0, "l1": 1.0, "elasticnet": est.l1_ratio, None: 1.0}.get(
+        est.penalty, 0.0
+    )
+
+
+def _refuse_l1(est, l1_ratio: float) -> None:
+    if l1_ratio > 0 and not (
+        isinstance(est, SGDClassifier) and est.penalty is None
+    ):
+        raise ValueError(
+            f"{type(est).__name__}'s penalty has an L1 part (l1_ratio="
+            f"{l1_ratio:g}), whose Hessian is undefined at zero weights, so "
+            "influence_function cannot invert the curvature of its training "
+            "objective. Use an L2 penalty, or method='ip'."
+        )
+
+
 class LogisticRegressionAdapter(ModelAdapter):
     """``LogisticRegression``, binary or multinomial, without ``class_weight``.
 
@@ -75,6 +104,9 @@ class LogisticRegressionAdapter(ModelAdapter):
                 "training loss is weighted per class."
             )
 
+    def check_curvature(self, est) -> None:
+        _refuse_l1(est, _l1_ratio(est))
+
     def check_classes(self, est, n_classes: int) -> None:
         if n_classes > 2 and est.solver == "liblinear":
             raise ValueError(
@@ -92,11 +124,7 @@ class LogisticRegressionAdapter(ModelAdapter):
                 "Only multinomial multiclass LogisticRegression is supported."
             )
         penalty = getattr(est, "penalty", "deprecated")
-        l1_ratio = getattr(est, "l1_ratio", 0.0) or 0.0
-        if penalty in ("l1",):
-            l1_ratio = 1.0
-        elif penalty == "l2":
-            l1_ratio = 0.0
+        l1_ratio = _l1_ratio(est)
         C = float(est.C)
         no_penalty = penalty is None or penalty == "none" or not np.isfinite(C)
         liblinear = est.solver == "liblinear"
@@ -142,6 +170,9 @@ class SGDClassifierAdapter(ModelAdapter):
     def binary_only(self, est) -> bool:
         return True
 
+    def check_curvature(self, est) -> None:
+        _refuse_l1(est, _sgd_l1_ratio(est))
+
     def to_torch(self, est) -> TorchModel:
         check_is_fitted(est)
         self.check(est)
@@ -150,10 +181,7 @@ class SGDClassifierAdapter(ModelAdapter):
                 "Only binary SGDClassifier is supported (multiclass SGD is "
                 "one-vs-rest)."
             )
-        ratio = {"l2": 0.0, "l1": 1.0, "elasticnet": est.l1_ratio, None: 1.0}.get(
-            est.penalty, 0.0
-        )
-        lam = float(est.alpha) * (1.0 - ratio)
+        lam = float(est.alpha) * (1.0 - _sgd_l1_ratio(est))
 
         def l2(n_rows: int) -> dict[str, float]:
             return {"weight": lam}

@@ -77,15 +77,19 @@ class TracInCheckpoints(Callback):
         self.checkpoints_.append(Checkpoint(params, lr))
 
 
-class SampleWeightedNet:
-    """Mixin: a skorch net whose ``fit`` takes ``sample_weight``.
+class PreparedNet:
+    """Mixin: a skorch net as skinfluence fits it, for any user module.
 
-    The loss of a batch becomes ``mean_i w_i l_i`` (the criterion with
-    ``reduction="none"``, weighted, averaged over the batch), so weight 1
-    everywhere is the net's own loss and weight 0 ignores a row. The weights
-    travel with ``X`` as ``{"X": X, "sample_weight": w}`` (skorch slices dicts
-    per batch) and are taken out before the module sees its input, so the
-    user's module is unchanged. Built by :func:`weighted_net_class`.
+    - ``fit`` takes ``sample_weight``: the loss of a batch becomes
+      ``mean_i w_i l_i`` (the criterion with ``reduction="none"``, weighted,
+      averaged over the batch), so weight 1 everywhere is the net's own loss
+      and weight 0 ignores a row. The weights travel with ``X`` as
+      ``{"X": X, "sample_weight": w}`` (skorch slices dicts per batch) and are
+      taken out before the module sees its input.
+    - Floating-point inputs are cast to the module's dtype, so a Pipeline
+      whose steps output float64 can end in a float32 net.
+
+    The user's module is unchanged. Built by :func:`prepared_net_class`.
     """
 
     def fit(self, X, y=None, sample_weight=None, **fit_params):
@@ -97,6 +101,10 @@ class SampleWeightedNet:
     def infer(self, x, **fit_params):
         if isinstance(x, dict) and "sample_weight" in x:
             x = x["X"]
+        if isinstance(x, torch.Tensor) and x.is_floating_point():
+            param = next(self.module_.parameters(), None)
+            if param is not None and x.dtype != param.dtype:
+                x = x.to(param.dtype)
         return super().infer(x, **fit_params)
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
@@ -112,24 +120,24 @@ class SampleWeightedNet:
         return (rows.reshape(len(w), -1).sum(1) * w).mean()
 
 
-_WEIGHTED: dict[type, type] = {}
+_PREPARED: dict[type, type] = {}
 
 
-def weighted_net_class(cls: type) -> type:
-    """The subclass of the skorch net class ``cls`` that takes ``sample_weight``.
+def prepared_net_class(cls: type) -> type:
+    """The subclass of the skorch net class ``cls`` with :class:`PreparedNet`.
 
     One class per ``cls``, kept at module level (so it pickles, and joblib's
     ``memory`` can hash it).
     """
-    if issubclass(cls, SampleWeightedNet):
+    if issubclass(cls, PreparedNet):
         return cls
-    if cls not in _WEIGHTED:
-        name = f"SampleWeighted{cls.__name__}"
-        new = type(name, (SampleWeightedNet, cls), {"__module__": __name__})
+    if cls not in _PREPARED:
+        name = f"Prepared{cls.__name__}"
+        new = type(name, (PreparedNet, cls), {"__module__": __name__})
         new.__qualname__ = name
         globals()[name] = new
-        _WEIGHTED[cls] = new
-    return _WEIGHTED[cls]
+        _PREPARED[cls] = new
+    return _PREPARED[cls]
 
 
 def _name(obj) -> str:
@@ -235,10 +243,14 @@ class SkorchAdapter(ModelAdapter):
         return type(net)(**params)
 
     def accepts_sample_weight(self, net) -> bool:
-        return True  # through a SampleWeightedNet subclass
+        return True  # through a PreparedNet subclass
 
     def with_sample_weight(self, net):
-        return weighted_net_class(type(net))(**net.get_params(deep=False))
+        return self.prepared(net)
+
+    def prepared(self, net):
+        """The net as a :class:`PreparedNet` (weights, input dtype)."""
+        return prepared_net_class(type(net))(**net.get_params(deep=False))
 
     def input_dtype(self, net):
         """float64 for a module instance in double precision, else float32.
