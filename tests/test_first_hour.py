@@ -1,0 +1,145 @@
+"""What a new user meets first (issue "the first hour"): clear errors before
+training, warnings that say the numbers, float64 Pipelines into float32 nets."""
+
+import re
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.compose import make_column_transformer
+from sklearn.datasets import load_breast_cancer, make_classification
+from sklearn.linear_model import LogisticRegression, SGDClassifier
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
+from skorch import NeuralNetClassifier
+
+from skinfluence import InfluenceFilter
+from skinfluence.kernels import derive_seed
+from skinfluence.objectives import Fairness
+
+
+def test_a_grid_over_a_string_objectives_metric_searches_fairness_instances():
+    X, y = make_classification(n_samples=240, random_state=0)
+    s = np.random.default_rng(0).integers(0, 2, size=len(y))
+    flt = InfluenceFilter(LogisticRegression(), objective="fairness", random_state=0)
+    grid = GridSearchCV(
+        flt, {"objective__metric": ["demographic_parity", "equal_opportunity"]}, cv=2
+    )
+    grid.fit(X, y, sensitive_features=s)
+    assert flt.objective == "fairness"  # the user's filter keeps its string
+    best = grid.best_estimator_
+    metric = best.objective.metric
+    by_hand = InfluenceFilter(
+        LogisticRegression(), objective=Fairness(metric=metric), random_state=0
+    ).fit(X, y, sensitive_features=s)
+    assert_array_equal(best.removed_indices_, by_hand.removed_indices_)
+
+
+def _fit_warnings(flt, X, y):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        flt.fit(X, y)
+    return [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+
+
+def test_a_prune_ratio_that_reshapes_the_classes_warns_with_the_numbers():
+    X, y = load_breast_cancer(return_X_y=True)
+    X, y = X[:400], y[:400]
+    flt = InfluenceFilter(
+        make_pipeline(StandardScaler(), LogisticRegression()), prune_ratio=0.9,
+        random_state=0,
+    )
+    messages = [m for m in _fit_warnings(flt, X, y) if "prune_ratio=0.9" in m]
+    assert len(messages) == 1
+    kept = np.bincount(y[flt.sample_mask_], minlength=2).tolist()
+    train = np.setdiff1d(np.arange(len(y)), flt.validation_indices_)
+    before = np.bincount(y[train], minlength=2).tolist()
+    assert f"leaves {sum(kept)} of {sum(before)} training rows" in messages[0]
+    assert f"counted {kept} (before: {before})" in messages[0]
+    # a small prune_ratio says nothing
+    quiet = InfluenceFilter(
+        make_pipeline(StandardScaler(), LogisticRegression()), prune_ratio=0.05,
+        random_state=0,
+    )
+    assert not [m for m in _fit_warnings(quiet, X, y) if "prune_ratio" in m]
+
+
+def test_negative_pruning_of_many_rows_warns_with_the_share():
+    X, y = load_breast_cancer(return_X_y=True)
+    X, y = X[:400], y[:400]
+    flt = InfluenceFilter(
+        make_pipeline(StandardScaler(), LogisticRegression()),
+        prune_ratio="negative", random_state=0,
+    )
+    messages = [m for m in _fit_warnings(flt, X, y) if "'negative'" in m]
+    n_train = len(y) - len(flt.validation_indices_)
+    removed = len(flt.removed_indices_)
+    assert removed / n_train > 0.1
+    assert f"({removed} of {n_train})" in messages[0]
+    assert f"{removed / n_train:.0%}" in messages[0]
+
+
+class CountingSGD(SGDClassifier):
+    fits = 0
+
+    def fit(self, X, y, **kw):
+        CountingSGD.fits += 1
+        return super().fit(X, y, **kw)
+
+
+@pytest.mark.parametrize(
+    "est",
+    [
+        LogisticRegression(l1_ratio=1.0, solver="saga"),
+        CountingSGD(loss="log_loss", penalty="elasticnet"),
+    ],
+)
+def test_influence_functions_refuse_l1_penalties_before_training(est):
+    X, y = make_classification(n_samples=100, random_state=0)
+    CountingSGD.fits = 0
+    with pytest.raises(ValueError, match="L1 part.*method='ip'"):
+        InfluenceFilter(est, method="influence_function").fit(X, y)
+    assert CountingSGD.fits == 0 and not hasattr(est, "coef_")
+
+
+def test_float64_pipelines_feed_a_float32_net():
+    X, y = make_classification(n_samples=160, n_features=5, random_state=0)
+    X_val, y_val = X[120:], y[120:]
+    X, y = X[:120], y[:120]
+
+    def net():
+        torch.manual_seed(0)
+        return NeuralNetClassifier(
+            torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.Tanh(), torch.nn.Linear(8, 2)),
+            max_epochs=3, lr=0.1, train_split=None, verbose=0, iterator_train__shuffle=False,
+        )
+
+    flt = InfluenceFilter(make_pipeline(StandardScaler(), net()), prune_ratio=0.0,
+                          random_state=0)
+    flt.fit(X, y, X_val=X_val, y_val=y_val)
+    # by hand: the same net behind an explicit float32 cast, from the same seed
+    rng = np.random.RandomState(0)
+    derive_seed(rng)  # the split's seed
+    seed = derive_seed(rng)
+    to32 = FunctionTransformer(lambda a: np.asarray(a, dtype=np.float32))
+    by_hand = make_pipeline(StandardScaler(), to32, net())
+    torch.manual_seed(seed)
+    by_hand.fit(X, y)
+    assert_allclose(flt.predict_proba(X_val), by_hand.predict_proba(X_val), rtol=1e-6)
+
+
+def test_raw_validation_rows_in_a_pipeline_get_a_message_saying_what_to_pass():
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"a": rng.normal(size=100), "c": rng.choice(["x", "y"], 100)})
+    y = rng.integers(0, 2, 100)
+    pre = make_column_transformer((OneHotEncoder(), ["c"]), remainder="passthrough")
+    pipe = make_pipeline(pre, InfluenceFilter(LogisticRegression()))
+    with pytest.raises(ValueError, match=re.escape("pipe[:-1].transform(X_val)")):
+        pipe.fit(
+            df[:80], y[:80],
+            influencefilter__X_val=df[80:], influencefilter__y_val=y[80:],
+        )
