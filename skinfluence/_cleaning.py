@@ -27,6 +27,7 @@ from sklearn.utils.validation import check_is_fitted, check_memory
 
 from ._actions import plan_round
 from ._compute import compute_influence, resolve_method, resolve_objective
+from ._progress import reach
 from ._influence_inputs import Problem, as_python
 from ._sklearn_compat import _check_method_params, _safe_indexing
 from .kernels import derive_seed
@@ -396,7 +397,6 @@ def clean(
     batch_size: int,
     memory,
     random_state,
-    progress,
     action: str = "remove",
     rounds: int = 1,
 ) -> Cleaning:
@@ -410,8 +410,6 @@ def clean(
         The unfitted estimator (cloned for every fit).
     prune_ratio, validation_size, batch_size, memory, random_state
         As the meta-estimators document them.
-    progress : tqdm
-        The progress bar.
     action : {"remove", "reweight", "relabel"}, default="remove"
         What happens to the rows selected.
     rounds : int, default=1
@@ -441,6 +439,7 @@ def clean(
         preflight(estimator, problem, train)
 
     info, constraint = problem.info, problem.constraint
+    steps = info.adapter.fit_steps(info.final)
     prepared = prepared_estimator(estimator, problem, seed, weighted=action == "reweight")
     objectives = (problem.objective,) + (() if constraint is None else (constraint,))
     n_classes = len(problem.classes)
@@ -463,7 +462,7 @@ def clean(
     )
     first = last = None
     for r in range(rounds):
-        progress.set_postfix_str(f"fit and score (round {r + 1} of {rounds})")
+        reach(r * (steps + 1), stage=f"round {r + 1} of {rounds}: fit")
         rows = np.flatnonzero(weights > 0)
         X_rows = train[rows]
         y_rows = info.adapter.fit_target(codes[rows], problem.classes[codes[rows]], info.final)
@@ -486,6 +485,7 @@ def clean(
             sets,
         )
         first = last if first is None else first
+        reach((r + 1) * (steps + 1), stage=f"round {r + 1} of {rounds}: scored")
         if not np.all(np.isfinite(scores)):
             raise ValueError(
                 "The influence scores contain NaN or infinity; did training "
@@ -514,7 +514,6 @@ def clean(
         else:
             codes[hit] = best[open_[delta > 0]]
         _check_classes_left(problem, weights, codes, prune_ratio)
-    progress.update(2)
     _warn_damage(problem.classes, problem.codes[train], codes, weights, prune_ratio)
     return Cleaning(
         train=train,
@@ -586,10 +585,8 @@ def _check_classes_left(problem: Problem, weights, codes, prune_ratio) -> None:
         )
 
 
-def progress_bar(owner, verbose, total: int):
-    """A tqdm bar over the stages of ``fit`` (disabled when not verbose)."""
-    from tqdm.auto import tqdm
-
-    return tqdm(
-        total=total, desc=type(owner).__name__, disable=not verbose, leave=False
-    )
+def fit_steps(problem: Problem, rounds: int, *, refit: bool) -> int:
+    """Steps of a ``fit``'s progress bar: each round's epochs and scoring pass,
+    and the refit's epochs."""
+    steps = problem.info.adapter.fit_steps(problem.info.final)
+    return rounds * (steps + 1) + (steps if refit else 0)

@@ -14,7 +14,7 @@ from ._cleaning import (
     InfluenceMixin,
     clean,
     prepared_estimator,
-    progress_bar,
+    fit_steps,
     seeded,
     with_weights,
 )
@@ -25,7 +25,7 @@ from ._influence_params import (
     PARAMETER_CONSTRAINTS,
     cleaning_settings,
 )
-from ._progress import verbosity
+from ._progress import reach, stage_bar, verbosity
 from ._sklearn_compat import (
     StrOptions,
     _check_method_params,
@@ -321,14 +321,15 @@ class InfluenceFilter(
         )
         n = _num_samples(problem.X)
         _check_refit_on(self.refit_on, problem, n)
-        with verbosity(self.verbose), progress_bar(self, self.verbose, 3) as bar:
-            cleaning = clean(problem, progress=bar, **cleaning_settings(self))
-            bar.set_postfix_str("refit")
+        total = fit_steps(problem, self.rounds, refit=True)
+        with verbosity(self.verbose), stage_bar(type(self).__name__, total, self.verbose):
+            cleaning = clean(problem, **cleaning_settings(self))
+            reach(total - fit_steps(problem, 0, refit=True), stage="refit")
             weights, codes = _final_rows(n, cleaning, problem, self.refit_on)
             estimator = _refit(
                 self.estimator, problem, cleaning, weights, codes, self.refit_on
             )
-            bar.update(1)
+            reach(total, stage="done")
 
         self.estimator_ = estimator
         self.objective_ = problem.objective

@@ -6,7 +6,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.utils.metadata_routing import MetadataRouter, MethodMapping
 
-from ._cleaning import InfluenceMixin, clean, progress_bar
+from ._cleaning import InfluenceMixin, clean, fit_steps
 from ._influence_inputs import validate_X, validate_problem
 from ._influence_params import (
     FIT_PARAMS_DOC,
@@ -14,7 +14,7 @@ from ._influence_params import (
     PARAMETER_CONSTRAINTS,
     cleaning_settings,
 )
-from ._progress import verbosity
+from ._progress import stage_bar, verbosity
 from ._sklearn_compat import METADATA_METHODS, _num_samples, _safe_indexing
 from .models import check_supported
 
@@ -183,9 +183,9 @@ class InfluenceSampler(InfluenceMixin, _Base):
             self, X, y, *own, params, caller=caller, validated=True
         )
         n = _num_samples(problem.X)
-        with verbosity(self.verbose), progress_bar(self, self.verbose, 3) as bar:
-            cleaning = clean(problem, progress=bar, **cleaning_settings(self))
-            bar.update(1)
+        total = fit_steps(problem, self.rounds, refit=False)
+        with verbosity(self.verbose), stage_bar(type(self).__name__, total, self.verbose):
+            cleaning = clean(problem, **cleaning_settings(self))
         mask = np.ones(n, dtype=bool)
         mask[cleaning.removed] = False
         if not self.keep_validation:

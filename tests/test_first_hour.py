@@ -143,3 +143,28 @@ def test_raw_validation_rows_in_a_pipeline_get_a_message_saying_what_to_pass():
             df[:80], y[:80],
             influencefilter__X_val=df[80:], influencefilter__y_val=y[80:],
         )
+
+
+def test_verbose_fit_counts_every_epoch_round_and_the_refit_in_one_display(capsys):
+    X, y = make_classification(n_samples=200, n_features=5, random_state=0)
+    X = X.astype(np.float32)
+    net = NeuralNetClassifier(
+        torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2)),
+        max_epochs=3, train_split=None, verbose=0,
+    )
+    InfluenceFilter(net, rounds=2, verbose=1, random_state=0).fit(X, y)
+    lines = capsys.readouterr().err.splitlines()
+    # 2 rounds x (3 epochs + 1 scoring pass) + 3 refit epochs, one line each
+    expected = [
+        f"InfluenceFilter: {i}/11, {stage}"
+        for i, stage in enumerate(
+            [f"round 1 of 2: fit, epoch {e} of 3" for e in (1, 2, 3)]
+            + ["round 1 of 2: scored"]
+            + [f"round 2 of 2: fit, epoch {e} of 3" for e in (1, 2, 3)]
+            + ["round 2 of 2: scored"]
+            + [f"refit, epoch {e} of 3" for e in (1, 2, 3)],
+            start=1,
+        )
+    ]
+    assert lines == expected  # a log file: no blank line, no nested bar
+    assert net.callbacks is None  # the user's net is untouched

@@ -85,6 +85,10 @@ class ModelAdapter:
         """``estimator`` (an unfitted clone) set to take ``sample_weight``."""
         return estimator
 
+    def fit_steps(self, estimator) -> int:
+        """How many progress steps one ``fit`` makes (its epochs; else 1)."""
+        return 1
+
     def prepared(self, estimator):
         """``estimator`` (an unfitted clone) as skinfluence fits it (default: as is)."""
         return estimator

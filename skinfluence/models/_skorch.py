@@ -140,6 +140,18 @@ def prepared_net_class(cls: type) -> type:
     return _PREPARED[cls]
 
 
+class EpochProgress(Callback):
+    """Advance skinfluence's progress bar at the end of every epoch.
+
+    Added by the filter to the nets it fits when ``verbose > 0``.
+    """
+
+    def on_epoch_end(self, net, **kwargs):
+        from .._progress import advance
+
+        advance(1, detail=f"epoch {len(net.history)} of {net.max_epochs}")
+
+
 def _name(obj) -> str:
     return getattr(obj, "__name__", type(obj).__name__)
 
@@ -248,9 +260,26 @@ class SkorchAdapter(ModelAdapter):
     def with_sample_weight(self, net):
         return self.prepared(net)
 
+    def fit_steps(self, net) -> int:
+        return int(net.max_epochs)
+
     def prepared(self, net):
-        """The net as a :class:`PreparedNet` (weights, input dtype)."""
-        return prepared_net_class(type(net))(**net.get_params(deep=False))
+        """The net as a :class:`PreparedNet` (weights, input dtype); when
+        verbose, with a callback that counts epochs on the progress bar."""
+        from .._progress import level
+
+        params = net.get_params(deep=False)
+        if level() > 0:
+            if isinstance(net.callbacks, str) and net.callbacks == "disable":
+                params.update(
+                    {f"callbacks__{n}": None for n, _ in net.get_default_callbacks()}
+                )
+                params["callbacks"] = []
+            params["callbacks"] = [
+                *(params["callbacks"] or []),
+                ("epoch_progress", EpochProgress()),
+            ]
+        return prepared_net_class(type(net))(**params)
 
     def input_dtype(self, net):
         """float64 for a module instance in double precision, else float32.
