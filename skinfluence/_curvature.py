@@ -1,21 +1,32 @@
-"""Curvature of the training objective, and the solvers that invert it.
+"""Curvature of the training objective, as operators, and their inverses.
 
 Public through :mod:`skinfluence.kernels`. The training objective is
 ``mean_i l_i(theta) + sum_p lambda_p / 2 ||theta_p||^2`` (the model's L2
-penalty, see ``TorchModel.l2``); its Hessian-vector products are
-forward-over-reverse (:func:`~skinfluence.kernels.chunked_gradient` with
-``along``), and the Hessian itself is those products on a basis.
+penalty, see ``TorchModel.l2``). Its curvature is a symmetric linear
+operator on parameter dicts (a callable ``v -> A v`` with a ``like``
+template): :class:`Hessian` (forward-over-reverse products) or :class:`GGN`
+(the generalized Gauss-Newton ``J^T H_out J``, one JVP and one VJP per
+product), and :class:`Damped` adds ``damping * I`` to any of them. The
+solvers are objects wrapping any such operator (:class:`ExactInverse`,
+:class:`CGInverse`, :class:`LiSSAInverse`), so that every curvature composes
+with every solver. The functions :func:`make_hvp`, :func:`hessian_matrix`,
+:func:`exact_solve`, :func:`cg` and :func:`lissa` are the short forms.
+
+This module is over 400 lines for a reason: it is one concept, the
+curvature and what inverts it, and splitting it would split that pairing.
 """
 
 from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
-from torch.func import vmap
+from torch.func import grad, jvp, vjp, vmap
+from torch.nn import functional as F
 
 from . import _tree as tree
 from ._kernels import Rows, chunked_gradient, row_chunks, to_device
@@ -24,70 +35,575 @@ if TYPE_CHECKING:
     from .models import TorchModel
 
 Params = Mapping[str, Tensor]
+Matvec = Callable[[Params], dict[str, Tensor]]
 
 
-def make_hvp(
-    model: TorchModel,
-    params: Params,
-    X: Rows,
-    y: Tensor,
-    batch_size: int,
-) -> Callable[[Params], dict[str, Tensor]]:
-    """Hessian-vector product of the training objective at ``params``.
+# --------------------------------------------------------------- operators
+class Curvature:
+    """Curvature of the training objective on the rows ``(X, y)`` at ``params``.
+
+    A callable ``A(v) -> A v`` on parameter dicts: the mean over the rows of
+    the per-row curvature products (chunked by ``batch_size``, memory of one
+    chunk) plus the model's L2 penalty times ``v``. Subclasses define
+    :meth:`_row_sum`, the sum over one chunk.
 
     Parameters
     ----------
     model : TorchModel
     params : dict of str to Tensor
+        Where the curvature is taken.
     X : Tensor or SparseRows
         The training rows (CPU).
     y : Tensor
+        Their class indices.
     batch_size : int
+        Rows per chunk.
+    n_rows : int, default=None
+        The number of training rows the L2 penalty is scaled for
+        (scikit-learn's ``C``); ``None`` is ``len(X)``. A subsample
+        (:meth:`on_rows`) keeps that of the whole.
+    """
 
-    Returns
-    -------
-    hvp : callable
-        ``hvp(v) -> H v``, ``v`` and the result shaped like ``params``.
+    def __init__(
+        self,
+        model: TorchModel,
+        params: Params,
+        X: Rows,
+        y: Tensor,
+        batch_size: int,
+        *,
+        n_rows: int | None = None,
+    ) -> None:
+        self.model = model
+        self.like = {k: p.detach() for k, p in params.items()}
+        self.X = X
+        self.y = y
+        self.batch_size = batch_size
+        self.n_rows = len(X) if n_rows is None else n_rows
+        self.l2 = model.l2(self.n_rows)
+
+    def _row_sum(self, v: Params, Xb: Rows, yb: Tensor) -> dict[str, Tensor]:
+        raise NotImplementedError
+
+    def __call__(self, v: Params) -> dict[str, Tensor]:
+        """``A v``, shaped like ``params``."""
+        total = tree.zeros_like(self.like)
+        for sl in row_chunks(self.X, self.batch_size):
+            part = self._row_sum(v, *to_device(self.model, self.X, self.y, sl))
+            total = tree.add(total, part)  # out of place: vmap over v works
+        n = max(len(self.X), 1)
+        return {k: total[k] / n + self.l2.get(k, 0.0) * v[k] for k in total}
+
+    def __len__(self) -> int:
+        """The number of rows the curvature averages over."""
+        return len(self.X)
+
+    def on_rows(self, rows) -> Curvature:
+        """The same curvature on a subset of the rows (indices or a slice)."""
+        return type(self)(
+            self.model,
+            self.like,
+            self.X[rows],
+            self.y[rows],
+            self.batch_size,
+            n_rows=self.n_rows,
+        )
+
+
+class Hessian(Curvature):
+    """The Hessian of the training objective, by forward-over-reverse products.
+
+    About ten forward passes per product. Indefinite away from a minimum of
+    a non-convex model: CG then meets non-positive curvature unless the
+    damping exceeds the most negative eigenvalue.
 
     Examples
     --------
     For a logistic model the Hessian is ``mean_i x_i x_i^T p_i (1 - p_i)``:
 
     >>> import torch
-    >>> from skinfluence.kernels import make_hvp
+    >>> from skinfluence.kernels import Hessian
     >>> from skinfluence.models import as_torch_model
     >>> lin = torch.nn.Linear(3, 1, bias=False).double()
     >>> model = as_torch_model(lin, loss=torch.nn.BCEWithLogitsLoss())
     >>> X, y = torch.randn(6, 3, dtype=torch.float64), torch.tensor([0, 1] * 3)
-    >>> hvp = make_hvp(model, model.params, X, y, batch_size=4)
+    >>> H = Hessian(model, model.params, X, y, batch_size=4)
     >>> p = torch.sigmoid(lin(X)).reshape(-1).detach()
-    >>> H = (X.T * p * (1 - p)) @ X / len(X)
+    >>> dense = (X.T * p * (1 - p)) @ X / len(X)
     >>> v = torch.randn(1, 3, dtype=torch.float64)
-    >>> bool(torch.allclose(hvp({"weight": v})["weight"], v @ H))
+    >>> bool(torch.allclose(H({"weight": v})["weight"], v @ dense))
     True
     """
-    n = len(X)
-    l2 = model.l2(n)
-    params = {k: p.detach() for k, p in params.items()}
 
-    def total(p, Xb, yb):
-        return model.row_loss(p, Xb, yb).sum()
+    name = "hessian"
 
-    def hvp(v: Params) -> dict[str, Tensor]:
-        parts = (to_device(model, X, y, sl) for sl in row_chunks(X, batch_size))
-        hv = chunked_gradient(total, params, parts, along=v)
-        return {k: hv[k] / n + l2.get(k, 0.0) * v[k] for k in hv}
+    def _row_sum(self, v, Xb, yb):
+        def total(p, Xc, yc):
+            return self.model.row_loss(p, Xc, yc).sum()
 
-    return hvp
+        return chunked_gradient(total, self.like, [(Xb, yb)], along=v)
+
+
+def ggn_split(model: TorchModel):
+    """Where the GGN linearises the model: ``theta -> g(theta, X) -> loss(g, y)``.
+
+    The loss must be convex in ``g`` for the GGN to be positive
+    semi-definite. Logits (cross-entropy, BCE-with-logits) and any other
+    output are taken as the module returns them, with the model's own
+    per-row loss. Log-probabilities (``NLLLoss``) are taken with the loss
+    of their log-softmax, which equals the loss at normalised inputs and is
+    the cross-entropy (convex), and probabilities are first turned into
+    log-probabilities as the loss does: both give the Fisher information of
+    the predicted distribution, the logits' GGN when the module ends in a
+    (log-)softmax.
+
+    Parameters
+    ----------
+    model : TorchModel
+
+    Returns
+    -------
+    outputs : callable
+        ``outputs(params, Xb) -> g``, one row of ``g`` per row of ``Xb``.
+    loss : callable
+        ``loss(g, yb) -> Tensor`` of shape ``(b,)``, each row's loss from
+        its own row of ``g``.
+    """
+    row_loss = model._row_loss  # the loss of the module's outputs
+    if model.output == "log_proba":
+        return model.outputs, lambda g, yb: row_loss(F.log_softmax(g, -1), yb)
+    if model.output == "proba":
+        # the loss takes log(p + eps) (models._base); feeding it
+        # softmax(g) - eps gives it log_softmax(g)
+        def outputs(p, Xb):
+            return model.log_proba_from_outputs(model.outputs(p, Xb))
+
+        def loss(g, yb):
+            return row_loss(torch.softmax(g, -1) - torch.finfo(g.dtype).eps, yb)
+
+        return outputs, loss
+    return model.outputs, row_loss
+
+
+class GGN(Curvature):
+    """The generalized Gauss-Newton ``J^T H_out J`` of the training objective.
+
+    ``J`` the Jacobian of the model's outputs (see :func:`ggn_split` for
+    which outputs) with respect to the parameters and ``H_out`` the Hessian
+    of each row's loss with respect to its outputs; plus the L2 penalty.
+    Positive semi-definite whenever the loss is convex in the outputs
+    (cross-entropy, BCE-with-logits, NLL on log-probabilities), so CG
+    converges at any damping > 0. A product is one JVP (``J v``), the
+    outputs' Hessian applied row by row (forward-over-reverse in the
+    outputs: exact for weighted or smoothed losses too) and one VJP: about
+    five forward passes, half a Hessian-vector product. For a model linear
+    in its parameters (logistic regression) it equals the Hessian.
+
+    Examples
+    --------
+    For softmax cross-entropy ``H_out = diag(p) - p p^T``, so a linear
+    model's GGN is ``mean_i (H_out,i kron x_i x_i^T)``:
+
+    >>> import torch
+    >>> from skinfluence.kernels import GGN
+    >>> from skinfluence.models import as_torch_model
+    >>> lin = torch.nn.Linear(2, 3, bias=False).double()
+    >>> model = as_torch_model(lin, loss=torch.nn.CrossEntropyLoss())
+    >>> X, y = torch.randn(5, 2, dtype=torch.float64), torch.tensor([0, 1, 2, 0, 1])
+    >>> G = GGN(model, model.params, X, y, batch_size=2)
+    >>> p = torch.softmax(lin(X), -1).detach()
+    >>> H_out = torch.diag_embed(p) - p[:, :, None] * p[:, None, :]
+    >>> dense = torch.einsum("iab,ic,id->acbd", H_out, X, X).reshape(6, 6) / 5
+    >>> v = torch.randn(3, 2, dtype=torch.float64)
+    >>> bool(torch.allclose(G({"weight": v})["weight"].reshape(-1), dense @ v.reshape(-1)))
+    True
+    """
+
+    name = "ggn"
+
+    def __init__(self, model, params, X, y, batch_size, *, n_rows=None) -> None:
+        super().__init__(model, params, X, y, batch_size, n_rows=n_rows)
+        self._outputs, self._loss = ggn_split(model)
+
+    def _row_sum(self, v, Xb, yb):
+        def g(p):
+            return self._outputs(p, Xb)
+
+        out, Jv = jvp(g, (self.like,), (dict(v),))
+        out = out.detach()
+        # H_out (J v), row by row: the loss is a sum of per-row terms
+        HJv = jvp(grad(lambda o: self._loss(o, yb).sum()), (out,), (Jv,))[1]
+        _, pullback = vjp(g, self.like)
+        return pullback(HJv)[0]
+
+
+#: the curvature operators by name (``InfluenceFunction(curvature=...)``)
+CURVATURES: dict[str, type[Curvature]] = {"hessian": Hessian, "ggn": GGN}
+
+
+class Damped:
+    """``A + damping * I`` for any operator ``A`` with a ``like`` template.
+
+    Parameters
+    ----------
+    operator : callable
+        ``operator(v) -> A v`` on parameter dicts, with attribute ``like``.
+    damping : float
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skinfluence.kernels import Damped, MatrixOperator
+    >>> A = Damped(MatrixOperator(torch.eye(2, dtype=torch.float64)), 0.5)
+    >>> A({"x": torch.ones(2, dtype=torch.float64)})["x"]
+    tensor([1.5000, 1.5000], dtype=torch.float64)
+    """
+
+    def __init__(self, operator, damping: float) -> None:
+        self.operator = operator
+        self.damping = float(damping)
+        self.like = operator.like
+
+    def __call__(self, v: Params) -> dict[str, Tensor]:
+        """``A v + damping v``."""
+        return tree.add(self.operator(v), v, self.damping)
+
+    def __len__(self) -> int:
+        """The rows of the damped operator (see :meth:`Curvature.on_rows`)."""
+        return len(self.operator)
+
+    def on_rows(self, rows) -> Damped:
+        """The damped operator on a subset of the rows (see :meth:`Curvature.on_rows`)."""
+        return Damped(self.operator.on_rows(rows), self.damping)
+
+
+class MatrixOperator:
+    """A dense symmetric matrix as an operator on ``{"x": vector}`` dicts.
+
+    For tests and examples of the solvers.
+
+    Parameters
+    ----------
+    matrix : Tensor of shape (P, P)
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skinfluence.kernels import MatrixOperator
+    >>> A = MatrixOperator(torch.diag(torch.tensor([1.0, 2.0])))
+    >>> A({"x": torch.ones(2)})["x"]
+    tensor([1., 2.])
+    """
+
+    def __init__(self, matrix: Tensor) -> None:
+        self.matrix = matrix
+        self.like = {"x": matrix[0]}
+
+    def __call__(self, v: Params) -> dict[str, Tensor]:
+        """``matrix @ v["x"]``."""
+        return {"x": self.matrix @ v["x"]}
+
+
+def dense_matrix(operator, like: Params | None = None) -> Tensor:
+    """The ``P x P`` matrix of an operator: its products on the standard basis.
+
+    Vectorised with ``vmap``, and symmetrised; for small models only.
+
+    Parameters
+    ----------
+    operator : callable
+        ``operator(v) -> A v`` on parameter dicts.
+    like : dict of str to Tensor, default=None
+        The parameter template; ``None`` takes ``operator.like``.
+
+    Returns
+    -------
+    Tensor of shape (P, P)
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skinfluence.kernels import MatrixOperator, dense_matrix
+    >>> A = torch.tensor([[2.0, 1.0], [1.0, 3.0]])
+    >>> bool((dense_matrix(MatrixOperator(A)) == A).all())
+    True
+    """
+    like = operator.like if like is None else like
+    flat = tree.flatten(like)
+    eye = torch.eye(flat.numel(), dtype=flat.dtype, device=flat.device)
+    M = vmap(lambda e: tree.flatten(operator(tree.unflatten(e, like))))(eye)
+    return (M + M.T) / 2
+
+
+# ---------------------------------------------------------------- inverses
+class ExactInverse:
+    """``A^-1 b`` by forming the matrix of ``A`` and a dense solve (small models).
+
+    Parameters
+    ----------
+    operator : callable
+        A symmetric operator with a ``like`` template (e.g. ``Damped(GGN(...))``).
+    max_params : int, default=5000
+        Larger models raise ValueError (the matrix is ``P x P``).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skinfluence.kernels import ExactInverse, MatrixOperator
+    >>> A = MatrixOperator(torch.tensor([[2.0, 1.0], [1.0, 3.0]], dtype=torch.float64))
+    >>> ExactInverse(A)({"x": torch.ones(2, dtype=torch.float64)})["x"]
+    tensor([0.4000, 0.2000], dtype=torch.float64)
+    """
+
+    def __init__(self, operator, *, max_params: int = 5000) -> None:
+        self.operator = operator
+        self.max_params = max_params
+
+    def __call__(self, b: Params) -> dict[str, Tensor]:
+        """The solution ``x`` of ``A x = b``, shaped like ``b``."""
+        P = tree.n_params(self.operator.like)
+        if P > self.max_params:
+            raise ValueError(
+                f"solver='exact' forms the {P} x {P} curvature matrix; it is "
+                f"limited to {self.max_params} parameters. Use solver='cg' or "
+                "'lissa'."
+            )
+        M = dense_matrix(self.operator)
+        x = torch.linalg.solve(M, tree.flatten(b).to(M.dtype))
+        return tree.unflatten(x, self.operator.like)
+
+
+@dataclass(frozen=True)
+class CGInfo:
+    """How a conjugate-gradient solve ended.
+
+    Attributes
+    ----------
+    n_iter : int
+        Iterations run, one operator product each.
+    residual : float
+        Final relative residual ``||b - A x|| / ||b||`` (the recursively
+        updated one).
+    tol : float
+        The tolerance asked for.
+    converged : bool
+        Whether ``residual <= tol``.
+    stop : {"tol", "max_iter", "non_positive_curvature", "zero_rhs"}
+        Why it stopped.
+
+    Examples
+    --------
+    >>> from skinfluence.kernels import CGInfo
+    >>> CGInfo(n_iter=3, residual=1e-8, tol=1e-6, converged=True, stop="tol").converged
+    True
+    """
+
+    n_iter: int
+    residual: float
+    tol: float
+    converged: bool
+    stop: str
+
+    def message(self) -> str:
+        """A sentence saying how CG ended, and what to change when it fell short."""
+        head = (
+            f"CG stopped after {self.n_iter} iterations at relative residual "
+            f"{self.residual:.2e} (tol={self.tol:g})"
+        )
+        if self.stop == "non_positive_curvature":
+            return (
+                f"{head}: it met non-positive curvature, so the damped curvature "
+                "is not positive definite. Increase `damping` or use "
+                "curvature='ggn'."
+            )
+        if self.stop == "max_iter":
+            return f"{head}: it did not converge. Increase `max_iter` or `damping`."
+        return f"{head}."
+
+
+def conjugate_gradient(
+    operator: Matvec, b: Params, *, tol: float = 1e-6, max_iter: int = 200
+) -> tuple[dict[str, Tensor], CGInfo]:
+    """Conjugate gradients for ``A x = b`` (``A`` symmetric), with how it ended.
+
+    Stops when ``||r|| <= tol ||b||``, after ``max_iter`` iterations, or at
+    the first direction of non-positive curvature (returning the iterate
+    before it). Never warns: the :class:`CGInfo` says what happened.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skinfluence.kernels import MatrixOperator, conjugate_gradient
+    >>> A = MatrixOperator(torch.tensor([[2.0, 1.0], [1.0, 3.0]], dtype=torch.float64))
+    >>> x, info = conjugate_gradient(A, {"x": torch.ones(2, dtype=torch.float64)})
+    >>> x["x"], info.n_iter, info.converged
+    (tensor([0.4000, 0.2000], dtype=torch.float64), 2, True)
+    """
+    x = tree.zeros_like(b)
+    r = {k: v.clone() for k, v in b.items()}
+    p = {k: v.clone() for k, v in r.items()}
+    rs = tree.dot(r, r)
+    b_norm = torch.sqrt(rs)
+    if b_norm == 0:
+        return x, CGInfo(0, 0.0, tol, True, "zero_rhs")
+    stop = "max_iter"
+    n_iter = 0
+    while n_iter < max_iter:
+        Ap = operator(p)
+        curv = tree.dot(p, Ap)
+        if curv <= 0:
+            stop = "non_positive_curvature"
+            break
+        n_iter += 1
+        alpha = rs / curv
+        x = tree.add(x, p, alpha)
+        r = tree.add(r, Ap, -alpha)
+        rs_new = tree.dot(r, r)
+        if torch.sqrt(rs_new) <= tol * b_norm:
+            rs, stop = rs_new, "tol"
+            break
+        p = tree.add(r, p, rs_new / rs)
+        rs = rs_new
+    residual = float(torch.sqrt(rs) / b_norm)
+    return x, CGInfo(n_iter, residual, tol, stop == "tol", stop)
+
+
+class CGInverse:
+    """``A^-1 b`` by conjugate gradients on the products of any operator.
+
+    Parameters
+    ----------
+    operator : callable
+        A symmetric operator (e.g. ``Damped(GGN(...), 1e-3)``).
+    tol : float, default=1e-6
+        Relative residual to reach.
+    max_iter : int, default=200
+
+    Attributes
+    ----------
+    info_ : CGInfo
+        How the last solve ended (set by each call).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skinfluence.kernels import CGInverse, MatrixOperator
+    >>> inv = CGInverse(MatrixOperator(torch.diag(torch.tensor([1.0, -1.0]))))
+    >>> _ = inv({"x": torch.ones(2)})
+    >>> inv.info_.stop, inv.info_.converged
+    ('non_positive_curvature', False)
+    """
+
+    def __init__(self, operator, *, tol: float = 1e-6, max_iter: int = 200) -> None:
+        self.operator = operator
+        self.tol = tol
+        self.max_iter = max_iter
+
+    def __call__(self, b: Params) -> dict[str, Tensor]:
+        """The CG iterate for ``A x = b``; see ``info_`` for how close it is."""
+        x, self.info_ = conjugate_gradient(
+            self.operator, b, tol=self.tol, max_iter=self.max_iter
+        )
+        return x
+
+
+class LiSSAInverse:
+    """``A^-1 b`` by LiSSA (:func:`lissa`) on any operator's products.
+
+    Parameters
+    ----------
+    operator : callable
+        A symmetric positive definite operator; with ``batch_rows`` it needs
+        ``len`` and ``on_rows`` (a :class:`Curvature`, or :class:`Damped` of
+        one).
+    scale : float, default=None
+        Must exceed the largest eigenvalue of ``A``; ``None`` takes 1.2
+        times the power-iteration estimate (:func:`top_eigenvalue`).
+    depth : int, default=1000
+    batch_rows : int, default=None
+        Rows per step, drawn at random with ``generator``; ``None`` takes all
+        (deterministic).
+    generator : torch.Generator, default=None
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skinfluence.kernels import LiSSAInverse, MatrixOperator
+    >>> A = MatrixOperator(torch.tensor([[2.0, 1.0], [1.0, 3.0]], dtype=torch.float64))
+    >>> LiSSAInverse(A, scale=5.0, depth=200)({"x": torch.ones(2, dtype=torch.float64)})["x"]
+    tensor([0.4000, 0.2000], dtype=torch.float64)
+    """
+
+    def __init__(
+        self,
+        operator,
+        *,
+        scale: float | None = None,
+        depth: int = 1000,
+        batch_rows: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        self.operator = operator
+        self.scale = scale
+        self.depth = depth
+        self.batch_rows = batch_rows
+        self.generator = generator
+
+    def __call__(self, b: Params) -> dict[str, Tensor]:
+        """The LiSSA estimate of ``A^-1 b``."""
+        A, gen = self.operator, self.generator
+        scale = self.scale
+        if scale is None:
+            scale = 1.2 * top_eigenvalue(A, A.like, generator=gen)
+        if self.batch_rows is None:
+
+            def step(j, h):
+                return A(h)
+
+        else:
+            n = len(A)
+            m = min(int(self.batch_rows), n)
+
+            def step(j, h):
+                return A.on_rows(torch.randperm(n, generator=gen)[:m])(h)
+
+        return lissa(step, b, damping=0.0, scale=scale, depth=self.depth)
+
+
+# ------------------------------------------------------------ short forms
+def make_hvp(
+    model: TorchModel,
+    params: Params,
+    X: Rows,
+    y: Tensor,
+    batch_size: int,
+) -> Hessian:
+    """Hessian-vector products of the training objective at ``params``.
+
+    Returns
+    -------
+    hvp : Hessian
+        ``hvp(v) -> H v``, ``v`` and the result shaped like ``params``
+        (see :class:`Hessian`).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skinfluence.kernels import make_hvp
+    >>> from skinfluence.models import as_torch_model
+    >>> model = as_torch_model(torch.nn.Linear(3, 2), loss=torch.nn.CrossEntropyLoss())
+    >>> X, y = torch.randn(6, 3), torch.tensor([0, 1] * 3)
+    >>> hvp = make_hvp(model, model.params, X, y, batch_size=4)
+    >>> hvp({k: torch.ones_like(p) for k, p in model.params.items()})["weight"].shape
+    torch.Size([2, 3])
+    """
+    return Hessian(model, params, X, y, batch_size)
 
 
 def hessian_matrix(
     model: TorchModel, params: Params, X: Rows, y: Tensor, batch_size: int
 ) -> Tensor:
     """The full ``P x P`` Hessian of the training objective (small models only).
-
-    Its columns are :func:`make_hvp` products on the standard basis,
-    vectorised with ``vmap``.
 
     Examples
     --------
@@ -102,12 +618,7 @@ def hessian_matrix(
     >>> H.shape, bool((H == H.T).all())
     (torch.Size([8, 8]), True)
     """
-    like = {k: p.detach() for k, p in params.items()}
-    flat = tree.flatten(like)
-    hvp = make_hvp(model, like, X, y, batch_size)
-    eye = torch.eye(flat.numel(), dtype=flat.dtype, device=flat.device)
-    H = vmap(lambda e: tree.flatten(hvp(tree.unflatten(e, like))))(eye)
-    return (H + H.T) / 2
+    return dense_matrix(Hessian(model, params, X, y, batch_size))
 
 
 def exact_solve(
@@ -139,20 +650,12 @@ def exact_solve(
     >>> bool(torch.allclose(Hx["bias"] + 0.1 * x["bias"], b["bias"]))
     True
     """
-    P = tree.n_params(params)
-    if P > max_params:
-        raise ValueError(
-            f"solver='exact' forms the {P} x {P} Hessian; it is limited to "
-            f"{max_params} parameters. Use solver='cg' or 'lissa'."
-        )
-    H = hessian_matrix(model, params, X, y, batch_size)
-    A = H + damping * torch.eye(P, dtype=H.dtype, device=H.device)
-    x = torch.linalg.solve(A, tree.flatten(b).to(H.dtype))
-    return tree.unflatten(x, params)
+    A = Damped(Hessian(model, params, X, y, batch_size), damping)
+    return ExactInverse(A, max_params=max_params)(b)
 
 
 def cg(
-    matvec: Callable[[Params], dict[str, Tensor]],
+    matvec: Matvec,
     b: Params,
     *,
     damping: float = 0.0,
@@ -161,9 +664,10 @@ def cg(
 ) -> dict[str, Tensor]:
     """Conjugate gradients for ``(A + damping I) x = b`` (A symmetric).
 
-    Stops when ``||r|| <= tol ||b||``. Warns when the matrix shows a
-    non-positive curvature (a non-convex model with too little damping) or
-    when it does not converge in ``max_iter`` steps.
+    :func:`conjugate_gradient` that warns (RuntimeWarning) when it stops
+    short of ``tol``: at a non-positive curvature (a non-convex model with
+    too little damping) or after ``max_iter`` steps. :class:`CGInverse`
+    records the outcome instead.
 
     Examples
     --------
@@ -178,44 +682,14 @@ def cg(
     def A(v):
         return tree.add(matvec(v), v, damping)
 
-    x = tree.zeros_like(b)
-    r = {k: v.clone() for k, v in b.items()}
-    p = {k: v.clone() for k, v in r.items()}
-    rs = tree.dot(r, r)
-    b_norm = torch.sqrt(rs)
-    if b_norm == 0:
-        return x
-    for _ in range(max_iter):
-        Ap = A(p)
-        curv = tree.dot(p, Ap)
-        if curv <= 0:
-            warnings.warn(
-                "CG met non-positive curvature: the damped Hessian is not "
-                "positive definite. Increase `damping`.",
-                RuntimeWarning,
-                stacklevel=3,
-            )
-            break
-        alpha = rs / curv
-        x = tree.add(x, p, alpha)
-        r = tree.add(r, Ap, -alpha)
-        rs_new = tree.dot(r, r)
-        if torch.sqrt(rs_new) <= tol * b_norm:
-            return x
-        p = tree.add(r, p, rs_new / rs)
-        rs = rs_new
-    else:
-        warnings.warn(
-            f"CG did not reach tol={tol} in {max_iter} iterations "
-            f"(relative residual {float(torch.sqrt(rs) / b_norm):.2e}).",
-            RuntimeWarning,
-            stacklevel=3,
-        )
+    x, info = conjugate_gradient(A, b, tol=tol, max_iter=max_iter)
+    if not info.converged:
+        warnings.warn(info.message(), RuntimeWarning, stacklevel=2)
     return x
 
 
 def top_eigenvalue(
-    matvec: Callable[[Params], dict[str, Tensor]],
+    matvec: Matvec,
     like: Params,
     *,
     n_iter: int = 30,

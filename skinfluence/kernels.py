@@ -17,10 +17,19 @@ taken in chunks of ``batch_size`` rows so that memory is
    from per-row gradients (norms, and the ``<g_i, g_j>`` blocks of the
    signals' influence matrix).
 
-Curvature: :func:`make_hvp` (Hessian-vector products of the training
-objective, forward-over-reverse), :func:`hessian_matrix` (small models),
-and the solvers :func:`cg`, :func:`lissa`, :func:`exact_solve`,
-:func:`top_eigenvalue`.
+Curvature of the training objective as operators on parameter dicts:
+:class:`Hessian` (forward-over-reverse products) and :class:`GGN` (the
+generalized Gauss-Newton ``J^T H_out J``, positive semi-definite), and
+:class:`Damped` (``A + damping I``) of either. The solvers are objects
+wrapping any operator, so every curvature composes with every solver:
+:class:`ExactInverse`, :class:`CGInverse` (records a :class:`CGInfo`),
+:class:`LiSSAInverse`. Short forms: :func:`make_hvp`,
+:func:`hessian_matrix`, :func:`dense_matrix`, :func:`exact_solve`,
+:func:`cg` (warns when it stops short), :func:`conjugate_gradient`,
+:func:`lissa`, :func:`top_eigenvalue`.
+
+Projection: :class:`GaussianProjection`, a seeded Johnson-Lindenstrauss
+projection of parameter vectors and of per-row gradients (TRAK).
 
 Plumbing: :func:`row_chunks` (chunk slices; fewer rows per chunk for wide
 sparse data), :func:`to_device` (a chunk on the model's device),
@@ -60,8 +69,20 @@ key as ``method="..."`` (see the gallery's custom-method example).
 """
 
 from ._curvature import (
+    GGN,
+    CGInfo,
+    CGInverse,
+    Curvature,
+    Damped,
+    ExactInverse,
+    Hessian,
+    LiSSAInverse,
+    MatrixOperator,
     cg,
+    conjugate_gradient,
+    dense_matrix,
     exact_solve,
+    ggn_split,
     hessian_matrix,
     lissa,
     make_hvp,
@@ -69,6 +90,7 @@ from ._curvature import (
 )
 from ._kernels import (
     ClosedFormGradients,
+    GaussianProjection,
     VmapGradients,
     chunk_rows,
     chunked_gradient,
@@ -77,6 +99,7 @@ from ._kernels import (
     grad_dot,
     grad_sq_norms,
     per_row_gradients,
+    projected_gradients,
     row_chunks,
     row_gradients,
     row_losses,
@@ -86,21 +109,35 @@ from ._kernels import (
 from ._sparse import SparseRows
 
 __all__ = [
+    "GGN",
+    "CGInfo",
+    "CGInverse",
     "ClosedFormGradients",
+    "Curvature",
+    "Damped",
+    "ExactInverse",
+    "GaussianProjection",
+    "Hessian",
+    "LiSSAInverse",
+    "MatrixOperator",
     "SparseRows",
     "VmapGradients",
     "cg",
     "chunk_rows",
     "chunked_gradient",
     "chunks",
+    "conjugate_gradient",
+    "dense_matrix",
     "derive_seed",
     "exact_solve",
+    "ggn_split",
     "grad_dot",
     "grad_sq_norms",
     "hessian_matrix",
     "lissa",
     "make_hvp",
     "per_row_gradients",
+    "projected_gradients",
     "row_chunks",
     "row_gradients",
     "row_losses",

@@ -2,12 +2,13 @@
 
 from ._base import METHODS, Method
 from ._gradient import IP, IPEnsemble, TracIn
-from ._influence_function import InfluenceFunction
+from ._influence_function import CGConvergenceError, InfluenceFunction
 from ._simple import Loss, Random, SelfInfluence
 
 __all__ = [
     "IP",
     "METHODS",
+    "CGConvergenceError",
     "IPEnsemble",
     "InfluenceFunction",
     "Loss",
