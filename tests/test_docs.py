@@ -166,3 +166,29 @@ def test_markdown_to_rst_parses_cleanly_and_keeps_the_text():
     )
     assert any(n.tagname == "literal_block" for n in tree.findall())
     assert any(n.tagname == "enumerated_list" for n in tree.findall())
+
+
+def test_texts_that_skip_heading_levels_share_one_page():
+    sys.path.insert(0, str(ROOT / "docs" / "_ext"))
+    try:
+        from skinfluence_docs import markdown_to_rst
+    finally:
+        sys.path.pop(0)
+    first = markdown_to_rst("# A\n\n## B\n\n#### C\n\ntext c\n", level=1)
+    second = markdown_to_rst("# D\n\n## E\n\n### F\n\ntext f\n", level=1)
+    page = "Page\n====\n\n" + first + "\n" + second
+    tree, messages = _doctree(page)
+    assert messages == [], page
+    sections = {
+        n.children[0].astext(): len(list(_ancestors(n)))
+        for n in tree.findall()
+        if n.tagname == "section"
+    }
+    # C sits under B as F sits under E: the skipped level is closed up
+    assert sections["C"] == sections["F"] == sections["B"] + 1 == sections["A"] + 2
+
+
+def _ancestors(node):
+    while node.parent is not None and node.parent.tagname == "section":
+        node = node.parent
+        yield node

@@ -97,10 +97,20 @@ def _table(rows: list[str]) -> list[str]:
 def markdown_to_rst(markdown: str, *, level: int = 0) -> str:
     """Convert Markdown to reStructuredText.
 
-    ``level`` shifts the headings: ``#`` gets the underline character
-    ``UNDERLINES[level]``, ``##`` the next one, and so on.
+    ``level`` shifts the headings: the shallowest heading of the text gets
+    the underline character ``UNDERLINES[level]``, the next depth used the
+    next one, and so on. Depths the text skips (``##`` then ``####``) are
+    closed up, since reStructuredText cannot skip a level and several texts
+    end up on one page.
     """
     lines = markdown.splitlines()
+    in_fence, depths = False, set()
+    for line in lines:
+        if _FENCE.match(line):
+            in_fence = not in_fence
+        elif not in_fence and _HEADING.match(line):
+            depths.add(len(_HEADING.match(line).group(1)))
+    rank = {d: k for k, d in enumerate(sorted(depths))}
     out: list[str] = []
     i = 0
 
@@ -127,7 +137,7 @@ def markdown_to_rst(markdown: str, *, level: int = 0) -> str:
             continue
         heading = _HEADING.match(line)
         if heading:
-            depth = min(level + len(heading.group(1)) - 1, len(UNDERLINES) - 1)
+            depth = min(level + rank[len(heading.group(1))], len(UNDERLINES) - 1)
             title = inline(heading.group(2))
             blank()
             out += [title, UNDERLINES[depth] * max(len(title), 3), ""]
