@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
-from torch.func import grad, jvp, vmap
+from torch.func import grad, jvp, vjp, vmap
 from torch.nn import functional as F
 
 from . import _tree as tree
@@ -288,6 +288,8 @@ class GGN(Curvature):
         return entry
 
     def _row_sum(self, v, rows):
+        if rows.start not in self._cache and _in_functorch_transform():
+            return self._row_sum_functional(v, rows)  # no graphs made under vmap
         out, yb, leaves, u, pulled = self._linearised(rows)
         used = [
             (g, v[k]) for k, g in zip(self.like, pulled, strict=True) if g is not None
@@ -296,8 +298,7 @@ class GGN(Curvature):
             Jv = torch.autograd.grad(
                 [g for g, _ in used], u, [t for _, t in used], retain_graph=True
             )[0]
-        # H_out (J v), row by row: the loss is a sum of per-row terms
-        HJv = jvp(grad(lambda o: self._loss(o, yb).sum()), (out.detach(),), (Jv,))[1]
+        HJv = self._output_hvp(out.detach(), yb, Jv)
         with torch.enable_grad():
             back = torch.autograd.grad(
                 out, leaves, HJv, retain_graph=True, allow_unused=True
@@ -306,6 +307,26 @@ class GGN(Curvature):
             k: torch.zeros_like(p) if g is None else g
             for (k, p), g in zip(self.like.items(), back, strict=True)
         }
+
+    def _row_sum_functional(self, v, rows):
+        """The same product by ``torch.func.jvp`` and ``vjp`` (inside transforms)."""
+        Xb, yb = self._chunk(rows)
+
+        def g(p):
+            return self._outputs(p, Xb)
+
+        out, Jv = jvp(g, (self.like,), (dict(v),))
+        _, pull = vjp(g, self.like)
+        return pull(self._output_hvp(out.detach(), yb, Jv))[0]
+
+    def _output_hvp(self, out: Tensor, yb: Tensor, u: Tensor) -> Tensor:
+        """``H_out u`` row by row (the loss is a sum of per-row terms)."""
+        return jvp(grad(lambda o: self._loss(o, yb).sum()), (out,), (u,))[1]
+
+
+def _in_functorch_transform() -> bool:
+    """Whether the call runs under a ``torch.func`` transform (``vmap``...)."""
+    return torch._C._functorch.peek_interpreter_stack() is not None
 
 
 def _intermediate_bytes_per_row(model: TorchModel, params: Params, Xb: Rows) -> int:
@@ -420,6 +441,7 @@ def dense_matrix(operator, like: Params | None = None) -> Tensor:
     True
     """
     like = operator.like if like is None else like
+    operator(tree.zeros_like(like))  # graphs an operator keeps are made here
     flat = tree.flatten(like)
     eye = torch.eye(flat.numel(), dtype=flat.dtype, device=flat.device)
     M = vmap(lambda e: tree.flatten(operator(tree.unflatten(e, like))))(eye)
