@@ -295,7 +295,9 @@ class Recorder:
                 out = None
         for w in caught:
             msg = str(w.message).splitlines()[0][:200]
-            if "did not already require gradients" in msg:
+            if "did not already require gradients" in msg or issubclass(
+                w.category, DeprecationWarning
+            ):
                 continue
             note = f"{w.category.__name__}: {msg}"
             if note not in self.notes:
@@ -933,9 +935,12 @@ def _notes(methods) -> list[str]:
     out = []
     for _, r in methods.iterrows():
         if isinstance(r.notes, str) and r.notes:
+            kept = [n for n in r.notes.split("; ") if "DeprecationWarning" not in n]
+            if not kept:
+                continue
             out.append(
                 f"- {LABELS[r.dataset]} {LABELS[r.model]} {r.objective}, "
-                f"{r.method}: {r.notes}"
+                f"{r.method}: {'; '.join(kept)}"
             )
     return out
 
@@ -1056,7 +1061,7 @@ LOO_TEXT = (
     "(highest) are removed and the model retrained. A useful ranking gives a "
     'negative change for "harmful" and a positive one for "helpful". '
     "In parentheses, for the methods whose scores estimate the effect of "
-    "removal (influence functions, TRAK), the predicted change sum(scores of "
+    "removal (influence functions), the predicted change sum(scores of "
     "the removed rows) / n."
 )
 CURV_TEXT = (
