@@ -5,6 +5,7 @@ from ._filter import InfluenceFilter
 from ._sampler import InfluenceSampler
 from .methods import (
     IP,
+    TRAK,
     InfluenceFunction,
     IPEnsemble,
     Loss,
@@ -33,6 +34,7 @@ __all__ = [
     "Random",
     "Robustness",
     "SelfInfluence",
+    "TRAK",
     "TorchModel",
     "TracIn",
     "Utility",

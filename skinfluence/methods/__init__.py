@@ -4,6 +4,7 @@ from ._base import METHODS, Method
 from ._gradient import IP, IPEnsemble, TracIn
 from ._influence_function import CGConvergenceError, InfluenceFunction
 from ._simple import Loss, Random, SelfInfluence
+from ._trak import TRAK
 
 __all__ = [
     "IP",
@@ -15,5 +16,6 @@ __all__ = [
     "Method",
     "Random",
     "SelfInfluence",
+    "TRAK",
     "TracIn",
 ]
