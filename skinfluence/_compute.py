@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numbers
+import sys
 
 import numpy as np
 import torch
@@ -39,6 +40,11 @@ def _n_rows(a) -> int:
     return a.shape[0] if hasattr(a, "shape") else len(a)
 
 
+def _is_dask(a) -> bool:
+    dask = sys.modules.get("dask")
+    return dask is not None and dask.is_dask_collection(a)
+
+
 def compute_influence(
     estimator,
     X,
@@ -63,6 +69,9 @@ def compute_influence(
         It is not modified.
     X : array-like or DataFrame of shape (n_samples, n_features)
         The training rows to score (as passed to the estimator's ``fit``).
+        A row-chunked dask Array or DataFrame is scored block by block, on
+        the workers, and the scores are lazy: see
+        :func:`skinfluence.dask.compute_influence`.
     y : array-like of shape (n_samples,)
         Their labels.
     X_val, y_val : array-like, default=None
@@ -90,7 +99,8 @@ def compute_influence(
     -------
     scores : ndarray of shape (n_samples,), float64
         Higher means more beneficial to the objective: the lowest are the
-        rows to prune.
+        rows to prune. For dask input, a lazy dask Array (or Series) aligned
+        with the rows.
 
     See Also
     --------
@@ -114,6 +124,22 @@ def compute_influence(
     >>> scores.shape
     (100,)
     """
+    if _is_dask(X) or _is_dask(y):
+        from ._dask import compute_influence as on_dask
+
+        return on_dask(
+            estimator,
+            X,
+            y,
+            X_val,
+            y_val,
+            objective=objective,
+            method=method,
+            sensitive_features_val=sensitive_features_val,
+            batch_size=batch_size,
+            random_state=random_state,
+            verbose=verbose,
+        )
     method_ = resolve_method(method)
     objective_ = resolve_objective(objective) if method_.needs_objective else None
     method_.validate()

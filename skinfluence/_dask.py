@@ -1,0 +1,1034 @@
+"""Influence on Dask: score and clean training sets larger than memory.
+
+DESIGN section 4, "Beyond one machine". On row-chunked dask arrays or dask
+DataFrames the client does the small, global work once: it fits nothing,
+but resolves the method, binds the objective to the (small, in-memory)
+validation rows and computes the vectors every row is scored against:
+``v = grad J`` at the fitted parameters, at every ensemble member or at every
+checkpoint, or ``(H + damping I)^-1 v`` for influence functions. It freezes
+the seed. All of it goes into a :class:`ScoringSpec`, which reaches each
+worker once (``Client.scatter(..., broadcast=True)``; without a distributed
+client, one key of the graph). Every block then runs the method's own
+``score`` on its rows, as the in-memory path runs it on all of them, with
+the objective replaced by a replay of the client's vectors: the scores are
+the in-memory ones, bit for bit when the blocks start at multiples of
+``batch_size``.
+
+Cleaning (:func:`write_cleaned`) picks the rows of lowest score exactly: the
+k-th smallest score by a radix selection over the (persisted) scores, ties
+broken by position as ``numpy.argsort(kind="stable")`` breaks them, so the
+rows written are those ``InfluenceFilter`` keeps on the same data.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import math
+import uuid
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ._kernels import all_finite, derive_seed
+from .methods import (
+    IP,
+    InfluenceFunction,
+    IPEnsemble,
+    Loss,
+    Random,
+    SelfInfluence,
+    TracIn,
+)
+from .models import as_torch_model
+from .objectives._validation import prepare_validation
+
+#: rows of one group of the "random" draws: row i takes draw i % G of the
+#: stream seeded by (seed, i // G), so draws do not depend on the chunking
+RANDOM_GROUP = 2**16
+#: at most this many candidate scores are gathered on the client by the
+#: exact selection; above it, one more radix pass narrows them
+GATHER_LIMIT = 2**20
+
+#: spec token -> times it was deserialised in this process
+LOADS: dict[str, int] = {}
+#: spec token -> torch threads in use while its blocks ran in this process
+THREADS: dict[str, set] = {}
+
+
+# ---------------------------------------------------------------- the spec
+def _digest(params) -> str:
+    """A fingerprint of a parameter dict (names, shapes, dtypes and values)."""
+    h = hashlib.blake2b(digest_size=16)
+    for name, t in params.items():
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+class _Recorder:
+    """An objective that records every gradient a method asks it for."""
+
+    def __init__(self, bound) -> None:
+        self.bound = bound
+        self.calls: list[tuple[str, dict]] = []
+
+    def gradient(self, params=None, batch_size: int = 4096) -> dict:
+        params = self.bound.model.params if params is None else params
+        v = self.bound.gradient(params, batch_size=batch_size)
+        self.calls.append((_digest(params), {k: t.detach() for k, t in v.items()}))
+        return v
+
+    def __getattr__(self, name):
+        return getattr(self.bound, name)
+
+
+class _Replay:
+    """An objective that returns the client's gradients, in the order recorded.
+
+    It raises if a method asks for a gradient at other parameters than the
+    client did (a method whose calls are not deterministic).
+    """
+
+    def __init__(self, model, calls) -> None:
+        self.model = model
+        self._calls = calls
+        self._next = 0
+
+    def gradient(self, params=None, batch_size: int = 4096) -> dict:
+        params = self.model.params if params is None else params
+        if self._next >= len(self._calls):
+            raise RuntimeError(
+                "The method asked for more gradients than on the client."
+            )
+        digest, v = self._calls[self._next]
+        if _digest(params) != digest:
+            raise RuntimeError(
+                "The method asked for a gradient at other parameters than on the "
+                "client: its scores cannot be computed block by block."
+            )
+        self._next += 1
+        return dict(v)
+
+
+class _FullPenalty:
+    """``model`` with the L2 penalty of ``n_rows`` rows, whatever rows it sees.
+
+    The Hessian from a sample of the rows is their mean curvature plus the
+    penalty of the whole training set (scikit-learn's ``1 / (C n)``).
+    """
+
+    def __init__(self, model, n_rows: int) -> None:
+        self._model = model
+        self._n_rows = n_rows
+
+    def l2(self, n_rows: int) -> dict:
+        return self._model.l2(self._n_rows)
+
+    def __getattr__(self, name):
+        return getattr(self._model, name)
+
+
+def _one_torch_thread() -> None:
+    """Inside a distributed worker, torch runs one intra-op thread per task.
+
+    Dask runs one task per worker thread; torch's own pool on top of that
+    oversubscribes the cores. Outside a worker (the synchronous scheduler in
+    the user's process) the user's setting is left alone.
+    """
+    try:
+        from distributed import get_worker
+
+        get_worker()
+    except (ImportError, ValueError):
+        return
+    if torch.get_num_threads() != 1:
+        torch.set_num_threads(1)
+
+
+class ScoringSpec:
+    """What every block needs to score its rows: shipped once per worker.
+
+    Parameters
+    ----------
+    model : TorchModel
+        The fitted model (with its preprocessing and checkpoints).
+    method : Method
+        The method run on each block.
+    calls : list of (str, dict)
+        The objective's gradients the method asks for, in order, each with
+        the fingerprint of the parameters it was asked at (empty for
+        objective-free methods).
+    validation : tuple of (Tensor, Tensor) or None
+        The prepared validation rows, for methods that read them.
+    batch_size : int
+    random_state : int or RandomState
+        Frozen: every block gets the same (a copy of a RandomState).
+    random_seed : int or None
+        For "random": the seed of the per-group streams.
+
+    Notes
+    -----
+    It is pickled with cloudpickle (torch modules defined in ``__main__`` or
+    in a test file travel by value) and counts, per process, how often it is
+    unpickled (:data:`LOADS`), which the tests read on the workers.
+    """
+
+    def __init__(
+        self,
+        model,
+        method,
+        calls,
+        validation,
+        batch_size: int,
+        random_state,
+        random_seed: int | None = None,
+    ) -> None:
+        self.model = model
+        self.method = method
+        self.calls = calls
+        self.validation = validation
+        self.batch_size = batch_size
+        self.random_state = random_state
+        self.random_seed = random_seed
+        self.token = uuid.uuid4().hex
+
+    def __getstate__(self) -> dict:
+        import cloudpickle
+
+        state = dict(self.__dict__)
+        token = state.pop("token")
+        return {"token": token, "payload": cloudpickle.dumps(state)}
+
+    def __setstate__(self, state: dict) -> None:
+        import cloudpickle
+
+        self.__dict__.update(cloudpickle.loads(state["payload"]))
+        self.token = state["token"]
+        LOADS[self.token] = LOADS.get(self.token, 0) + 1
+
+    def score(self, X, y, *, start: int | None = None, part: int | None = None):
+        """Scores of one block of rows, float64, as the in-memory path gives them.
+
+        ``start`` (the block's first row) or ``part`` (a DataFrame partition's
+        number) place the block, for "random" only.
+        """
+        _one_torch_thread()
+        THREADS.setdefault(self.token, set()).add(torch.get_num_threads())
+        if self.random_seed is not None:
+            return _random_draws(self.random_seed, len(X), start=start, part=part)
+        model = self.model
+        Xt, yt = model.prepare_X(X), model.prepare_y(y)
+        if len(Xt) != len(yt):
+            raise ValueError(f"A block has {len(Xt)} rows of X and {len(yt)} of y.")
+        if not all_finite(Xt):
+            raise ValueError(
+                "X contains NaN or infinity (after the model's preprocessing)."
+            )
+        if len(Xt) == 0:
+            return np.zeros(0)
+        extra = {} if self.validation is None else {"validation": self.validation}
+        random_state = self.random_state
+        if isinstance(random_state, np.random.RandomState):
+            random_state = copy.deepcopy(random_state)
+        objective = _Replay(model, self.calls) if self.calls else None
+        scores = self.method.score(
+            model,
+            objective,
+            Xt,
+            yt,
+            batch_size=self.batch_size,
+            random_state=random_state,
+            **extra,
+        )
+        return torch.as_tensor(scores).detach().cpu().numpy().astype(np.float64)
+
+
+def _random_draws(seed: int, n: int, *, start=None, part=None) -> np.ndarray:
+    """Uniform draws in [0, 1) for ``n`` rows from ``start`` (or of partition ``part``)."""
+    if start is None:  # a DataFrame partition: rows have no global position
+        return np.random.default_rng([seed, 1, int(part)]).random(n)
+    if n == 0:
+        return np.zeros(0)
+    first, last = start // RANDOM_GROUP, (start + n - 1) // RANDOM_GROUP
+    draws = np.concatenate(
+        [
+            np.random.default_rng([seed, 0, g]).random(RANDOM_GROUP)
+            for g in range(first, last + 1)
+        ]
+    )
+    offset = start - first * RANDOM_GROUP
+    return draws[offset : offset + n]
+
+
+# --------------------------------------------------------------- the client
+@dataclass
+class _Inputs:
+    """The training rows as dask collections with the same row blocks."""
+
+    X: object
+    y: object
+    frame: bool  # a dask DataFrame (partitions) or a dask Array (blocks)
+
+    @property
+    def n_rows(self) -> int | None:
+        if self.frame:
+            return None
+        return int(self.X.shape[0])
+
+
+def _as_inputs(X, y) -> _Inputs:
+    import dask.array as da
+    import dask.dataframe as dd
+
+    if isinstance(X, dd.DataFrame | dd.Series):
+        if isinstance(y, dd.DataFrame) and len(y.columns) == 1:
+            y = y[y.columns[0]]
+        if not isinstance(y, dd.Series):
+            raise TypeError(
+                "With a dask DataFrame X, y must be a dask Series with the same "
+                f"partitions (a column of the same frame), got {type(y).__name__}."
+            )
+        if X.npartitions != y.npartitions:
+            raise ValueError(
+                f"X and y have different partitions ({X.npartitions} and "
+                f"{y.npartitions})."
+            )
+        return _Inputs(X, y, frame=True)
+    if not isinstance(X, da.Array):
+        raise TypeError(
+            "compute_influence on Dask takes X as a dask Array or DataFrame, "
+            f"got {type(X).__name__}."
+        )
+    if X.ndim != 2:
+        raise ValueError(f"X must be 2-D, got {X.ndim} dimensions.")
+    if any(math.isnan(c) for c in X.chunks[0]):
+        raise ValueError(
+            "X has unknown chunk sizes: call X.compute_chunk_sizes() first."
+        )
+    if X.numblocks[1] > 1:
+        X = X.rechunk({1: -1})  # blocks of whole rows
+    if isinstance(y, dd.Series):
+        y = y.to_dask_array(lengths=True)
+    if not isinstance(y, da.Array):
+        y = np.asarray(y)
+    if y.ndim != 1 and not (y.ndim == 2 and y.shape[1] == 1):
+        raise ValueError(f"y must be 1-D, got shape {y.shape}.")
+    if y.shape[0] != X.shape[0]:
+        raise ValueError(
+            f"X and y have different lengths ({X.shape[0]} and {y.shape[0]})."
+        )
+    y = y.reshape(-1) if y.ndim == 2 else y
+    if not isinstance(y, da.Array):
+        y = da.from_array(y, chunks=(X.chunks[0],))
+    if y.chunks[0] != X.chunks[0]:
+        y = y.rechunk((X.chunks[0],))
+    return _Inputs(X, y, frame=False)
+
+
+def _frozen(random_state):
+    """The ``random_state`` every block gets: an int, or a RandomState snapshot."""
+    if random_state is None:
+        return derive_seed(None)  # drawn once, on the client
+    if isinstance(random_state, np.random.RandomState):
+        return copy.deepcopy(random_state)
+    return random_state
+
+
+def _hessian_rows(inputs: _Inputs, n_max: int, random_state):
+    """All training rows, or a uniform sample of ``n_max`` of them; and n.
+
+    Returns ``(X, y, n_rows)`` in memory (NumPy or pandas).
+    """
+    import dask
+
+    if inputs.frame:
+        lengths = inputs.X.map_partitions(len).compute()
+        n = int(np.sum(lengths))
+    else:
+        n = inputs.n_rows
+    if n <= n_max:
+        X, y = dask.compute(inputs.X, inputs.y)
+        return X, y, n
+    rng = np.random.RandomState(derive_seed(copy.deepcopy(random_state)))
+    idx = np.sort(rng.choice(n, n_max, replace=False))
+    if not inputs.frame:
+        X, y = dask.compute(inputs.X[idx], inputs.y[idx])
+        return X, y, n
+    import pandas as pd
+
+    bounds = np.r_[0, np.cumsum(lengths)]
+    tasks = []
+    for i, (xp, yp) in enumerate(
+        zip(inputs.X.to_delayed(), inputs.y.to_delayed(), strict=True)
+    ):
+        local = idx[(idx >= bounds[i]) & (idx < bounds[i + 1])] - bounds[i]
+        if len(local):
+            tasks.append(dask.delayed(_take)(xp, yp, local))
+    parts = dask.compute(*tasks)
+    X = pd.concat([p[0] for p in parts])
+    y = pd.concat([p[1] for p in parts])
+    return X, y, n
+
+
+def _take(X, y, rows):
+    return X.iloc[rows], y.iloc[rows]
+
+
+def _replayable(method) -> bool:
+    """Whether scores are per row once the objective's gradients are known."""
+    return isinstance(method, IP | IPEnsemble | TracIn) or bool(
+        getattr(method, "row_separable", False)
+    )
+
+
+def _objective_free(method) -> bool:
+    from .signals import SignalMethod
+
+    return isinstance(method, SelfInfluence | Loss | SignalMethod) or (
+        not method.needs_objective and bool(getattr(method, "row_separable", False))
+    )
+
+
+def build_spec(
+    model,
+    method_,
+    bound,
+    inputs: _Inputs,
+    X_val,
+    y_val,
+    *,
+    batch_size: int,
+    random_state,
+    hessian_rows: int,
+) -> ScoringSpec:
+    """The client's part: the vectors, the seed and the validation rows, once."""
+    frozen = _frozen(random_state)
+    validation = None
+    if method_.needs_validation_rows:
+        validation = prepare_validation(model, X_val, y_val)
+    if isinstance(method_, Random):
+        return ScoringSpec(
+            model,
+            method_,
+            [],
+            None,
+            batch_size,
+            frozen,
+            random_seed=derive_seed(frozen),
+        )
+    if isinstance(method_, InfluenceFunction):
+        v = bound.gradient(model.params, batch_size=batch_size)
+        X_h, y_h, n = _hessian_rows(inputs, hessian_rows, frozen)
+        X_t, y_t = model.prepare_X(X_h), model.prepare_y(y_h)
+        hmodel = model if len(X_t) == n else _FullPenalty(model, n)
+        x = method_.inverse_hvp(
+            hmodel,
+            v,
+            X_t,
+            y_t,
+            batch_size=batch_size,
+            random_state=copy.deepcopy(frozen),
+        )
+        calls = [(_digest(model.params), {k: t.detach() for k, t in x.items()})]
+        return ScoringSpec(model, IP(), calls, None, batch_size, frozen)
+    if _replayable(method_) and method_.needs_objective:
+        # a dry run on the validation rows records the gradients the method
+        # asks for; every block replays them
+        recorder = _Recorder(bound)
+        X_probe, y_probe = prepare_validation(model, X_val, y_val)
+        method_.score(
+            model,
+            recorder,
+            X_probe,
+            y_probe,
+            batch_size=batch_size,
+            random_state=copy.deepcopy(frozen),
+            **({} if validation is None else {"validation": validation}),
+        )
+        return ScoringSpec(
+            model, method_, recorder.calls, validation, batch_size, frozen
+        )
+    if _objective_free(method_):
+        return ScoringSpec(model, method_, [], validation, batch_size, frozen)
+    raise NotImplementedError(
+        f"method={method_._name()!r} is not known to score rows independently "
+        "of one another, so it cannot run block by block on Dask. Supported: ip, "
+        "ip_ensemble, tracin, influence_function, self_influence, loss, random "
+        "and the signal_* methods; a Method subclass whose scores are per row "
+        "once its objective's gradients are known can set row_separable = True."
+    )
+
+
+def _current_client():
+    """The distributed client dask would compute on now, or None."""
+    from dask.base import get_scheduler
+
+    owner = getattr(get_scheduler(), "__self__", None)
+    return owner if type(owner).__name__ == "Client" else None
+
+
+def ship(spec: ScoringSpec, client=None):
+    """The spec as a graph argument that reaches each worker once.
+
+    With a distributed client (``client``, or the one dask computes on now:
+    the default client, or ``dask.config.set(scheduler=client)``), the spec
+    is scattered to every worker (``broadcast=True``) and the tasks refer to
+    its future, which keeps it alive as long as the scores are; otherwise
+    (synchronous or threaded scheduler) it is one key of the graph.
+    """
+    import dask
+
+    client = client or _current_client()
+    if client is not None:
+        return client.scatter(spec, broadcast=True, hash=False)
+    return dask.delayed(spec, pure=False, traverse=False)
+
+
+def _score_block(X, y, spec, block_info=None):
+    start = block_info[0]["array-location"][0][0]
+    return spec.score(X, np.asarray(y).reshape(-1), start=start)
+
+
+def _score_partition(X, y, spec, partition_info=None):
+    import pandas as pd
+
+    part = 0 if partition_info is None else partition_info["number"]
+    scores = spec.score(X, y, part=part)
+    return pd.Series(scores, index=X.index, name="influence")
+
+
+def lazy_scores(inputs: _Inputs, shipped):
+    """The blocks' scores: a dask Array (or Series) aligned with the rows."""
+    if inputs.frame:
+        import pandas as pd
+
+        meta = pd.Series([], dtype="float64", name="influence")
+        return inputs.X.map_partitions(_score_partition, inputs.y, shipped, meta=meta)
+    import dask.array as da
+
+    return da.map_blocks(
+        _score_block,
+        inputs.X,
+        inputs.y[:, None],
+        shipped,
+        drop_axis=1,
+        dtype=np.float64,
+        chunks=(inputs.X.chunks[0],),
+        name="influence",
+    )
+
+
+def compute_influence(
+    estimator,
+    X,
+    y,
+    X_val=None,
+    y_val=None,
+    *,
+    objective="utility",
+    method="ip",
+    sensitive_features_val=None,
+    batch_size: int = 2048,
+    random_state=None,
+    verbose: int = 0,
+    hessian_rows: int = 100_000,
+    client=None,
+):
+    """Score every row of a dask Array or DataFrame, lazily, block by block.
+
+    The scores of :func:`skinfluence.compute_influence` (which calls this
+    for dask input), as a lazy collection aligned with the rows of ``X``.
+
+    Parameters
+    ----------
+    estimator : fitted estimator, Pipeline, or TorchModel
+        The model, fitted in memory (on a sample, or by a streamed fit).
+    X : dask Array of shape (n_samples, n_features) or dask DataFrame
+        The training rows, chunked along the rows only (column chunks are
+        merged).
+    y : dask Array, dask Series or array-like of shape (n_samples,)
+        Their labels, with the row blocks of ``X`` (an array is rechunked to
+        them; a Series must have the partitions of a DataFrame ``X``).
+    X_val, y_val : array-like, default=None
+        Validation rows, in memory.
+    objective, method, sensitive_features_val, batch_size, random_state
+        As for :func:`skinfluence.compute_influence`; ``random_state=None``
+        draws one seed on the client, used by every block.
+    verbose : int, default=0
+        Ignored: use Dask's progress bars or dashboard.
+    hessian_rows : int, default=100_000
+        ``method="influence_function"`` only: the Hessian is that of the
+        mean loss over all training rows when there are at most this many
+        (the in-memory result), else over a uniform sample of this many
+        rows (seeded by ``random_state``), plus the penalty of all rows.
+        They are brought to the client, which solves for
+        ``(H + damping I)^-1 v`` once.
+    client : distributed.Client, default=None
+        Where the scoring spec is scattered (``broadcast=True``), and so
+        where the scores must be computed. ``None``: the client dask
+        computes on now (the default client, or the one set with
+        ``dask.config.set(scheduler=client)``); with none (synchronous or
+        threaded scheduler) the spec is one key of the graph.
+
+    Returns
+    -------
+    scores : dask Array of shape (n_samples,) or dask Series, float64
+        Lazy, with the row blocks (partitions and index) of ``X``.
+
+    See Also
+    --------
+    skinfluence.dask.write_cleaned : the cleaned rows to Parquet.
+
+    Notes
+    -----
+    Each block runs the method's ``score`` on its rows as the in-memory path
+    runs it on all rows, so the scores equal the in-memory ones, bit for bit
+    when every block starts at a multiple of ``batch_size``. Exceptions:
+    "random" draws from streams seeded per group of 65,536 rows (per
+    partition for a DataFrame), so its draws are not the in-memory ones (and
+    on a DataFrame they depend on the partitioning); "influence_function"
+    above ``hessian_rows`` rows uses a sampled Hessian. Signals that read
+    validation rows compute their validation-side quantities once per block.
+    """
+    from ._compute import _check_batch_size, resolve_method, resolve_objective
+
+    method_ = resolve_method(method)
+    objective_ = resolve_objective(objective) if method_.needs_objective else None
+    method_.validate()
+    if objective_ is not None:
+        objective_.validate()
+    batch_size = _check_batch_size(batch_size)
+    if not (isinstance(hessian_rows, int | np.integer) and hessian_rows >= 1):
+        raise ValueError(f"hessian_rows must be an int >= 1, got {hessian_rows!r}.")
+    inputs = _as_inputs(X, y)
+    needs_rows = method_.needs_objective or method_.needs_validation_rows
+    if needs_rows and (X_val is None or y_val is None):
+        raise ValueError(
+            f"method={method_._name()!r} needs validation rows: pass X_val and y_val."
+        )
+    if objective_ is not None and objective_.requires_sensitive_features:
+        if sensitive_features_val is None:
+            raise ValueError(
+                f"The {type(objective_).__name__.lower()} objective needs "
+                "sensitive_features_val for the validation rows."
+            )
+    model = as_torch_model(estimator)
+    method_.check_checkpoints(model)
+    bound = None
+    if objective_ is not None:
+        bound = objective_.bind(
+            model, X_val, y_val, sensitive_features=sensitive_features_val
+        )
+    spec = build_spec(
+        model,
+        method_,
+        bound,
+        inputs,
+        X_val,
+        y_val,
+        batch_size=batch_size,
+        random_state=random_state,
+        hessian_rows=int(hessian_rows),
+    )
+    return lazy_scores(inputs, ship(spec, client))
+
+
+# ------------------------------------------------------- exact selection
+def _parts(scores) -> list:
+    """The blocks (partitions) of a 1-D dask Array or Series, as Delayed."""
+    parts = scores.to_delayed()
+    return list(np.ravel(parts)) if isinstance(parts, np.ndarray) else list(parts)
+
+
+def _keys(values) -> np.ndarray:
+    """float64 -> uint64 with the same order (-0.0 taken as 0.0); NaN refused."""
+    a = np.asarray(values, dtype=np.float64) + 0.0
+    if np.isnan(a).any():
+        raise ValueError("The scores contain NaN.")
+    b = a.view(np.uint64)
+    top = np.uint64(1 << 63)
+    return np.where(b & top, ~b, b | top)
+
+
+def _value_of(key: int) -> float:
+    top = 1 << 63
+    b = key & ~top if key & top else ~key & (2**64 - 1)
+    return float(np.array([b], dtype=np.uint64).view(np.float64)[0])
+
+
+def _digit_counts(values, prefix: int, fixed: int) -> np.ndarray:
+    """Counts of the next 16 bits of the keys whose top ``fixed`` bits are ``prefix``."""
+    k = _keys(values)
+    if fixed:
+        k = k[(k >> np.uint64(64 - fixed)) == np.uint64(prefix)]
+    digits = (k >> np.uint64(48 - fixed)) & np.uint64(0xFFFF)
+    return np.bincount(digits.astype(np.int64), minlength=2**16)
+
+
+def _candidates(values, prefix: int, fixed: int) -> np.ndarray:
+    k = _keys(values)
+    return k[(k >> np.uint64(64 - fixed)) == np.uint64(prefix)] if fixed else k
+
+
+def _n_rows(parts) -> int:
+    import dask
+
+    return int(sum(dask.compute(*[dask.delayed(len)(p) for p in parts])))
+
+
+def kth_smallest(scores, k: int) -> float:
+    """The exact ``k``-th smallest value (``k`` from 1) of a 1-D dask collection.
+
+    A radix selection on the 64-bit keys of the float64 values: each pass
+    counts the next 16 bits among the candidates left (one reduction over
+    the blocks, 65,536 counts each), until at most :data:`GATHER_LIMIT`
+    candidates remain; they are gathered and sorted on the client. At most
+    four passes, memory O(65,536) per block; persist the scores first, or
+    each pass recomputes them.
+
+    Parameters
+    ----------
+    scores : dask Array of shape (n,) or dask Series
+    k : int
+        In ``1 .. n``.
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> import dask.array as da
+    >>> from skinfluence.dask import kth_smallest
+    >>> s = da.from_array([3.0, -1.0, 2.0, 2.0, 7.0], chunks=2)
+    >>> kth_smallest(s, 1), kth_smallest(s, 3), kth_smallest(s, 4)
+    (-1.0, 2.0, 3.0)
+    """
+    import dask
+
+    parts = _parts(scores)
+    n = _n_rows(parts)
+    if not 1 <= k <= n:
+        raise ValueError(f"k must be in 1..{n}, got {k}.")
+    prefix, fixed, rank, left = 0, 0, int(k), n
+    while fixed < 64 and left > GATHER_LIMIT:
+        counts = sum(
+            dask.compute(
+                *[dask.delayed(_digit_counts)(p, prefix, fixed) for p in parts]
+            )
+        )
+        cum = np.cumsum(counts)
+        digit = int(np.searchsorted(cum, rank))
+        rank -= int(cum[digit - 1]) if digit else 0
+        left = int(counts[digit])
+        prefix, fixed = (prefix << 16) | digit, fixed + 16
+    if fixed == 64:
+        return _value_of(prefix)
+    found = dask.compute(*[dask.delayed(_candidates)(p, prefix, fixed) for p in parts])
+    keys = np.sort(np.concatenate(found))
+    return _value_of(int(keys[rank - 1]))
+
+
+def _below_and_ties(values, t: float) -> np.ndarray:
+    a = np.asarray(values, dtype=np.float64)
+    return np.array([np.sum(a < t), np.sum(a == t)])
+
+
+def _lowest_block(values, t, ties_before, ties_needed):
+    """Rows of a block among the k lowest: below ``t``, or tied and early enough."""
+    a = np.asarray(values, dtype=np.float64)
+    tied = a == t
+    rank = ties_before + np.cumsum(tied)
+    return (a < t) | (tied & (rank <= ties_needed))
+
+
+def _lowest_array_block(values, t, ties_before, ties_needed, block_info=None):
+    i = block_info[0]["chunk-location"][0]
+    return _lowest_block(values, t, ties_before[i], ties_needed)
+
+
+def _lowest_partition(values, t, ties_before, ties_needed, partition_info=None):
+    i = 0 if partition_info is None else partition_info["number"]
+    out = _lowest_block(values.to_numpy(), t, ties_before[i], ties_needed)
+    return values.__class__(out, index=values.index, name="lowest")
+
+
+def lowest_mask(scores, k: int):
+    """A lazy boolean mask of the ``k`` lowest scores, ties broken by position.
+
+    The rows ``numpy.argsort(scores, kind="stable")[:k]`` selects, found
+    without sorting: the exact ``k``-th smallest score ``t``
+    (:func:`kth_smallest`), then, per block, the rows below ``t`` and the
+    first ``k - #(s < t)`` rows equal to it, counted across the blocks in
+    order.
+
+    Parameters
+    ----------
+    scores : dask Array of shape (n,) or dask Series
+        Persist them first: the selection reads them up to six times.
+    k : int
+        In ``0 .. n``.
+
+    Returns
+    -------
+    mask : dask Array or Series of bool, aligned with ``scores``
+
+    Examples
+    --------
+    >>> import dask.array as da
+    >>> from skinfluence.dask import lowest_mask
+    >>> s = da.from_array([3.0, 1.0, 2.0, 1.0, 7.0], chunks=2)
+    >>> lowest_mask(s, 2).compute().tolist()
+    [False, True, False, True, False]
+    """
+    import dask
+
+    parts = _parts(scores)
+    if k <= 0:
+        t, ties_before, needed = -np.inf, np.zeros(len(parts), dtype=np.int64), 0
+    else:
+        t = kth_smallest(scores, k)
+        counts = np.array(
+            dask.compute(*[dask.delayed(_below_and_ties)(p, t) for p in parts])
+        ).reshape(-1, 2)
+        needed = int(k - counts[:, 0].sum())
+        ties_before = np.r_[0, np.cumsum(counts[:, 1])[:-1]]
+    if hasattr(scores, "map_partitions"):
+        import pandas as pd
+
+        meta = pd.Series([], dtype=bool, name="lowest")
+        return scores.map_partitions(
+            _lowest_partition, t, ties_before, needed, meta=meta
+        )
+    return scores.map_blocks(_lowest_array_block, t, ties_before, needed, dtype=bool)
+
+
+# ----------------------------------------------------------------- cleaning
+def n_acted(prune_ratio, n: int, scores) -> int:
+    """Rows acted on: ``floor(prune_ratio * n)``, or the negative ones."""
+    if prune_ratio == "negative":
+        return int((scores < 0).sum().compute())
+    if not (isinstance(prune_ratio, float | int) and 0 <= prune_ratio < 1):
+        raise ValueError(
+            f"prune_ratio must be a float in [0, 1) or 'negative', got {prune_ratio!r}."
+        )
+    return int(math.floor(prune_ratio * n + 1e-9))
+
+
+@dataclass
+class CleanedRows:
+    """What :func:`write_cleaned` wrote.
+
+    Attributes
+    ----------
+    path : str
+        The Parquet dataset.
+    n_rows : int
+        Rows scored.
+    n_acted : int
+        Rows removed, relabelled or down-weighted (weight below 1).
+    threshold : float
+        The k-th smallest score (``-inf`` when no row is acted on).
+    """
+
+    path: str
+    n_rows: int
+    n_acted: int
+    threshold: float
+
+
+def _reweight(values, lowest, edge, low):
+    a = np.asarray(values, dtype=np.float64)
+    span = edge - low
+    delta = np.ones_like(a) if span <= 0 else (edge - a) / span
+    return np.where(np.asarray(lowest), 1.0 - delta, 1.0)
+
+
+def write_cleaned(
+    df,
+    scores,
+    path,
+    *,
+    prune_ratio=0.05,
+    action="remove",
+    label=None,
+    new_labels=None,
+    weight_column="sample_weight",
+    persist=True,
+    **to_parquet_kwargs,
+) -> CleanedRows:
+    """Write the cleaned rows of a dask DataFrame to Parquet.
+
+    The rows acted on are the ``k = floor(prune_ratio * n)`` of lowest score
+    (ties by position), found exactly (:func:`lowest_mask`): the rows
+    ``InfluenceFilter`` acts on given the same scores. Each worker writes its
+    own partitions (``DataFrame.to_parquet``).
+
+    Parameters
+    ----------
+    df : dask DataFrame
+        The training table, with the partitions of ``scores``.
+    scores : dask Series
+        From :func:`compute_influence` on columns of ``df`` (for "relabel",
+        the ``effect`` of :func:`relabel_effects`).
+    path : str
+        The Parquet dataset to write.
+    prune_ratio : float in [0, 1) or "negative", default=0.05
+        The share of rows acted on; "negative": every row of negative score.
+    action : {"remove", "reweight", "relabel"}, default="remove"
+        "remove" writes the other rows. "reweight" writes every row with
+        ``weight_column`` (as ``InfluenceFilter(action="reweight")`` weights
+        them: 0 at the lowest score, rising linearly to 1 at the
+        ``(k + 1)``-th), rows of weight 0 left out. "relabel" writes every
+        row, with ``label`` set to ``new_labels`` on the rows acted on whose
+        effect is negative.
+    label : str, default=None
+        The label column, for "relabel".
+    new_labels : dask Series, default=None
+        The proposed labels (from :func:`relabel_effects`), for "relabel".
+    weight_column : str, default="sample_weight"
+        For "reweight".
+    persist : bool, default=True
+        Hold the scores in the cluster's memory (8 bytes a row) while the
+        selection reads them; ``False`` recomputes them on each pass (use it
+        for scores read back from storage).
+    **to_parquet_kwargs
+        Passed to ``DataFrame.to_parquet``.
+
+    Returns
+    -------
+    CleanedRows
+    """
+    if action not in ("remove", "reweight", "relabel"):
+        raise ValueError(f"action must be remove, reweight or relabel, got {action!r}.")
+    if action == "relabel" and (label is None or new_labels is None):
+        raise ValueError("action='relabel' needs label= and new_labels=.")
+    if df.npartitions != scores.npartitions:
+        raise ValueError(
+            f"df and scores have different partitions ({df.npartitions} and "
+            f"{scores.npartitions})."
+        )
+    if persist:
+        scores = scores.persist()
+    n = _n_rows(_parts(scores))
+    k = n_acted(prune_ratio, n, scores)
+    lowest = lowest_mask(scores, k)
+    threshold = kth_smallest(scores, k) if k else -np.inf
+    if action == "remove":
+        out = df[~lowest]
+        acted = k
+    elif action == "reweight":
+        edge = kth_smallest(scores, k + 1) if k < n else threshold
+        low = kth_smallest(scores, 1)
+        weights = scores.map_partitions(
+            lambda s, m: s.__class__(_reweight(s, m, edge, low), index=s.index),
+            lowest,
+            meta=(weight_column, "float64"),
+        )
+        out = df.assign(**{weight_column: weights})
+        acted = int((weights < 1).sum().compute())
+        out = out[out[weight_column] > 0]
+    else:
+        flip = lowest & (scores < 0)
+        out = df.assign(**{label: df[label].where(~flip, new_labels)})
+        acted = int(flip.sum().compute())
+    out.to_parquet(path, **to_parquet_kwargs)
+    return CleanedRows(str(path), n, acted, float(threshold))
+
+
+# ----------------------------------------------------------------- relabel
+def _constant_labels(y, value):
+    if hasattr(y, "map_partitions") and not hasattr(y, "map_blocks"):
+        return y.map_partitions(
+            lambda s: s.__class__(np.full(len(s), value), index=s.index, name=s.name),
+            meta=(y.name, np.asarray([value]).dtype),
+        )
+    return y.map_blocks(
+        lambda b: np.full(len(b), value), dtype=np.asarray([value]).dtype
+    )
+
+
+def _effects(y, classes, *scores, best: bool):
+    """``InfluenceFilter``'s relabel effect per row (``_cleaning._effects``)."""
+    s = np.stack([np.asarray(c, dtype=np.float64) for c in scores])
+    codes = np.searchsorted(classes, np.asarray(y))
+    rows = np.arange(s.shape[1])
+    change = s[codes, rows][None, :] - s
+    change[codes, rows] = np.inf
+    arg = np.argmin(change, axis=0)
+    return classes[arg] if best else change[arg, rows]
+
+
+def _effects_partition(y, *scores, classes, best):
+    out = _effects(y, classes, *scores, best=best)
+    return y.__class__(out, index=y.index, name="new_label" if best else "effect")
+
+
+def relabel_effects(estimator, X, y, X_val=None, y_val=None, *, classes=None, **kwargs):
+    """Per row, the best label change and its predicted effect, lazily.
+
+    Scores every row once per class, as if labelled with that class, and
+    combines them as ``InfluenceFilter(action="relabel")`` does: relabelling
+    row ``i`` from ``y_i`` to ``c`` moves the objective by
+    ``s_i(y_i) - s_i(c)``; the effect is the lowest over ``c != y_i`` (negative:
+    the change helps). Pass both to :func:`write_cleaned` with
+    ``action="relabel"``.
+
+    Parameters
+    ----------
+    estimator, X, y, X_val, y_val
+        As for :func:`compute_influence`.
+    classes : array-like, default=None
+        The labels; ``None`` takes the fitted model's.
+    **kwargs
+        Passed to :func:`compute_influence`.
+
+    Returns
+    -------
+    effect : dask Array or Series, float64
+    new_label : dask Array or Series
+        Aligned with the rows of ``X``.
+    """
+    import dask.array as da
+
+    inputs = _as_inputs(X, y)
+    if classes is None:
+        classes = as_torch_model(estimator).classes
+        if classes is None:
+            raise ValueError("This model does not know its classes: pass classes=.")
+    classes = np.sort(np.asarray(classes))
+    per_class = [
+        compute_influence(
+            estimator, inputs.X, _constant_labels(inputs.y, c), X_val, y_val, **kwargs
+        )
+        for c in classes
+    ]
+    if inputs.frame:
+        out = []
+        for best in (False, True):
+            dtype = classes.dtype if best else np.float64
+            name = "new_label" if best else "effect"
+            out.append(
+                inputs.y.map_partitions(
+                    _effects_partition,
+                    *per_class,
+                    classes=classes,
+                    best=best,
+                    meta=(name, dtype),
+                )
+            )
+        return tuple(out)
+    return tuple(
+        da.map_blocks(
+            _effects,
+            inputs.y,
+            classes,
+            *per_class,
+            best=best,
+            dtype=classes.dtype if best else np.float64,
+        )
+        for best in (False, True)
+    )

@@ -1,0 +1,321 @@
+"""compute_influence on dask Arrays and DataFrames, and the cleaned Parquet.
+
+The reference is the in-memory path on the same rows: the Dask scores must
+equal it bit for bit when every block starts at a multiple of
+``batch_size``, and to 1e-6 otherwise. Each test runs on the synchronous
+scheduler and on the session's ``LocalCluster`` (two single-threaded worker
+processes, ``dask_client`` in conftest.py).
+"""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+da = pytest.importorskip("dask.array")
+dd = pytest.importorskip("dask.dataframe")
+dask = pytest.importorskip("dask")
+pytest.importorskip("distributed")
+pytest.importorskip("pyarrow")
+
+from sklearn.linear_model import LogisticRegression  # noqa: E402
+from sklearn.pipeline import make_pipeline  # noqa: E402
+from sklearn.preprocessing import StandardScaler  # noqa: E402
+
+from skinfluence import (  # noqa: E402
+    InfluenceFilter,
+    Method,
+    compute_influence,
+    methods,
+    signals,
+)
+from skinfluence import dask as skd  # noqa: E402
+from skinfluence.models import as_torch_model  # noqa: E402
+
+N, D, BATCH = 240, 4, 40
+ALIGNED = (80, 80, 40, 40)  # every block starts at a multiple of BATCH
+UNEVEN = (50, 90, 17, 83)
+
+
+class Net(torch.nn.Module):
+    """A torch module defined in a test file: it must reach the workers."""
+
+    def __init__(self):
+        super().__init__()
+        self.hidden = torch.nn.Linear(D, 6)
+        self.out = torch.nn.Linear(6, 3)
+
+    def forward(self, X):
+        return self.out(torch.tanh(self.hidden(X)))
+
+
+def _data(n=N, seed=0):
+    rng = np.random.RandomState(seed)
+    X = rng.normal(size=(n, D))
+    y = (X[:, 0] > 0).astype(int) + (X[:, 1] > 0.5)
+    flip = rng.rand(n) < 0.15
+    y[flip] = rng.randint(0, 3, size=flip.sum())
+    return X, y
+
+
+@pytest.fixture(scope="module")
+def problem():
+    """A 3-class torch model trained by a few SGD steps, with checkpoints."""
+    X, y = _data()
+    X_val, y_val = _data(60, seed=1)
+    torch.manual_seed(0)
+    net = Net().double()
+    opt = torch.optim.SGD(net.parameters(), lr=0.3)
+    Xt, yt = torch.as_tensor(X), torch.as_tensor(y)
+    checkpoints = []
+    for _ in range(4):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(net(Xt), yt).backward()
+        opt.step()
+        checkpoints.append(
+            ({k: p.detach().clone() for k, p in net.named_parameters()}, 0.3)
+        )
+    model = as_torch_model(
+        net,
+        loss=torch.nn.CrossEntropyLoss(),
+        checkpoints=checkpoints,
+        weight_decay=1e-2,
+    )
+    return model, X, y, X_val, y_val
+
+
+METHODS = {
+    "ip": "ip",
+    "ip_ensemble": methods.IPEnsemble(n_members=3, max_dropout=0.2),
+    "tracin": "tracin",
+    "if_exact": methods.InfluenceFunction(solver="exact", damping=0.01),
+    "if_cg": methods.InfluenceFunction(solver="cg", damping=0.01),
+    "self_influence": "self_influence",
+    "loss": "loss",
+    **{f"signal_{name}": f"signal_{name}" for name in signals.SIGNALS},
+    "signal_mai_projected": signals.SignalMAI(projection_dim=8),
+}
+
+
+@pytest.fixture(params=["sync", "cluster"])
+def scheduler(request):
+    """Compute on the synchronous scheduler, or on the session's LocalCluster."""
+    if request.param == "sync":
+        with dask.config.set(scheduler="sync"):
+            yield None
+    else:
+        client = request.getfixturevalue("dask_client")
+        with dask.config.set(scheduler=client):
+            yield client
+
+
+@pytest.mark.parametrize("name", list(METHODS))
+def test_array_scores_equal_in_memory(problem, scheduler, name):
+    model, X, y, X_val, y_val = problem
+    method = METHODS[name]
+    ref = compute_influence(
+        model, X, y, X_val, y_val, method=method, batch_size=BATCH, random_state=3
+    )
+    for chunks in (ALIGNED, UNEVEN):
+        Xd = da.from_array(X, chunks=(chunks, D))
+        yd = da.from_array(y, chunks=(chunks,))
+        lazy = compute_influence(
+            model, Xd, yd, X_val, y_val, method=method, batch_size=BATCH, random_state=3
+        )
+        assert isinstance(lazy, da.Array) and lazy.chunks == (chunks,)
+        got = lazy.compute()
+        if chunks == ALIGNED:
+            np.testing.assert_array_equal(got, ref)
+        else:
+            np.testing.assert_allclose(
+                got, ref, rtol=1e-6, atol=1e-6 * np.abs(ref).max()
+            )
+
+
+def test_dataframe_scores_equal_in_memory(scheduler):
+    """A Pipeline on DataFrame partitions: a Series with the frame's index."""
+    X, y = _data()
+    X_val, y_val = _data(60, seed=1)
+    cols = [f"x{i}" for i in range(D)]
+    frame = pd.DataFrame(X, columns=cols).assign(label=y)
+    frame.index = frame.index * 10  # an index that is not the row position
+    pipe = make_pipeline(StandardScaler(), LogisticRegression()).fit(frame[cols], y)
+    val = pd.DataFrame(X_val, columns=cols)
+    ref = compute_influence(pipe, frame[cols], y, val, y_val, batch_size=BATCH)
+    ddf = dd.from_pandas(frame, npartitions=3, sort=False)
+    lazy = compute_influence(
+        pipe, ddf[cols], ddf["label"], val, y_val, batch_size=BATCH
+    )
+    got = lazy.compute()
+    assert got.index.equals(frame.index)
+    np.testing.assert_allclose(got.to_numpy(), ref, rtol=1e-6, atol=1e-12)
+
+
+def test_random_does_not_depend_on_chunks(problem, scheduler):
+    """The "random" draws per group of rows: the same whatever the blocks."""
+    from skinfluence import _dask
+
+    model = problem[0]
+    X, y = _data(3 * _dask.RANDOM_GROUP // 2 + 7, seed=2)
+
+    def draws(rows, seed):
+        Xd = da.from_array(X, chunks=(rows, D))
+        return compute_influence(model, Xd, y, method="random", random_state=seed)
+
+    a, b = draws(len(X), 5).compute(), draws(9000, 5).compute()
+    np.testing.assert_array_equal(a, b)
+    assert 0 <= a.min() and a.max() < 1 and abs(a.mean() - 0.5) < 0.01
+    assert not np.array_equal(draws(9000, 6).compute(), a)
+
+
+def test_influence_function_from_a_sample(problem):
+    """Above hessian_rows the Hessian is a sample's (plus the full penalty)."""
+    model, X, y, X_val, y_val = problem
+    method = methods.InfluenceFunction(solver="exact", damping=0.01)
+    ref = compute_influence(model, X, y, X_val, y_val, method=method)
+    Xd = da.from_array(X, chunks=(60, D))
+    with dask.config.set(scheduler="sync"):
+        full = compute_influence(model, Xd, y, X_val, y_val, method=method).compute()
+        sample = skd.compute_influence(
+            model, Xd, y, X_val, y_val, method=method, hessian_rows=200, random_state=0
+        ).compute()
+    np.testing.assert_array_equal(full, ref)
+    assert not np.array_equal(sample, ref)
+    assert np.corrcoef(sample, ref)[0, 1] > 0.99
+
+
+@pytest.mark.parametrize("action", ["remove", "reweight", "relabel"])
+def test_parquet_holds_the_rows_the_filter_keeps(dask_client, tmp_path, action):
+    """Workers write the rows InfluenceFilter(X_val=...) keeps, relabels or weights."""
+    X, y = _data(400, seed=4)
+    X_val, y_val = _data(80, seed=5)
+    flt = InfluenceFilter(
+        LogisticRegression(),
+        prune_ratio=0.15,
+        action=action,
+        batch_size=BATCH,
+        random_state=0,
+    ).fit(X, y, X_val=X_val, y_val=y_val)
+    cols = [f"x{i}" for i in range(D)]
+    ddf = dd.from_pandas(pd.DataFrame(X, columns=cols).assign(label=y), npartitions=5)
+    clf = LogisticRegression().fit(X, y)
+    with dask.config.set(scheduler=dask_client):
+        if action == "relabel":
+            scores, new = skd.relabel_effects(
+                clf, ddf[cols], ddf["label"], X_val, y_val, batch_size=BATCH
+            )
+        else:
+            scores, new = (
+                compute_influence(
+                    clf, ddf[cols], ddf["label"], X_val, y_val, batch_size=BATCH
+                ),
+                None,
+            )
+        written = skd.write_cleaned(
+            ddf,
+            scores,
+            tmp_path / "clean",
+            prune_ratio=0.15,
+            action=action,
+            label="label",
+            new_labels=new,
+        )
+    out = pd.read_parquet(tmp_path / "clean").sort_index()
+    assert written.n_rows == 400
+    np.testing.assert_array_equal(out.index, np.flatnonzero(flt.sample_mask_))
+    np.testing.assert_array_equal(out[cols].to_numpy(), X[flt.sample_mask_])
+    np.testing.assert_array_equal(out["label"], flt.y_fit_[flt.sample_mask_])
+    if action == "reweight":
+        np.testing.assert_array_equal(
+            out["sample_weight"], flt.sample_weight_[flt.sample_mask_]
+        )
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_exact_selection_with_ties(monkeypatch, seed):
+    """k-th smallest and the k lowest (ties by position) as numpy sorts them."""
+    from skinfluence import _dask
+
+    monkeypatch.setattr(_dask, "GATHER_LIMIT", 3)  # force the radix passes
+    rng = np.random.RandomState(seed)
+    s = np.round(rng.normal(size=500), 1)  # many ties
+    s[rng.rand(500) < 0.1] = -0.0
+    s[rng.rand(500) < 0.1] = 0.0
+    lazy = da.from_array(s, chunks=77)
+    order = np.argsort(s, kind="stable")
+    with dask.config.set(scheduler="sync"):
+        for k in (0, 1, 37, 250, 499, 500):
+            if k:
+                assert skd.kth_smallest(lazy, k) == np.sort(s)[k - 1]
+            want = np.zeros(500, dtype=bool)
+            want[order[:k]] = True
+            np.testing.assert_array_equal(skd.lowest_mask(lazy, k).compute(), want)
+
+
+def test_spec_is_loaded_once_per_worker_and_torch_runs_one_thread(problem, dask_client):
+    from skinfluence import _dask
+
+    model, X, y, X_val, y_val = problem
+    for worker in dask_client.scheduler_info()["workers"]:  # in the task threads
+        dask_client.submit(
+            torch.set_num_threads, 2, workers=[worker], pure=False
+        ).result()
+    before = dask_client.run(lambda: dict(_dask.LOADS))
+    Xd = da.from_array(X, chunks=(20, D))  # 12 blocks on 2 workers
+    with dask.config.set(scheduler=dask_client):
+        compute_influence(model, Xd, y, X_val, y_val, method="tracin").compute()
+    loads = dask_client.run(lambda: dict(_dask.LOADS))
+    threads = dask_client.run(lambda: {k: sorted(v) for k, v in _dask.THREADS.items()})
+    for worker, counts in loads.items():
+        new = {t: c for t, c in counts.items() if t not in before[worker]}
+        assert list(new.values()) == [1]
+        (token,) = new
+        assert threads[worker][token] == [1]
+
+
+def test_module_defined_in_a_script_travels_by_value(dask_client):
+    """A module class from ``__main__`` (a user's script) is pickled by value."""
+
+    def init(self):
+        torch.nn.Module.__init__(self)
+        self.lin = torch.nn.Linear(D, 3)
+
+    def forward(self, X):
+        return self.lin(X)
+
+    init.__module__ = forward.__module__ = "__main__"
+    ScriptNet = type(
+        "ScriptNet",
+        (torch.nn.Module,),
+        {"__init__": init, "forward": forward, "__module__": "__main__"},
+    )
+    torch.manual_seed(0)
+    model = as_torch_model(ScriptNet().double(), loss=torch.nn.CrossEntropyLoss())
+    X, y = _data()
+    ref = compute_influence(model, X, y, X[:30], y[:30], batch_size=BATCH)
+    with dask.config.set(scheduler=dask_client):
+        got = compute_influence(
+            model, da.from_array(X, chunks=(80, D)), y, X[:30], y[:30], batch_size=BATCH
+        ).compute()
+    np.testing.assert_array_equal(got, ref)
+
+
+class _WholeSet(Method):
+    _key = "whole_set_test"
+    needs_objective = False
+
+    def score(self, model, objective, X, y, *, batch_size, random_state=None):
+        return torch.zeros(len(X))
+
+
+def test_refusals(problem):
+    model, X, y, X_val, y_val = problem
+    Xd = da.from_array(X, chunks=(80, D))
+    with pytest.raises(NotImplementedError, match="block by block"):
+        compute_influence(model, Xd, y, method=_WholeSet())
+    with pytest.raises(ValueError, match="different lengths"):
+        compute_influence(model, Xd, y[:-1], X_val, y_val)
+    with pytest.raises(ValueError, match="validation rows"):
+        compute_influence(model, Xd, y)
+    with pytest.raises(ValueError, match="unknown chunk sizes"):
+        compute_influence(model, Xd[Xd[:, 0] > 0], y, X_val, y_val)
