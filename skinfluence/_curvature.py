@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from typing import TYPE_CHECKING
 
 import torch
@@ -62,6 +62,10 @@ class Curvature:
         The number of training rows the L2 penalty is scaled for
         (scikit-learn's ``C``); ``None`` is ``len(X)``. A subsample
         (:meth:`on_rows`) keeps that of the whole.
+    cache_bytes : int, default=2**30
+        Bound on the memory an operator keeps between products (the
+        :class:`GGN` keeps each chunk's graph; the :class:`Hessian` keeps
+        nothing).
     """
 
     def __init__(
@@ -73,8 +77,10 @@ class Curvature:
         batch_size: int,
         *,
         n_rows: int | None = None,
+        cache_bytes: int = 2**30,
     ) -> None:
         self.model = model
+        self.cache_bytes = cache_bytes
         self.like = {k: p.detach() for k, p in params.items()}
         self.X = X
         self.y = y
@@ -102,7 +108,10 @@ class Curvature:
         return len(self.X)
 
     def on_rows(self, rows) -> Curvature:
-        """The same curvature on a subset of the rows (indices or a slice)."""
+        """The same curvature on a subset of the rows (indices or a slice).
+
+        Used once (a LiSSA step), so it keeps nothing between products.
+        """
         return type(self)(
             self.model,
             self.like,
@@ -110,6 +119,7 @@ class Curvature:
             self.y[rows],
             self.batch_size,
             n_rows=self.n_rows,
+            cache_bytes=0,
         )
 
 
@@ -207,12 +217,10 @@ class GGN(Curvature):
 
     Parameters
     ----------
-    model, params, X, y, batch_size, n_rows
-        As for :class:`Curvature`.
-    cache_bytes : int, default=2**30
-        Bound on the memory of the kept graphs (estimated from the size of
-        the module's intermediate outputs per row); chunks beyond it are
-        linearised again at each product.
+    model, params, X, y, batch_size, n_rows, cache_bytes
+        As for :class:`Curvature`. The kept graphs' memory is estimated
+        from the size of the module's intermediate outputs per row; chunks
+        beyond ``cache_bytes`` are linearised again at each product.
 
     Examples
     --------
@@ -236,28 +244,11 @@ class GGN(Curvature):
 
     name = "ggn"
 
-    def __init__(
-        self,
-        model: TorchModel,
-        params: Params,
-        X: Rows,
-        y: Tensor,
-        batch_size: int,
-        *,
-        n_rows: int | None = None,
-        cache_bytes: int = 2**30,
-    ) -> None:
-        super().__init__(model, params, X, y, batch_size, n_rows=n_rows)
-        self._outputs, self._loss = ggn_split(model)
-        self.cache_bytes = cache_bytes
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._outputs, self._loss = ggn_split(self.model)
         self._cache: dict[int, tuple] = {}
         self._row_bytes: int | None = None
-
-    def on_rows(self, rows) -> GGN:
-        """The GGN of a subset of the rows (used once, so it caches nothing)."""
-        out = super().on_rows(rows)
-        out.cache_bytes = 0
-        return out
 
     def _linearised(self, rows: slice):
         """A chunk's outputs ``g``, its rows' labels and the graph of ``J^T u``.
@@ -449,6 +440,7 @@ def dense_matrix(operator, like: Params | None = None) -> Tensor:
 
 
 # ---------------------------------------------------------------- inverses
+@dataclass
 class ExactInverse:
     """``A^-1 b`` by forming the matrix of ``A`` and a dense solve (small models).
 
@@ -468,9 +460,9 @@ class ExactInverse:
     tensor([0.4000, 0.2000], dtype=torch.float64)
     """
 
-    def __init__(self, operator, *, max_params: int = 5000) -> None:
-        self.operator = operator
-        self.max_params = max_params
+    operator: Callable
+    _: KW_ONLY
+    max_params: int = 5000
 
     def __call__(self, b: Params) -> dict[str, Tensor]:
         """The solution ``x`` of ``A x = b``, shaped like ``b``."""
@@ -581,6 +573,7 @@ def conjugate_gradient(
     return x, CGInfo(n_iter, residual, tol, stop == "tol", stop)
 
 
+@dataclass
 class CGInverse:
     """``A^-1 b`` by conjugate gradients on the products of any operator.
 
@@ -607,10 +600,10 @@ class CGInverse:
     ('non_positive_curvature', False)
     """
 
-    def __init__(self, operator, *, tol: float = 1e-6, max_iter: int = 200) -> None:
-        self.operator = operator
-        self.tol = tol
-        self.max_iter = max_iter
+    operator: Callable
+    _: KW_ONLY
+    tol: float = 1e-6
+    max_iter: int = 200
 
     def __call__(self, b: Params) -> dict[str, Tensor]:
         """The CG iterate for ``A x = b``; see ``info_`` for how close it is."""
@@ -620,6 +613,7 @@ class CGInverse:
         return x
 
 
+@dataclass
 class LiSSAInverse:
     """``A^-1 b`` by LiSSA (:func:`lissa`) on any operator's products.
 
@@ -647,20 +641,12 @@ class LiSSAInverse:
     tensor([0.4000, 0.2000], dtype=torch.float64)
     """
 
-    def __init__(
-        self,
-        operator,
-        *,
-        scale: float | None = None,
-        depth: int = 1000,
-        batch_rows: int | None = None,
-        generator: torch.Generator | None = None,
-    ) -> None:
-        self.operator = operator
-        self.scale = scale
-        self.depth = depth
-        self.batch_rows = batch_rows
-        self.generator = generator
+    operator: Callable
+    _: KW_ONLY
+    scale: float | None = None
+    depth: int = 1000
+    batch_rows: int | None = None
+    generator: torch.Generator | None = None
 
     def __call__(self, b: Params) -> dict[str, Tensor]:
         """The LiSSA estimate of ``A^-1 b``."""
