@@ -500,7 +500,7 @@ def _score_partition(X, y, spec, partition_info=None):
     return pd.Series(scores, index=X.index, name="influence")
 
 
-def lazy_scores(inputs: _Inputs, shipped):
+def lazy_scores(inputs: _Inputs, shipped, token: str):
     """The blocks' scores: a dask Array (or Series) aligned with the rows."""
     if inputs.frame:
         import pandas as pd
@@ -517,7 +517,7 @@ def lazy_scores(inputs: _Inputs, shipped):
         drop_axis=1,
         dtype=np.float64,
         chunks=(inputs.X.chunks[0],),
-        name="influence",
+        name=f"influence-{token}",
     )
 
 
@@ -633,7 +633,7 @@ def compute_influence(
         random_state=random_state,
         hessian_rows=int(hessian_rows),
     )
-    return lazy_scores(inputs, ship(spec, client))
+    return lazy_scores(inputs, ship(spec, client), spec.token)
 
 
 # ------------------------------------------------------- exact selection

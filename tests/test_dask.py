@@ -184,6 +184,7 @@ def test_influence_function_from_a_sample(problem):
     assert np.corrcoef(sample, ref)[0, 1] > 0.99
 
 
+@pytest.mark.filterwarnings("ignore:prune_ratio=0.15 leaves")  # relabelling
 @pytest.mark.parametrize("action", ["remove", "reweight", "relabel"])
 def test_parquet_holds_the_rows_the_filter_keeps(dask_client, tmp_path, action):
     """Workers write the rows InfluenceFilter(X_val=...) keeps, relabels or weights."""
@@ -229,6 +230,11 @@ def test_parquet_holds_the_rows_the_filter_keeps(dask_client, tmp_path, action):
         np.testing.assert_array_equal(
             out["sample_weight"], flt.sample_weight_[flt.sample_mask_]
         )
+    if action == "relabel":  # the filter's influence_ is the relabel effect
+        Xd = da.from_array(X, chunks=(80, D))
+        with dask.config.set(scheduler="sync"):
+            effect, _ = skd.relabel_effects(clf, Xd, y, X_val, y_val, batch_size=BATCH)
+            np.testing.assert_array_equal(effect.compute(), flt.influence_)
 
 
 @pytest.mark.parametrize("seed", range(4))
