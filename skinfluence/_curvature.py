@@ -29,7 +29,13 @@ from torch.func import grad, jvp, vjp, vmap
 from torch.nn import functional as F
 
 from . import _tree as tree
-from ._kernels import Rows, chunked_gradient, row_chunks, to_device
+from ._kernels import (
+    Rows,
+    chunked_gradient,
+    in_functorch_transform,
+    row_chunks,
+    to_device,
+)
 
 if TYPE_CHECKING:
     from .models import TorchModel
@@ -279,7 +285,7 @@ class GGN(Curvature):
         return entry
 
     def _row_sum(self, v, rows):
-        if rows.start not in self._cache and _in_functorch_transform():
+        if rows.start not in self._cache and in_functorch_transform():
             return self._row_sum_functional(v, rows)  # no graphs made under vmap
         out, yb, leaves, u, pulled = self._linearised(rows)
         used = [
@@ -313,11 +319,6 @@ class GGN(Curvature):
     def _output_hvp(self, out: Tensor, yb: Tensor, u: Tensor) -> Tensor:
         """``H_out u`` row by row (the loss is a sum of per-row terms)."""
         return jvp(grad(lambda o: self._loss(o, yb).sum()), (out,), (u,))[1]
-
-
-def _in_functorch_transform() -> bool:
-    """Whether the call runs under a ``torch.func`` transform (``vmap``...)."""
-    return torch._C._functorch.peek_interpreter_stack() is not None
 
 
 def _intermediate_bytes_per_row(model: TorchModel, params: Params, Xb: Rows) -> int:

@@ -78,6 +78,14 @@ def torch_generator(random_state) -> torch.Generator:
     return torch.Generator().manual_seed(derive_seed(random_state))
 
 
+def in_functorch_transform() -> bool:
+    """Whether the call runs under a ``torch.func`` transform (``vmap``...).
+
+    Autograd graphs (``requires_grad_``) cannot be made there.
+    """
+    return torch._C._functorch.peek_interpreter_stack() is not None
+
+
 # ------------------------------------------------------------------ chunks
 def chunks(n: int, batch_size: int) -> Iterator[slice]:
     """Consecutive slices of ``range(n)`` of length ``batch_size``.
@@ -313,8 +321,10 @@ def grad_dot(
 def per_row_gradients(
     model: TorchModel, params: Params, Xb: Rows, yb: Tensor
 ) -> Tensor:
-    """Per-row gradients of one chunk of rows by ``vmap(grad)``.
+    """Per-row gradients of one chunk of rows.
 
+    In closed form for networks of ``nn.Linear`` layers
+    (:func:`linear_row_gradients`), else by ``vmap(grad)``.
     ``O(len(Xb) x P)`` memory: call it on chunks (:func:`row_chunks`).
     Sparse rows are densified (one chunk).
 
@@ -345,6 +355,11 @@ def per_row_gradients(
     >>> per_row_gradients(model, model.params, X, y).shape
     torch.Size([4, 8])
     """
+    linears = None if in_functorch_transform() else linear_layout(model)
+    if linears is not None:
+        G = linear_row_gradients(model, params, Xb, yb, linears)
+        if G is not None:
+            return G
     Xb = rows_of(Xb)
 
     def one(p, x, t):
@@ -384,6 +399,12 @@ def linear_factors(
     the bias is trainable, ``bias`` whether it is), or None when a layer is
     called more than once or on inputs that are not ``(batch, features)``.
     """
+    named = _named_linear_factors(model, params, Xb, yb, linears)
+    return None if named is None else [f[1:] for f in named]
+
+
+def _named_linear_factors(model, params, Xb, yb, linears):
+    """:func:`linear_factors` with each layer's parameter prefix in front."""
     records: dict[str, list] = {name: [] for name in linears}
     handles = []
     for name, m in linears.items():
@@ -413,8 +434,37 @@ def linear_factors(
         a = records[name][0][0] if has_w else None
         if isinstance(a, Tensor):
             a = a.detach()
-        factors.append((a, delta.detach(), has_b))
+        factors.append((prefix, a, delta.detach(), has_b))
     return factors
+
+
+def linear_row_gradients(
+    model: TorchModel, params: Params, Xb: Rows, yb: Tensor, linears: dict
+) -> Tensor | None:
+    """Per-row gradients ``(b, P)`` of a network of ``nn.Linear`` layers.
+
+    ``d_i a_i^T`` and ``d_i`` per layer (:func:`linear_factors`), written in
+    the order of ``params``: one forward and one backward pass for the chunk
+    instead of a per-row backward (``vmap``). None where the closed form
+    does not apply.
+    """
+    named = _named_linear_factors(model, params, Xb, yb, linears)
+    if named is None:
+        return None
+    grads = {}
+    for prefix, a, d, bias in named:
+        if a is not None:
+            grads[prefix + "weight"] = d[:, :, None] * rows_of(a)[:, None, :]
+        if bias:
+            grads[prefix + "bias"] = d
+    b = len(yb)
+    return torch.cat(
+        [
+            grads[k].reshape(b, -1) if k in grads else p.new_zeros(b, p.numel())
+            for k, p in params.items()
+        ],
+        1,
+    )
 
 
 def _gram(a: Rows, b: Rows) -> Tensor:
@@ -728,10 +778,10 @@ class GaussianProjection:
             gen.manual_seed((self.seed * 1_000_003 + b // _PROJECTION_BLOCK) % 2**63)
             size = min(_PROJECTION_BLOCK, stop - b)
             cols.append(
-                torch.randn((self.n_params, size), generator=gen, dtype=torch.float64)
+                torch.randn((self.n_params, size), generator=gen, dtype=self.dtype)
             )
-        R = torch.cat(cols, 1) / math.sqrt(self.k)
-        return R.to(self.device, self.dtype)
+        R = torch.cat(cols, 1).div_(math.sqrt(self.k))
+        return R.to(self.device)
 
     def groups(self) -> Iterator[tuple[slice, Tensor]]:
         """``(columns, R[:, columns])`` over all of ``R``, a bounded group at a time."""

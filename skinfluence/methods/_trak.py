@@ -185,9 +185,15 @@ def _member_scores(model, objective, params, X, y, projection, damping, batch_si
     kernel /= max(len(X), 1)
     v = objective.gradient(params, batch_size=batch_size)
     phi_J = projection.project(v).to(torch.float64)
-    if damping > 0:
-        kernel += damping * torch.eye(k, dtype=kernel.dtype, device=kernel.device)
-        w = torch.linalg.solve(kernel, phi_J)
-    else:
-        w = torch.linalg.pinv(kernel, hermitian=True) @ phi_J
-    return grad_dot(model, params, projection.lift(w), X, y, batch_size)
+    kernel += damping * torch.eye(k, dtype=kernel.dtype, device=kernel.device)
+    return grad_dot(
+        model, params, projection.lift(_solve(kernel, phi_J)), X, y, batch_size
+    )
+
+
+def _solve(kernel, b):
+    """``kernel^+ b``: by Cholesky when positive definite, else a pseudo-inverse."""
+    L, info = torch.linalg.cholesky_ex(kernel)
+    if int(info) == 0:
+        return torch.cholesky_solve(b[:, None], L)[:, 0]
+    return torch.linalg.pinv(kernel, hermitian=True) @ b
