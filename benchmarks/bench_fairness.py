@@ -836,8 +836,17 @@ def plot_front(summary: pd.DataFrame, path: Path, cfg: dict) -> bool:
     return True
 
 
-def render(csv_path: Path, md_path: Path, png_path: Path, cfg: dict, meta: dict) -> str:
+def read_rows(csv_path: Path) -> pd.DataFrame:
+    """The CSV's rows, one per run (a run written twice by two processes kept once)."""
     frame = read_csv(csv_path, CSV_COLUMNS)
+    if frame.empty:
+        return frame
+    keys = [key_of(r) for _, r in frame.iterrows()]
+    return frame[~pd.Series(keys, index=frame.index).duplicated()].reset_index(drop=True)
+
+
+def render(csv_path: Path, md_path: Path, png_path: Path, cfg: dict, meta: dict) -> str:
+    frame = read_rows(csv_path)
     if frame.empty:
         return "no rows yet"
     frame["constraint"] = frame["constraint"].fillna("")
@@ -1049,7 +1058,9 @@ def run_dev(cfg: dict, out: Path) -> None:
 # ----------------------------------------------------------------------- main
 def chosen_family(csv_path: Path, cfg: dict):
     """(objective, action, constraint, rounds) chosen for the MLP on Adult."""
-    frame = read_csv(csv_path, CSV_COLUMNS)
+    frame = read_rows(csv_path)
+    if frame.empty:
+        return None
     frame = frame[(frame.dataset == "adult") & (frame.model == "mlp")]
     if frame.empty:
         return None
