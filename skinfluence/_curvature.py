@@ -72,6 +72,25 @@ class Curvature:
         Bound on the memory an operator keeps between products (the
         :class:`GGN` keeps each chunk's graph; the :class:`Hessian` keeps
         nothing).
+
+    Examples
+    --------
+    A curvature of the sum of squares ``(w . x_i)^2 / 2``, whose products
+    are ``mean_i x_i (x_i . v)``:
+
+    >>> import torch
+    >>> from skinfluence.kernels import Curvature
+    >>> from skinfluence.models import as_torch_model
+    >>> class Gram(Curvature):
+    ...     def _row_sum(self, v, rows):
+    ...         Xb, _ = self._chunk(rows)
+    ...         return {"weight": (Xb @ v["weight"].T).T @ Xb}
+    >>> model = as_torch_model(torch.nn.Linear(2, 1, bias=False).double(),
+    ...                        loss=torch.nn.BCEWithLogitsLoss())
+    >>> X = torch.tensor([[1.0, 0.0], [0.0, 2.0]], dtype=torch.float64)
+    >>> A = Gram(model, model.params, X, torch.tensor([0, 1]), batch_size=1)
+    >>> A({"weight": torch.ones(1, 2, dtype=torch.float64)})["weight"]
+    tensor([[0.5000, 2.0000]], dtype=torch.float64)
     """
 
     def __init__(
@@ -187,6 +206,23 @@ def ggn_split(model: TorchModel):
     loss : callable
         ``loss(g, yb) -> Tensor`` of shape ``(b,)``, each row's loss from
         its own row of ``g``.
+
+    Examples
+    --------
+    A module ending in ``LogSoftmax`` (``NLLLoss``): the loss of ``g`` is
+    the cross-entropy, equal to the model's loss where ``g`` is normalised:
+
+    >>> import torch
+    >>> from torch import nn
+    >>> from skinfluence.kernels import ggn_split
+    >>> from skinfluence.models import as_torch_model
+    >>> module = nn.Sequential(nn.Linear(2, 3), nn.LogSoftmax(-1)).double()
+    >>> model = as_torch_model(module, loss=nn.NLLLoss())
+    >>> outputs, loss = ggn_split(model)
+    >>> X, y = torch.randn(4, 2, dtype=torch.float64), torch.tensor([0, 1, 2, 0])
+    >>> g = outputs(model.params, X)
+    >>> bool(torch.allclose(loss(g, y), model.row_loss(model.params, X, y)))
+    True
     """
     row_loss = model._row_loss  # the loss of the module's outputs
     if model.output == "log_proba":
