@@ -168,3 +168,32 @@ def test_verbose_fit_counts_every_epoch_round_and_the_refit_in_one_display(capsy
     ]
     assert lines == expected  # a log file: no blank line, no nested bar
     assert net.callbacks is None  # the user's net is untouched
+
+
+def test_a_wrong_number_of_features_names_n_features_in():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 10))
+    y = (X[:, 0] > 0).astype(int)
+    clf = LogisticRegression().fit(X[:, :5], y)
+    from skinfluence import compute_influence
+
+    with pytest.raises(ValueError, match=r"X has 10 features.*n_features_in_=5"):
+        compute_influence(clf, X, y, X[:10, :5], y[:10])
+    with pytest.raises(ValueError, match=r"X has 10 features.*n_features_in_=5"):
+        compute_influence(clf, X[:, :5], y, X[:10], y[:10])  # the validation rows
+    pipe = make_pipeline(StandardScaler(), LogisticRegression()).fit(X[:, :5], y)
+    with pytest.raises(ValueError, match=r"Pipeline\(LogisticRegression\).*=5"):
+        compute_influence(pipe, X, y, X[:10, :5], y[:10])
+
+
+def test_lissa_on_a_small_model_points_to_the_exact_solver():
+    from skinfluence import InfluenceFunction, compute_influence
+
+    X, y = make_classification(n_samples=400, n_features=6, random_state=0)
+    clf = LogisticRegression().fit(X, y)
+    lissa = InfluenceFunction(solver="lissa", max_iter=3)
+    with pytest.warns(UserWarning, match=r"depth=3 curvature products over 400 rows.*7 parameters.*'exact'"):
+        compute_influence(clf, X, y, X[:50], y[:50], method=lissa)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        compute_influence(clf, X, y, X[:50], y[:50], method=InfluenceFunction(solver="exact"))

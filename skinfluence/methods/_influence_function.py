@@ -42,6 +42,22 @@ class CGConvergenceError(RuntimeError):
         self.info = info
 
 
+def _warn_when_exact_is_cheap(inv: LiSSAInverse, model, n_rows: int) -> None:
+    """LiSSA runs ``depth`` curvature products; a small model is solved exactly."""
+    n_params = sum(p.numel() for p in model.params.values())
+    if n_params > ExactInverse.max_params:
+        return
+    rows = n_rows if inv.batch_rows is None else min(inv.batch_rows, n_rows)
+    warnings.warn(
+        f"solver='lissa' runs depth={inv.depth} curvature products over {rows} "
+        f"rows each, while this model has {n_params} parameters: "
+        f"solver='exact' forms the {n_params} x {n_params} matrix once and is "
+        "usually far faster (and exact) here.",
+        UserWarning,
+        stacklevel=4,
+    )
+
+
 @METHODS.register
 class InfluenceFunction(Method):
     """Influence function of Koh and Liang (2017).
@@ -217,10 +233,10 @@ class InfluenceFunction(Method):
         CG stops short of ``tol``.
         """
         self.validate()
-        inv = self.inverse(
-            self.operator(model, X, y, batch_size=batch_size),
-            random_state=random_state,
-        )
+        operator = self.operator(model, X, y, batch_size=batch_size)
+        inv = self.inverse(operator, random_state=random_state)
+        if isinstance(inv, LiSSAInverse):
+            _warn_when_exact_is_cheap(inv, model, len(X))
         x = inv(v)
         if isinstance(inv, CGInverse):
             self.cg_info_ = info = inv.info_

@@ -69,6 +69,10 @@ class TorchModel:
         steps of a Pipeline).
     family : str, default="torch"
         A short name of the model family, used in messages.
+    n_features_in : int, default=None
+        The number of columns of ``X`` the estimator was fitted on (before
+        ``transform``), when it is known: rows of another width are refused
+        with a message that names it.
     """
 
     def __init__(
@@ -82,6 +86,7 @@ class TorchModel:
         checkpoints: Sequence[Checkpoint] = (),
         transform: Callable | None = None,
         family: str = "torch",
+        n_features_in: int | None = None,
     ) -> None:
         if output not in OUTPUT_KINDS:
             raise ValueError(f"output must be one of {OUTPUT_KINDS}, got {output!r}.")
@@ -103,6 +108,7 @@ class TorchModel:
         self.checkpoints = tuple(checkpoints)
         self.transform = transform
         self.family = family
+        self.n_features_in = n_features_in
 
     # ------------------------------------------------------------------ data
     def prepare_X(self, X) -> Tensor | SparseRows:
@@ -113,6 +119,12 @@ class TorchModel:
         :class:`~skinfluence.kernels.SparseRows`, which the kernels take one
         chunk at a time to the device and modules multiply as is.
         """
+        width = np.shape(X)[1] if len(np.shape(X)) == 2 else None
+        if self.n_features_in is not None and width not in (None, self.n_features_in):
+            raise ValueError(
+                f"X has {width} features, but the {self.family} model was fitted "
+                f"on n_features_in_={self.n_features_in}."
+            )
         if self.transform is not None:
             X = self.transform(X)
         rows = as_sparse_rows(X, self.dtype)

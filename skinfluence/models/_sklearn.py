@@ -46,6 +46,7 @@ def _build(est, l2, *, family: str) -> TorchModel:
         classes=est.classes_,
         l2=l2,
         family=family,
+        n_features_in=getattr(est, "n_features_in_", None),
     )
 
 

@@ -56,6 +56,7 @@ class PipelineAdapter(ModelAdapter):
             check_is_fitted(head)
             model.transform = head.transform
             model.family = f"Pipeline({model.family})"
+            model.n_features_in = getattr(pipe, "n_features_in_", None)
         return model
 
 
