@@ -114,13 +114,14 @@ def table(n: int, chunk: int, w: np.ndarray, *, seed=SEED, offset=0):
 
 def in_memory_rows(n: int, chunk: int, w, *, offset=0):
     """The same rows as :func:`table`, made here (for the in-memory path)."""
-    rows = _chunks(n, chunk)
-    Xs, ys = [], []
-    for i, r in enumerate(rows):
+    X, y = np.empty((n, D), np.float32), np.empty(n, np.int64)
+    start = 0
+    for i, r in enumerate(_chunks(n, chunk)):
         info = {None: {"chunk-location": (i, 0), "chunk-shape": (r, D)}}
-        Xs.append(gen_X(SEED, offset, block_info=info))
-        ys.append(gen_y(SEED, offset, w, block_info=info))
-    return np.concatenate(Xs), np.concatenate(ys)
+        X[start : start + r] = gen_X(SEED, offset, block_info=info)
+        y[start : start + r] = gen_y(SEED, offset, w, block_info=info)
+        start += r
+    return X, y
 
 
 # -------------------------------------------------------------------- model
@@ -144,8 +145,17 @@ def fit_model(X, y):
 # ------------------------------------------------------------------ cluster
 def cluster(n_workers: int, memory_limit: str):
     """One LocalCluster of single-threaded worker processes, warmed up."""
+    import dask
     from distributed import Client, LocalCluster
 
+    # no spilling to disk: the in-memory reference run shares a worker with
+    # rows persisted there, and spilling them would slow the Dask run down
+    dask.config.set(
+        {
+            "distributed.worker.memory.target": False,
+            "distributed.worker.memory.spill": False,
+        }
+    )
     lc = LocalCluster(
         n_workers=n_workers,
         threads_per_worker=1,
