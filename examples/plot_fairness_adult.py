@@ -22,6 +22,7 @@ in any choice.
 # subsample (as the documentation build and the tests do).
 import os
 import shutil
+import sys
 import tempfile
 
 import numpy as np
@@ -39,7 +40,11 @@ from skinfluence.datasets import load_adult
 from skinfluence.metrics import demographic_parity_difference
 
 QUICK = os.environ.get("SKINFLUENCE_EXAMPLE_QUICK") == "1"
-torch.set_num_threads(1)  # a small MLP: more threads only wait for each other
+# One torch thread: how torch splits a sum between threads can change its
+# last bits, and so the printed numbers, with the number of threads; pinned,
+# they repeat from run to run (a small MLP gains nothing from more threads).
+torch.set_num_threads(1)
+print(f"torch threads: {torch.get_num_threads()}")
 
 X, y, groups = load_adult()
 sex = groups["sex"]
@@ -158,7 +163,11 @@ shutil.rmtree(cache)
 # removed rows form the left tail, and they are almost all men's rows. Raising
 # ``prune_ratio`` trades accuracy for a smaller gap: see
 # :ref:`sphx_glr_auto_examples_plot_prune_ratio_search.py`. The plot needs
-# matplotlib (``pip install "skinfluence[plot]"``).
+# matplotlib (``pip install "skinfluence[plot]"``). Run as a script
+# (``python examples/plot_fairness_adult.py``), the example saves it to
+# ``influence_histogram.png`` in the current directory and prints the path;
+# ``SKINFLUENCE_EXAMPLE_FIGURE`` names another file (empty: save nothing). The
+# documentation's gallery shows the figure instead of saving it.
 from skinfluence.plotting import plot_influence  # noqa: E402
 
 try:
@@ -167,3 +176,8 @@ except ImportError as exc:  # matplotlib is the optional "plot" extra
     print(exc)
 else:
     ax.set_title("Influence on the validation demographic-parity gap")
+    ax.figure.tight_layout()
+    path = os.environ.get("SKINFLUENCE_EXAMPLE_FIGURE", "influence_histogram.png")
+    if path and "sphinx_gallery" not in sys.modules:
+        ax.figure.savefig(path, dpi=100)
+        print(f"histogram of the scores saved to {os.path.abspath(path)}")

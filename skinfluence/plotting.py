@@ -7,7 +7,9 @@ inside the functions, so ``import skinfluence.plotting`` never needs it.
 from __future__ import annotations
 
 import numbers
+import re
 import warnings
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -59,15 +61,63 @@ def _as_mask(removed, n: int) -> np.ndarray:
     return mask
 
 
+_BENEFICIAL = "higher = more beneficial"
+_INFLUENCE_LABEL = f"influence score ({_BENEFICIAL})"
+
+
+def _is_fitted_cleaner(obj) -> bool:
+    """Whether ``obj`` is an estimator (a filter or sampler), not scores."""
+    return hasattr(obj, "fit") and hasattr(obj, "get_params")
+
+
+def _score_label(scores) -> str:
+    """What the plotted values are, read from what was passed as ``scores``.
+
+    A fitted filter or sampler says it through ``method_`` (a signal method
+    scores minus its signal) and ``action``; a pandas column through its name
+    (a column of :func:`~skinfluence.compute_signals` is a signal, larger =
+    more suspicious). Anything else is taken for influence scores.
+    """
+    from .signals import SIGNAL_METHODS, SignalMethod
+
+    if _is_fitted_cleaner(scores):
+        method = scores.method_
+        key = method._name()
+        if scores.get_params().get("action") == "relabel":
+            return (
+                f"effect of the best label change, method={key!r} "
+                "(negative = the change helps)"
+            )
+        if isinstance(method, SignalMethod):
+            return f"minus the {method.signal!r} signal, method={key!r} ({_BENEFICIAL})"
+        return f"influence score, method={key!r} ({_BENEFICIAL})"
+    name = getattr(scores, "name", None)
+    if isinstance(scores, pd.DataFrame):
+        (name,) = scores.columns
+    if not isinstance(name, str):
+        return _INFLUENCE_LABEL
+    if name in SIGNAL_METHODS:
+        return f"{name!r} signal (larger = more suspicious)"
+    return name
+
+
 def _influence_inputs(scores, removed):
     """Scores (float array) and removed rows from an array or a fitted estimator."""
-    if hasattr(scores, "fit") and hasattr(scores, "get_params"):
+    if _is_fitted_cleaner(scores):
         from sklearn.utils.validation import check_is_fitted
 
         check_is_fitted(scores, "influence_")
         if removed is None:
             removed = scores.removed_indices_
         scores = scores.influence_
+    if isinstance(scores, pd.DataFrame):
+        if scores.shape[1] != 1:
+            raise ValueError(
+                f"scores is a DataFrame with {scores.shape[1]} columns "
+                f"{list(scores.columns)[:10]}; pass one of them, e.g. "
+                f"scores[{scores.columns[0]!r}]."
+            )
+        scores = scores.iloc[:, 0]
     values = np.asarray(scores, dtype=float)
     if values.ndim != 1:
         raise ValueError(f"scores must be 1-D, got shape {values.shape}.")
@@ -105,14 +155,17 @@ def plot_influence(
     bins=50,
     range=None,  # noqa: A002 - the name numpy and matplotlib use
     log=False,
+    label=None,
 ):
     """Histogram of influence scores, with the removed rows marked.
 
     Parameters
     ----------
-    scores : array-like of shape (n_samples,) or fitted InfluenceFilter
-        One score per row (higher is more beneficial), e.g. the output of
-        :func:`~skinfluence.compute_influence`. A fitted
+    scores : array-like of shape (n_samples,), Series, or fitted InfluenceFilter
+        One score per row, e.g. the output of
+        :func:`~skinfluence.compute_influence` (higher is more beneficial) or
+        a column of :func:`~skinfluence.compute_signals` (larger is more
+        suspicious; a one-column DataFrame is that column). A fitted
         :class:`~skinfluence.InfluenceFilter` or
         :class:`~skinfluence.InfluenceSampler` stands for its ``influence_``,
         with its ``removed_indices_`` as ``removed``. Rows whose score is NaN
@@ -120,7 +173,8 @@ def plot_influence(
     removed : array-like of bool of shape (n_samples,) or of int, default=None
         The removed rows, as a mask or as row indices. They are outlined
         (hatched, red) on top of the bars; when they are exactly the lowest
-        scores a dashed line marks the threshold (their highest score).
+        scores (or the highest, as the most suspicious rows of a signal) a
+        dashed line marks the threshold.
     groups : array-like of shape (n_samples,), default=None
         A label per row (a sensitive feature, or a boolean mask of rows known
         to be mislabeled): one stacked bar colour per label, in sorted order.
@@ -137,6 +191,14 @@ def plot_influence(
         None spans all the scores.
     log : bool, default=False
         Logarithmic count axis (influence scores are often heavy-tailed).
+    label : str, default=None
+        The label of the score axis. None says what ``scores`` holds: for a
+        fitted filter or sampler, its method's scores ("minus the 'loss'
+        signal" for a signal method, which scores ``-signal``: higher is
+        still more beneficial); for a column of
+        :func:`~skinfluence.compute_signals`, named like a signal, that
+        signal (larger = more suspicious); for another named column, its
+        name; otherwise "influence score (higher = more beneficial)".
 
     Returns
     -------
@@ -162,8 +224,18 @@ def plot_influence(
     ['scored rows (1000)', 'removed (24)']
     >>> ax.get_xlabel()
     'influence score (higher = more beneficial)'
+
+    A signal column of :func:`~skinfluence.compute_signals` is labelled as
+    one, larger = more suspicious:
+
+    >>> import pandas as pd
+    >>> aum = pd.Series(scores, name="aum")
+    >>> plot_influence(aum, ax=Figure().add_subplot()).get_xlabel()
+    "'aum' signal (larger = more suspicious)"
     """
     values, removed_mask = _influence_inputs(scores, removed)
+    if label is None:
+        label = _score_label(scores)
     keep = ~np.isnan(values)
     if not keep.any():
         raise ValueError("No finite score to plot.")
@@ -220,17 +292,28 @@ def plot_influence(
             label=f"removed ({int(removed_mask.sum())})",
         )
         handles.append(stairs)
-        if (~removed_mask).any():
-            cut = values[removed_mask].max()
-            if cut <= values[~removed_mask].min():
-                ax.axvline(cut, color="C3", linestyle="--", linewidth=1)
+        cut = _threshold(values, removed_mask)
+        if cut is not None:
+            ax.axvline(cut, color="C3", linestyle="--", linewidth=1)
 
     if log:
         ax.set_yscale("log")
-    ax.set_xlabel("influence score (higher = more beneficial)")
+    ax.set_xlabel(label)
     ax.set_ylabel("rows")
     ax.legend(handles=handles, frameon=False)
     return ax
+
+
+def _threshold(values: np.ndarray, removed: np.ndarray):
+    """The cut when the removed rows are exactly the lowest or the highest."""
+    if not (~removed).any():
+        return None
+    gone, kept = values[removed], values[~removed]
+    if gone.max() <= kept.min():
+        return gone.max()
+    if gone.min() >= kept.max():
+        return gone.min()
+    return None
 
 
 # --------------------------------------------------------- plot_pruning_curve
@@ -369,15 +452,86 @@ def _runs_summary(table, ratio_col, metrics, by_col):
     return out, list(metrics)
 
 
-def _display(metric: str, mean: np.ndarray):
-    """scikit-learn's ``neg_<loss>`` scores are shown as the loss itself."""
+class _View(NamedTuple):
+    """How one metric is drawn: its name, the sign of its values, what it is."""
+
+    name: str
+    sign: float
+    kind: str  # "score" (higher = better), "gap" or "loss" (lower = better)
+
+
+#: words that make a metric's name a gap between groups
+_GAP_WORDS = ("gap", "fair", "parity", "odds", "opportunity", "difference", "disparity")
+
+
+def _names_a_gap(name: str) -> bool:
+    """Whether a metric's name says it is a gap (a fairness metric).
+
+    A gap word, or a token that is the initials of a fairness metric of
+    :data:`skinfluence.metrics.FAIRNESS_METRICS` ("dp", "eo").
+    """
+    from .metrics import FAIRNESS_METRICS
+
+    initials = {"".join(w[0] for w in m.split("_")) for m in FAIRNESS_METRICS}
+    low = name.lower()
+    return any(w in low for w in _GAP_WORDS) or bool(
+        initials.intersection(re.split(r"[^a-z0-9]+", low))
+    )
+
+
+def _view(metric: str, means: np.ndarray) -> _View:
+    """How ``metric``, of mean values ``means`` (all curves), is shown.
+
+    scikit-learn's ``neg_<name>`` (a loss or gap made a score) is shown as
+    ``<name>``, negated back; so is a metric whose name says it is a gap and
+    whose values are all at most 0 (a fairness scorer made with
+    ``greater_is_better=False``, whatever its name), and any other metric
+    with only negative values (shown as ``-<name>``). A gap's name says
+    "gap".
+    """
+    base = metric[len("neg_") :] if metric.startswith("neg_") else metric
+    finite = means[np.isfinite(means)]
+    all_negative = finite.size > 0 and finite.max() <= 0 and finite.min() < 0
+    negated = metric.startswith("neg_") or all_negative
+    sign = -1.0 if negated else 1.0
+    if _names_a_gap(base):
+        return _View(base if "gap" in base.lower() else f"{base} gap", sign, "gap")
     if metric.startswith("neg_"):
-        return metric[len("neg_") :], -mean
-    return metric, mean
+        return _View(base, sign, "loss")
+    if negated:
+        return _View(f"-{metric}", sign, "loss")
+    return _View(metric, sign, "score")
+
+
+def _axis_label(views: list[_View]) -> str:
+    if len(views) == 1:
+        return f"{views[0].name} (test)"
+    kinds = {v.kind for v in views}
+    if kinds == {"gap"}:
+        return "gap (test)"
+    return "test score" if kinds == {"score"} else "test value"
+
+
+def _twin_below(ax):
+    """A twin Axes sharing ``ax``'s x-axis, drawn below ``ax`` (and its legend)."""
+    twin = ax.twinx()
+    ax.set_zorder(twin.get_zorder() + 1)
+    twin.patch.set_visible(ax.patch.get_visible())
+    twin.patch.set_facecolor(ax.patch.get_facecolor())
+    ax.patch.set_visible(False)
+    return twin
 
 
 def plot_pruning_curve(
-    results, *, x=_RATIO, metrics=None, by=None, ratio=_RATIO, annotate=True, ax=None
+    results,
+    *,
+    x=_RATIO,
+    metrics=None,
+    by=None,
+    ratio=_RATIO,
+    annotate=True,
+    twin=True,
+    ax=None,
 ):
     """Test metrics against ``prune_ratio``, or one metric against another.
 
@@ -402,7 +556,13 @@ def plot_pruning_curve(
         The metrics on the vertical axis: names of ``mean_test_<metric>``
         (for a search) or metric columns (for runs). None takes all of them.
         A metric named ``neg_<name>`` (scikit-learn's convention for a loss or
-        gap turned into a score) is shown as ``<name>``, negated back.
+        gap turned into a score) is shown as ``<name>``, negated back. A gap
+        is shown positive and named as a gap whatever the scorer's name: a
+        metric named like one ("dp_gap", "..._difference", "fairness", the
+        initials of a fairness metric such as "dp") whose values are all at
+        most 0 is a negated gap (``make_scorer(..., greater_is_better=False)``)
+        and is negated back; any other metric whose values are all negative
+        is shown negated, as ``-<name>``.
     by : str, default=None
         A parameter (or column) whose values get one curve each, e.g.
         ``"method"``. Every curve must have one point per ``prune_ratio``.
@@ -414,6 +574,13 @@ def plot_pruning_curve(
     annotate : bool, default=True
         With ``x`` a metric, label each point with its ``prune_ratio``
         (points too close to one already labelled are left unlabelled).
+    twin : bool, default=True
+        With ``x="prune_ratio"``, when the metrics mix scores (higher is
+        better, e.g. accuracy near 0.85) with gaps or losses (lower is
+        better, e.g. a gap near 0.17), draw the gaps and losses on a second
+        y-axis (``ax.twinx()``, dashed lines and square markers, labelled on
+        the right), so that each keeps its own scale. False draws every
+        metric on ``ax``.
     ax : matplotlib Axes, default=None
         The Axes to draw on; a new figure is created when None.
 
@@ -422,7 +589,10 @@ def plot_pruning_curve(
     ax : matplotlib Axes
         One line per metric (and value of ``by``), with error bars of one
         standard deviation (over the splits of a search, or over runs with
-        ``ddof=0``, as ``cv_results_`` computes it).
+        ``ddof=0``, as ``cv_results_`` computes it). With a twin, ``ax``
+        holds the scores and the legend of every line, and the twin (the
+        other Axes of ``ax.figure`` at ``ax``'s position) the gaps and
+        losses.
 
     See Also
     --------
@@ -440,6 +610,17 @@ def plot_pruning_curve(
     >>> ax = plot_pruning_curve(cv_results, ax=Figure().add_subplot())
     >>> ax.lines[0].get_xydata().tolist()
     [[0.0, 0.85], [0.05, 0.84], [0.1, 0.83]]
+
+    A negated gap next to accuracy goes to a second y-axis, shown positive:
+
+    >>> cv_results["mean_test_neg_dp_gap"] = [-0.17, -0.14, -0.12]
+    >>> cv_results["std_test_neg_dp_gap"] = [0.01, 0.01, 0.01]
+    >>> ax = plot_pruning_curve(cv_results, ax=Figure().add_subplot())
+    >>> gap_axes = [a for a in ax.figure.axes if a is not ax]
+    >>> ax.get_ylabel(), gap_axes[0].get_ylabel()
+    ('accuracy (test)', 'dp_gap (test)')
+    >>> gap_axes[0].lines[0].get_ydata().tolist()
+    [0.17, 0.14, 0.12]
     """
     table, kind = _table(results)
     ratio_col = _find_column(table, ratio, kind, "the prune ratio")
@@ -461,41 +642,58 @@ def plot_pruning_curve(
     if not shown:
         raise ValueError("No metric to plot against x.")
 
+    views = {
+        m: _view(m, np.concatenate([stats[m][0] for _, _, stats in series]))
+        for m in metrics
+    }
     ax = _new_axes(ax, "plot_pruning_curve")
+    on_twin = set()
+    if twin and x_is_ratio and len({views[m].kind == "score" for m in shown}) == 2:
+        on_twin = {m for m in shown if views[m].kind != "score"}
+    twin_ax = _twin_below(ax) if on_twin else None
+    handles = []
     points = []  # (x, y, prune_ratio) of the front, labelled after drawing
     for key, ratio, stats in series:
         for m in shown:
-            name, mean = _display(m, stats[m][0])
+            view = views[m]
+            mean = view.sign * stats[m][0]
             if by_col is None:
-                label = name
+                label = view.name
             else:
-                label = f"{by}={key}" if len(shown) == 1 else f"{name}, {by}={key}"
-            if x_is_ratio:
-                ax.errorbar(
-                    ratio, mean, yerr=stats[m][1], marker="o", capsize=3, label=label
+                label = f"{by}={key}" if len(shown) == 1 else f"{view.name}, {by}={key}"
+            style = dict(capsize=3, label=label, color=f"C{len(handles) % 10}")
+            if m in on_twin:
+                handles.append(
+                    twin_ax.errorbar(
+                        ratio, mean, yerr=stats[m][1], marker="s", ls="--", **style
+                    )
                 )
                 continue
-            x_mean = _display(x, stats[x][0])[1]
-            ax.errorbar(
-                x_mean,
-                mean,
-                xerr=stats[x][1],
-                yerr=stats[m][1],
-                marker="o",
-                capsize=3,
-                label=label,
+            if x_is_ratio:
+                handles.append(
+                    ax.errorbar(ratio, mean, yerr=stats[m][1], marker="o", **style)
+                )
+                continue
+            x_mean = views[x].sign * stats[x][0]
+            handles.append(
+                ax.errorbar(
+                    x_mean,
+                    mean,
+                    xerr=stats[x][1],
+                    yerr=stats[m][1],
+                    marker="o",
+                    **style,
+                )
             )
             points.extend(zip(x_mean, mean, ratio, strict=True))
     if annotate and points:
         _annotate(ax, points)
-    ax.set_xlabel(_RATIO if x_is_ratio else f"{_display(x, np.zeros(0))[0]} (test)")
-    ax.set_ylabel(
-        f"{_display(shown[0], np.zeros(0))[0]} (test)"
-        if len(shown) == 1
-        else "test score"
-    )
-    if len(series) * len(shown) > 1:
-        ax.legend(frameon=False)
+    ax.set_xlabel(_RATIO if x_is_ratio else f"{views[x].name} (test)")
+    ax.set_ylabel(_axis_label([views[m] for m in shown if m not in on_twin]))
+    if twin_ax is not None:
+        twin_ax.set_ylabel(_axis_label([views[m] for m in shown if m in on_twin]))
+    if len(handles) > 1:
+        ax.legend(handles=handles, frameon=False)
     return ax
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import os
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +20,9 @@ pytest.importorskip("matplotlib")
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 SCRIPTS = sorted(EXAMPLES.glob("plot_*.py"))
+MAIN_JOB = EXAMPLES / "plot_fairness_adult.py"
+#: what the main job saves when run as a script (the README's command)
+HISTOGRAM = "influence_histogram.png"
 
 RUNNER = (
     "import runpy, sys\n"
@@ -57,20 +61,70 @@ def test_example_is_a_gallery_script(script):
     assert "SKINFLUENCE_EXAMPLE_QUICK" in source
 
 
-@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.stem)
-def test_example_runs(script, tmp_path):
+def run_example(script, cwd, runner=RUNNER, **env):
     proc = subprocess.run(
-        [sys.executable, "-c", RUNNER, str(script)],
-        cwd=tmp_path,
-        env=quick_env(),
+        [sys.executable, "-c", runner, str(script)],
+        cwd=cwd,
+        env={**quick_env(), **env},
         capture_output=True,
         text=True,
         timeout=180,
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
-    figures = int(proc.stdout.rsplit("FIGURES", 1)[1])
-    assert figures >= 1, "an example draws at least one figure"
-    assert list(tmp_path.iterdir()) == [], "examples leave no files behind"
+    return proc.stdout
+
+
+def figures_drawn(stdout):
+    return int(stdout.rsplit("FIGURES", 1)[1])
+
+
+def assert_is_the_histogram_png(path):
+    """A PNG of one default-size figure at 100 dpi, with something drawn."""
+    import matplotlib
+
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    assert data[12:16] == b"IHDR"
+    width, height = struct.unpack(">II", data[16:24])
+    w_in, h_in = matplotlib.rcParams["figure.figsize"]
+    assert (width, height) == (round(100 * w_in), round(100 * h_in))
+    assert len(data) > 10_000  # an empty white figure of that size is ~3 kB
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.stem)
+def test_example_runs(script, tmp_path):
+    stdout = run_example(script, tmp_path)
+    assert figures_drawn(stdout) >= 1, "an example draws at least one figure"
+    if script != MAIN_JOB:
+        assert list(tmp_path.iterdir()) == [], "examples leave no files behind"
+        return
+    # the main job, run as a script, saves its histogram and says where
+    assert [p.name for p in tmp_path.iterdir()] == [HISTOGRAM]
+    assert_is_the_histogram_png(tmp_path / HISTOGRAM)
+    saved = (tmp_path / HISTOGRAM).resolve()
+    assert f"histogram of the scores saved to {saved}\n" in stdout
+    # the thread count is pinned and printed, before the numbers
+    assert stdout.startswith("torch threads: 1\n")
+
+
+def test_main_job_saves_where_the_environment_says(tmp_path):
+    out, cwd = tmp_path / "adult.png", tmp_path / "run"
+    cwd.mkdir()
+    stdout = run_example(MAIN_JOB, cwd, SKINFLUENCE_EXAMPLE_FIGURE=str(out))
+    assert list(cwd.iterdir()) == []
+    assert_is_the_histogram_png(out)
+    assert f"saved to {out.resolve()}\n" in stdout
+
+
+def test_main_job_under_sphinx_gallery_draws_and_saves_nothing(tmp_path):
+    """The gallery (same process as sphinx_gallery) shows the figure itself."""
+    runner = (
+        "import sys, types\nsys.modules['sphinx_gallery'] = types.ModuleType('x')\n"
+    )
+    stdout = run_example(MAIN_JOB, tmp_path, runner + RUNNER)
+    assert figures_drawn(stdout) == 1
+    assert list(tmp_path.iterdir()) == []
+    assert "saved to" not in stdout
 
 
 def test_main_job_runs_without_matplotlib(tmp_path):
@@ -80,14 +134,7 @@ def test_main_job_runs_without_matplotlib(tmp_path):
         "sys.modules['matplotlib'] = sys.modules['matplotlib.pyplot'] = None\n"
         "runpy.run_path(sys.argv[1], run_name='__main__')\n"
     )
-    proc = subprocess.run(
-        [sys.executable, "-c", blocked, str(EXAMPLES / "plot_fairness_adult.py")],
-        cwd=tmp_path,
-        env=quick_env(),
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    assert "gap change" in proc.stdout
-    assert "skinfluence[plot]" in proc.stdout
+    stdout = run_example(MAIN_JOB, tmp_path, blocked)
+    assert "gap change" in stdout
+    assert "skinfluence[plot]" in stdout
+    assert list(tmp_path.iterdir()) == [], "no figure, no file"

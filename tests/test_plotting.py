@@ -23,7 +23,7 @@ from sklearn.model_selection import GridSearchCV, StratifiedKFold  # noqa: E402
 from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 
-from skinfluence import InfluenceFilter, InfluenceSampler  # noqa: E402
+from skinfluence import InfluenceFilter, InfluenceSampler, compute_signals  # noqa: E402
 from skinfluence.metrics import demographic_parity_difference  # noqa: E402
 from skinfluence.plotting import plot_influence, plot_pruning_curve  # noqa: E402
 
@@ -200,6 +200,77 @@ def test_fitted_sampler_is_accepted():
     assert stairs(ax)[0].get_data().values.sum() == len(sampler.removed_indices_)
 
 
+# ---------------------------------------------- what the score axis is labelled
+def test_plain_scores_keep_the_influence_label_and_label_overrides(scores):
+    assert plot_influence(scores).get_xlabel() == (
+        "influence score (higher = more beneficial)"
+    )
+    assert plot_influence(scores, label="my scores").get_xlabel() == "my scores"
+    assert plot_influence(pd.Series(scores, name="tracin")).get_xlabel() == "tracin"
+
+
+@pytest.fixture(scope="module")
+def signal_table():
+    X, y = make_classification(n_samples=200, random_state=2)
+    clf = LogisticRegression().fit(X, y)
+    df = compute_signals(clf, X, y, signals=["loss", "self_influence"])
+    # the loss signal by hand: minus the log-probability of the given label
+    loss = -np.log(clf.predict_proba(X)[np.arange(len(y)), y])
+    return df, loss
+
+
+def test_signal_column_is_labelled_larger_more_suspicious(signal_table):
+    df, loss = signal_table
+    assert_allclose(df["loss"], loss, rtol=1e-6, atol=1e-9)
+    suspicious = np.argsort(loss)[-10:]  # what a user removes: the largest
+    ax = plot_influence(df["loss"], removed=suspicious, bins=20)
+    assert ax.get_xlabel() == "'loss' signal (larger = more suspicious)"
+    edges = np.histogram_bin_edges(loss, bins=20)
+    assert_array_equal(heights(bar_containers(ax)[0]), np.histogram(loss, edges)[0])
+    # the removed rows are the highest: the threshold is their lowest value
+    assert vlines_x(ax) == [pytest.approx(np.sort(loss)[-10])]
+    # a one-column DataFrame is its column
+    one = plot_influence(df[["self_influence"]], bins=20)
+    assert one.get_xlabel() == "'self_influence' signal (larger = more suspicious)"
+    assert heights(bar_containers(one)[0]).sum() == len(df)
+    with pytest.raises(ValueError, match=r"2 columns.*scores\['loss'\]"):
+        plot_influence(df)
+
+
+def test_filter_with_a_signal_method_says_minus_the_signal():
+    X, y = make_classification(n_samples=300, random_state=0)
+    flt = InfluenceFilter(
+        LogisticRegression(), method="signal_loss", prune_ratio=0.1, random_state=0
+    ).fit(X, y)
+    ax = plot_influence(flt)
+    assert ax.get_xlabel() == (
+        "minus the 'loss' signal, method='signal_loss' (higher = more beneficial)"
+    )
+    # the label's claim: the scores are minus the training loss of the model
+    # fitted on the training rows, so the removed (lowest) are the largest losses
+    train = np.setdiff1d(np.arange(len(y)), flt.validation_indices_)
+    clf = LogisticRegression().fit(X[train], y[train])
+    loss = -np.log(clf.predict_proba(X[train])[np.arange(len(train)), y[train]])
+    assert_allclose(flt.influence_[train], -loss, atol=1e-8)
+    worst = train[np.argsort(loss)[-len(flt.removed_indices_) :]]
+    assert_array_equal(np.sort(worst), flt.removed_indices_)
+    assert vlines_x(ax) == [pytest.approx(-np.sort(loss)[-len(worst)])]
+
+
+def test_filter_labels_name_the_method_and_the_relabel_effect():
+    X, y = make_classification(n_samples=200, random_state=0)
+    ip = InfluenceFilter(LogisticRegression(), prune_ratio=0.1, random_state=0)
+    assert plot_influence(ip.fit(X, y)).get_xlabel() == (
+        "influence score, method='ip' (higher = more beneficial)"
+    )
+    relabel = InfluenceFilter(
+        LogisticRegression(), action="relabel", prune_ratio=0.1, random_state=0
+    ).fit(X, y)
+    assert plot_influence(relabel).get_xlabel() == (
+        "effect of the best label change, method='ip' (negative = the change helps)"
+    )
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
@@ -293,12 +364,119 @@ def test_curve_from_a_grid_search_equals_cv_results(search):
     assert_allclose(x, ratios)
     assert_allclose(y, res["mean_test_accuracy"][order])
     assert_allclose(errorbar_extent(eb, 1), res["std_test_accuracy"][order])
-    # neg_dp_gap is shown as dp_gap, negated back
-    x, y, eb = errorbar_data(ax, 1)
+    # neg_dp_gap is shown as dp_gap, negated back, on a second y-axis
+    gap_ax = twin_of(ax)
+    x, y, eb = errorbar_data(gap_ax, 0)
     assert_allclose(y, -res["mean_test_neg_dp_gap"][order])
     assert_allclose(errorbar_extent(eb, 1), res["std_test_neg_dp_gap"][order])
     assert legend_texts(ax) == ["accuracy", "dp_gap"]
     assert ax.get_xlabel() == "prune_ratio"
+
+
+def twin_of(ax):
+    """The other Axes at ``ax``'s position, sharing its x-axis."""
+    (other,) = [a for a in ax.figure.axes if a is not ax]
+    assert other.get_position().bounds == ax.get_position().bounds
+    assert other.get_shared_x_axes().joined(ax, other)
+    return other
+
+
+def snug(ylim, mean, std):
+    """Whether the y-limits hold the error bars with no more than 25% slack."""
+    lo, hi = np.min(mean - std), np.max(mean + std)
+    return ylim[0] <= lo and hi <= ylim[1] and (ylim[1] - ylim[0]) < 1.25 * (hi - lo)
+
+
+def test_accuracy_and_gap_each_use_their_own_scale(search):
+    res = search.cv_results_
+    acc = np.asarray(res["mean_test_accuracy"], float)
+    acc_std = np.asarray(res["std_test_accuracy"], float)
+    gap = -np.asarray(res["mean_test_neg_dp_gap"], float)
+    gap_std = np.asarray(res["std_test_neg_dp_gap"], float)
+    assert gap.min() > 0 and np.ptp(acc) > 0 and np.ptp(gap) > 0
+    ax = plot_pruning_curve(search)
+    gap_ax = twin_of(ax)
+    assert ax.get_ylabel() == "accuracy (test)"
+    assert gap_ax.get_ylabel() == "dp_gap (test)"
+    # each axis spans its own data (error bars included): no flat curves
+    assert snug(ax.get_ylim(), acc, acc_std)
+    assert snug(gap_ax.get_ylim(), gap, gap_std)
+    assert gap_ax.get_ylim()[0] > -gap.min()  # shown positive
+    assert [line.get_linestyle() for line in gap_ax.lines[:1]] == ["--"]
+    # the legend, drawn above the twin, names both lines in different colours
+    assert ax.get_zorder() > gap_ax.get_zorder()
+    assert legend_texts(ax) == ["accuracy", "dp_gap"]
+    assert ax.lines[0].get_color() != gap_ax.lines[0].get_color()
+    # one axis when asked: both lines on it, the gap still shown positive,
+    # and then neither fills its axis
+    one = plot_pruning_curve(search, twin=False)
+    assert one.figure.axes == [one]
+    order = np.argsort(np.asarray(res["param_influencefilter__prune_ratio"], float))
+    assert_allclose(errorbar_data(one, 0)[1], acc[order])
+    assert_allclose(errorbar_data(one, 1)[1], gap[order])
+    assert not snug(one.get_ylim(), acc, acc_std)
+    assert one.get_ylabel() == "test value"
+
+
+@pytest.mark.parametrize(
+    ("name", "values", "shown", "label"),
+    [
+        # a negated fairness scorer, whatever its name: shown positive, a gap
+        ("fairness", [-0.17, -0.12, -0.05], [0.17, 0.12, 0.05], "fairness gap"),
+        ("dp", [-0.17, -0.12, -0.05], [0.17, 0.12, 0.05], "dp gap"),
+        (
+            "neg_eo_difference",
+            [-0.2, -0.1, -0.05],
+            [0.2, 0.1, 0.05],
+            "eo_difference gap",
+        ),
+        # a gap that is already positive stays as it is
+        ("dp_gap", [0.17, 0.12, 0.05], [0.17, 0.12, 0.05], "dp_gap"),
+        # scikit-learn's negated loss, and any other all-negative score
+        ("neg_log_loss", [-0.4, -0.35, -0.3], [0.4, 0.35, 0.3], "log_loss"),
+        ("custom", [-3.0, -2.0, -1.0], [3.0, 2.0, 1.0], "-custom"),
+    ],
+)
+def test_gaps_and_losses_are_shown_positive_on_the_second_axis(
+    name, values, shown, label
+):
+    res = {
+        "param_prune_ratio": [0.0, 0.05, 0.1],
+        "mean_test_accuracy": [0.85, 0.84, 0.83],
+        "std_test_accuracy": np.zeros(3),
+        f"mean_test_{name}": values,
+        f"std_test_{name}": [0.01, 0.01, 0.01],
+    }
+    ax = plot_pruning_curve(res)
+    other = twin_of(ax)
+    assert_allclose(errorbar_data(other)[1], shown)
+    assert other.get_ylabel() == f"{label} (test)"
+    assert legend_texts(ax) == ["accuracy", label]
+    assert_allclose(errorbar_data(ax)[1], [0.85, 0.84, 0.83])
+
+
+def test_one_kind_of_metric_stays_on_one_axis():
+    res = {
+        "param_prune_ratio": [0.0, 0.1],
+        "mean_test_accuracy": [0.85, 0.83],
+        "std_test_accuracy": [0.0, 0.0],
+        "mean_test_f1": [0.7, 0.68],
+        "std_test_f1": [0.0, 0.0],
+    }
+    ax = plot_pruning_curve(res)
+    assert len(ax.figure.axes) == 1
+    assert ax.get_ylabel() == "test score"
+    gaps = {
+        "param_prune_ratio": [0.0, 0.1],
+        "mean_test_neg_dp_gap": [-0.2, -0.1],
+        "std_test_neg_dp_gap": [0.0, 0.0],
+        "mean_test_neg_eo_gap": [-0.3, -0.2],
+        "std_test_neg_eo_gap": [0.0, 0.0],
+    }
+    ax = plot_pruning_curve(gaps)
+    assert len(ax.figure.axes) == 1
+    assert ax.get_ylabel() == "gap (test)"
+    assert_allclose(errorbar_data(ax, 1)[1], [0.3, 0.2])
 
 
 def test_curve_from_cv_results_dict_and_dataframe_agree(search):
@@ -396,9 +574,11 @@ def test_curve_from_benchmark_runs_averages_over_seeds():
         ]
         assert_allclose(y, [np.mean(v) for v in expect])
         assert_allclose(errorbar_extent(eb, 1), [np.std(v) for v in expect])
-    # default metrics: the numeric columns but prune_ratio and seed
+    # default metrics: the numeric columns but prune_ratio and seed; the gap
+    # on its own axis
     ax = plot_pruning_curve(runs[runs.method == "ip"])
     assert legend_texts(ax) == ["accuracy", "dp_gap"]
+    assert twin_of(ax).get_ylabel() == "dp_gap (test)"
 
 
 def test_curve_from_the_cleaning_benchmark_table():
