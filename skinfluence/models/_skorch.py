@@ -80,7 +80,7 @@ class TracInCheckpoints(Callback):
 class PreparedNet:
     """Mixin: a skorch net as skinfluence fits it, for any user module.
 
-    - ``fit`` takes ``sample_weight``: the loss of a batch becomes
+    - ``fit(X, y, sample_weight=w)`` weights the rows: the loss of a batch becomes
       ``mean_i w_i l_i`` (the criterion with ``reduction="none"``, weighted,
       averaged over the batch), so weight 1 everywhere is the net's own loss
       and weight 0 ignores a row. The weights travel with ``X`` as
@@ -92,11 +92,14 @@ class PreparedNet:
     The user's module is unchanged. Built by :func:`prepared_net_class`.
     """
 
-    def fit(self, X, y=None, sample_weight=None, **fit_params):
+    def fit_loop(self, X, y=None, epochs=None, **fit_params):
+        # packed here, below ``fit``, so that a subclass's own ``fit`` still
+        # receives X as the user gave it
+        sample_weight = fit_params.pop("sample_weight", None)
         if sample_weight is not None:
             w = np.asarray(sample_weight, dtype=np.float32).reshape(-1)
             X = {"X": X, "sample_weight": w}
-        return super().fit(X, y, **fit_params)
+        return super().fit_loop(X, y, epochs=epochs, **fit_params)
 
     def infer(self, x, **fit_params):
         if isinstance(x, dict) and "sample_weight" in x:
