@@ -529,6 +529,7 @@ def summarise(frame: pd.DataFrame) -> pd.DataFrame:
     out = g[cols].mean()
     out["seeds"] = g.size()
     out["test_acc_sd"] = g.test_acc.std()
+    out["touched_max"] = g.touched.max()
     out["test_dacc_sd"] = g.test_dacc.std()
     for part in ("test", "sel"):
         for m in ("dp", "eo"):
@@ -553,17 +554,19 @@ def describe(r) -> str:
 
 
 def choose(summary: pd.DataFrame, ds: str, kind: str, *, metric: str, max_cost: float,
-           max_ratio: float | None = None, objective: str | None = None):
+           max_touched: float | None = None, objective: str | None = None):
     """Our configuration with the lowest selection-row ``metric`` gap among those
-    costing at most ``max_cost`` selection-accuracy points (seeds complete)."""
+    costing at most ``max_cost`` selection-accuracy points (seeds complete) and,
+    with ``max_touched``, acting on at most that share of the training rows in
+    every seed (a property of the fit, not of the test rows)."""
     s = summary[(summary.dataset == ds) & (summary.model == kind) & (summary.method == "ours")]
     if s.empty:
         return None
     s = s[s.seeds == s.seeds.max()]
     if objective is not None:
         s = s[s.objective == objective]
-    if max_ratio is not None:
-        s = s[s.param.astype(float) <= max_ratio + 1e-12]
+    if max_touched is not None:
+        s = s[s.touched_max <= max_touched + 1e-12]
     ok = s[-s.sel_dacc <= max_cost]
     if ok.empty:
         return None
@@ -590,16 +593,16 @@ def target_rows(summary: pd.DataFrame, frame: pd.DataFrame, cfg: dict) -> list[l
     for kind in models:
         rows += front_target_rows("adult", kind, summary, frame)
     for kind in models:
-        r = choose(summary, "adult", kind, metric="eo", max_cost=0.3, max_ratio=0.02)
+        r = choose(summary, "adult", kind, metric="eo", max_cost=0.3, max_touched=0.02)
         rows.append(eo_target_row("adult", kind, r, summary))
     return rows
 
 
-def best_possible(summary, ds, kind, metric, max_cost, max_ratio=None) -> str:
+def best_possible(summary, ds, kind, metric, max_cost, max_touched=None) -> str:
     """The best test value any of our configurations reached within the cost (hindsight)."""
     s = summary[(summary.dataset == ds) & (summary.model == kind) & (summary.method == "ours")]
-    if max_ratio is not None:
-        s = s[s.param.astype(float) <= max_ratio + 1e-12]
+    if max_touched is not None:
+        s = s[s.touched_max <= max_touched + 1e-12]
     s = s[-s.test_dacc <= max_cost]
     if s.empty:
         return "no configuration stays within the cost on test"
@@ -684,17 +687,19 @@ def eo_target_row(ds, kind, r, summary) -> list:
     if r is None:
         return [name, "—", "—", "**MISSED**: no configuration within 0.3 points on the selection rows", ""]
     cost, touched = -r.test_dacc, r.touched
-    ok = r.test_eo <= 0.02 and cost <= 0.3 and touched <= 0.02 + 1e-9
+    ok = r.test_eo <= 0.02 and cost <= 0.3 and r.touched_max <= 0.02 + 1e-9
     short = []
     if r.test_eo > 0.02:
         short.append(f"EO {r.test_eo:.3f} is {r.test_eo - 0.02:.3f} above 0.02")
     if cost > 0.3:
         short.append(f"costs {cost:.2f} points, {cost - 0.3:.2f} over")
+    if r.touched_max > 0.02 + 1e-9:
+        short.append(f"touches up to {100 * r.touched_max:.2f}% of the rows in a seed")
     text = (f"EO {r.test_eo_none:.3f} -> {r.test_eo:.3f}, {-cost:+.2f} points, "
             f"{100 * touched:.1f}% of rows touched")  # fmt: skip
     return [name, describe(r) + f" (selection rows: EO {r.sel_eo:.3f}, {r.sel_dacc:+.2f} pts)",
             text, verdict_line(ok, "; ".join(short) or "all three conditions hold"),
-            best_possible(summary, ds, kind, "eo", 0.3, max_ratio=0.02)]
+            best_possible(summary, ds, kind, "eo", 0.3, max_touched=0.02)]
 
 
 def headline_rows(summary, frame, ds, kind) -> list[list]:
@@ -709,7 +714,7 @@ def headline_rows(summary, frame, ds, kind) -> list[list]:
         ("ours: best DP within 0.5 pts (selection)", dict(metric="dp", max_cost=0.5)),
         ("ours: best DP within 1.0 pt (selection)", dict(metric="dp", max_cost=1.0)),
         ("ours: best EO within 0.3 pts, <= 2% rows (selection)",
-         dict(metric="eo", max_cost=0.3, max_ratio=0.02)),
+         dict(metric="eo", max_cost=0.3, max_touched=0.02)),
     ]:
         r = choose(summary, ds, kind, **kw)
         if r is not None:
@@ -1116,6 +1121,8 @@ def main(argv=None) -> None:
                     continue
                 log(f"mlp2 runs the MLP's family {family}")
             for seed in cfg["seeds"]:
+                # another process may have filled the CSV meanwhile
+                done |= {key_of(r) for _, r in read_csv(csv_path, CSV_COLUMNS).iterrows()}
                 cache = tempfile.mkdtemp(prefix="bench_fairness_")
                 try:
                     g = Group(ds, kind, seed, cfg, done, csv_path, cache)
