@@ -61,7 +61,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.base import BaseEstimator, ClassifierMixin
 from harness import (
     MLP,
     RESULTS_DIR,
@@ -72,7 +71,6 @@ from harness import (
     make_logreg,
     make_mlp,
     md_table,
-    mean_std,
     read_csv,
     run_header,
     set_threads,
@@ -80,6 +78,7 @@ from harness import (
     stopwatch,
     write_result,
 )
+from sklearn.base import BaseEstimator, ClassifierMixin
 
 from skinfluence import InfluenceFilter, InfluenceFunction, IPEnsemble
 from skinfluence.baselines import reweighing_weights
@@ -95,7 +94,17 @@ CSV_COLUMNS = [
     "rounds", "param", "n_train", "n_touched", "weight_removed", "test_acc",
     "test_dp", "test_eo", "sel_acc", "sel_dp", "sel_eo", "fit_s", "note",
 ]  # fmt: skip
-KEY = ["dataset", "model", "seed", "method", "objective", "action", "constraint", "rounds", "param"]
+KEY = [
+    "dataset",
+    "model",
+    "seed",
+    "method",
+    "objective",
+    "action",
+    "constraint",
+    "rounds",
+    "param",
+]
 CONFIG = ["objective", "action", "constraint", "rounds", "param"]
 OBJECTIVES = {"dp": "demographic_parity", "eo": "equal_opportunity"}
 ACTIONS = ["remove", "reweight", "relabel"]
@@ -124,16 +133,22 @@ def make_config(args) -> dict:
         "rounds": [1, 3],
         "adult_sizes": (1500, 800, 800, 3000) if quick else (10000, 5000, 4000, None),
         "compas_fractions": (0.45, 0.2, 0.15, 0.2),
-        "mlp": {"hidden": (64,), "lr": 0.01, "momentum": 0.9, "batch": 256,
-                "epochs": 10},
-        "mlp2": {"hidden": (128, 128), "lr": 1e-3, "batch": 256,
-                 "epochs": 10},
+        "mlp": {
+            "hidden": (64,),
+            "lr": 0.01,
+            "momentum": 0.9,
+            "batch": 256,
+            "epochs": 10,
+        },
+        "mlp2": {"hidden": (128, 128), "lr": 1e-3, "batch": 256, "epochs": 10},
         "logreg_C": 1.0,
         # scoring method per model and objective: chosen on the selection rows of
         # the development seeds 100 and 101 (--dev, results/fairness_dev.md);
         # mlp2 takes the MLP's (not tuned on)
-        "method": {"logreg": {"dp": "influence_function", "eo": "ip"},
-                   "mlp": {"dp": "influence_function", "eo": "influence_function"}},
+        "method": {
+            "logreg": {"dp": "influence_function", "eo": "ip"},
+            "mlp": {"dp": "influence_function", "eo": "influence_function"},
+        },
         "dev_seeds": [100, 101],
         "if_logreg": {"solver": "exact", "damping": 0.0},
         "if_mlp": {"solver": "cg", "damping": 0.1, "max_iter": 50},
@@ -144,7 +159,10 @@ def make_config(args) -> dict:
             "mlp": {"dp": [0.01, 0.05], "tpr": [0.02]},
         }
         if not quick
-        else {"logreg": {"dp": [0.05], "tpr": [0.05]}, "mlp": {"dp": [0.05], "tpr": []}},
+        else {
+            "logreg": {"dp": [0.05], "tpr": [0.05]},
+            "mlp": {"dp": [0.05], "tpr": []},
+        },
         "expgrad_max_iter": 5 if quick else 50,
         # ExpGrad refits the net ~20-25 times per bound: on the MLP it runs on
         # seeds 0-2 only (compute budget); on LogisticRegression on every seed
@@ -177,7 +195,9 @@ def load_split(name: str, seed: int, cfg: dict) -> dict:
     i_te = i_te[:n_te]
     parts = encode(X.iloc[i_tr], X.iloc[i_va], X.iloc[i_se], X.iloc[i_te])
     out = {}
-    for part, idx, X_enc in zip(("train", "val", "sel", "test"), (i_tr, i_va, i_se, i_te), parts):
+    for part, idx, X_enc in zip(
+        ("train", "val", "sel", "test"), (i_tr, i_va, i_se, i_te), parts, strict=True
+    ):
         out[part] = (X_enc, y[idx], s[idx])
     return out
 
@@ -222,7 +242,9 @@ def make_model(kind: str, n_features: int, cfg: dict):
     )
 
 
-def scoring_method(kind: str, cfg: dict, objective: str = "dp", name: str | None = None):
+def scoring_method(
+    kind: str, cfg: dict, objective: str = "dp", name: str | None = None
+):
     name = name or cfg["method"]["mlp" if kind == "mlp2" else kind][objective]
     if name == "influence_function":
         return InfluenceFunction(**cfg["if_logreg" if kind == "logreg" else "if_mlp"])
@@ -296,10 +318,24 @@ class Group:
         return make_model(self.kind, self.d["train"][0].shape[1], self.cfg)
 
     # ---------------------------------------------------------- InfluenceFilter
-    def run_filter(self, method_key: str, objective: str, action: str,
-                   constraint: str, rounds: int, ratio: float, method=None):
-        key = self.base_key(method=method_key, objective=objective, action=action,
-                            constraint=constraint, rounds=rounds, param=ratio)
+    def run_filter(
+        self,
+        method_key: str,
+        objective: str,
+        action: str,
+        constraint: str,
+        rounds: int,
+        ratio: float,
+        method=None,
+    ):
+        key = self.base_key(
+            method=method_key,
+            objective=objective,
+            action=action,
+            constraint=constraint,
+            rounds=rounds,
+            param=ratio,
+        )
         if self.is_done(key):
             return None
         X, y, s = self.d["train"]
@@ -307,7 +343,9 @@ class Group:
         flt = InfluenceFilter(
             self.model(),
             objective=Fairness(metric=OBJECTIVES[objective]),
-            method=method if method is not None else scoring_method(self.kind, self.cfg, objective),
+            method=method
+            if method is not None
+            else scoring_method(self.kind, self.cfg, objective),
             prune_ratio=ratio,
             action=action,
             constraint=None if constraint == "none" else constraint,
@@ -320,8 +358,14 @@ class Group:
         try:
             with warnings.catch_warnings(), stopwatch() as sw:
                 warnings.simplefilter("ignore")
-                flt.fit(X, y, sensitive_features=s, X_val=Xv, y_val=yv,
-                        sensitive_features_val=sv)
+                flt.fit(
+                    X,
+                    y,
+                    sensitive_features=s,
+                    X_val=Xv,
+                    y_val=yv,
+                    sensitive_features_val=sv,
+                )
         except Exception as exc:  # a library error is a result too: record it
             note = f"error: {type(exc).__name__}: {str(exc)[:200]}"
             log(f"  {key} -> {note}")
@@ -331,9 +375,17 @@ class Group:
         touched = w < 1
         touched[np.asarray(flt.relabeled_indices_, dtype=int)] = True
         res = evaluate(lambda Xp, sp: flt.predict(Xp), self.d)
-        self.save(row(key, n_train=self.n_train, n_touched=int(touched.sum()),
-                      weight_removed=float(np.sum(1 - w)), fit_s=round(sw["seconds"], 2),
-                      note=note, **res))
+        self.save(
+            row(
+                key,
+                n_train=self.n_train,
+                n_touched=int(touched.sum()),
+                weight_removed=float(np.sum(1 - w)),
+                fit_s=round(sw["seconds"], 2),
+                note=note,
+                **res,
+            )
+        )
         return flt
 
     # --------------------------------------------------------------- baselines
@@ -343,14 +395,23 @@ class Group:
             return
         X, y, s = self.d["train"]
         w = reweighing_weights(y, sensitive_features=s)
-        est = self.model() if self.kind == "logreg" else with_sample_weight(self.model())
+        est = (
+            self.model() if self.kind == "logreg" else with_sample_weight(self.model())
+        )
         with stopwatch() as sw:
             torch.manual_seed(self.seed)
             est.fit(X, y, sample_weight=w)
         res = evaluate(lambda Xp, sp: est.predict(Xp), self.d)
-        self.save(row(key, n_train=self.n_train, n_touched=int(np.sum(w != 1)),
-                      weight_removed=float(np.sum(np.maximum(0, 1 - w))),
-                      fit_s=round(sw["seconds"], 2), **res))
+        self.save(
+            row(
+                key,
+                n_train=self.n_train,
+                n_touched=int(np.sum(w != 1)),
+                weight_removed=float(np.sum(np.maximum(0, 1 - w))),
+                fit_s=round(sw["seconds"], 2),
+                **res,
+            )
+        )
 
     def run_expgrad(self, which: str, bound: float):
         from fairlearn.reductions import (
@@ -366,15 +427,24 @@ class Group:
         moment = (DemographicParity if which == "dp" else TruePositiveRateParity)(
             difference_bound=bound
         )
-        est = self.model() if self.kind == "logreg" else with_sample_weight(self.model())
+        est = (
+            self.model() if self.kind == "logreg" else with_sample_weight(self.model())
+        )
         eg = ExponentiatedGradient(est, moment, max_iter=self.cfg["expgrad_max_iter"])
         with warnings.catch_warnings(), stopwatch() as sw:
             warnings.simplefilter("ignore")
             torch.manual_seed(self.seed)
             eg.fit(X, y, sensitive_features=s)
         res = evaluate(lambda Xp, sp: eg.predict(Xp, random_state=self.seed), self.d)
-        self.save(row(key, n_train=self.n_train, fit_s=round(sw["seconds"], 2),
-                      note=f"oracle calls {eg.n_oracle_calls_}", **res))
+        self.save(
+            row(
+                key,
+                n_train=self.n_train,
+                fit_s=round(sw["seconds"], 2),
+                note=f"oracle calls {eg.n_oracle_calls_}",
+                **res,
+            )
+        )
 
     def run_threshold(self, which: str, fitted):
         from fairlearn.postprocessing import ThresholdOptimizer
@@ -385,7 +455,9 @@ class Group:
         Xv, yv, sv = self.d["val"]
         to = ThresholdOptimizer(
             estimator=Proba64(fitted),
-            constraints="demographic_parity" if which == "dp" else "true_positive_rate_parity",
+            constraints="demographic_parity"
+            if which == "dp"
+            else "true_positive_rate_parity",
             objective="accuracy_score",
             prefit=True,
             predict_method="predict_proba",
@@ -394,11 +466,20 @@ class Group:
             warnings.simplefilter("ignore")
             to.fit(Xv, yv, sensitive_features=sv)
         res = evaluate(
-            lambda Xp, sp: to.predict(Xp, sensitive_features=sp, random_state=self.seed),
+            lambda Xp, sp: to.predict(
+                Xp, sensitive_features=sp, random_state=self.seed
+            ),
             self.d,
         )
-        self.save(row(key, n_train=self.n_train, fit_s=round(sw["seconds"], 2),
-                      note="thresholds fitted on the validation rows", **res))
+        self.save(
+            row(
+                key,
+                n_train=self.n_train,
+                fit_s=round(sw["seconds"], 2),
+                note="thresholds fitted on the validation rows",
+                **res,
+            )
+        )
 
 
 class Proba64(ClassifierMixin, BaseEstimator):
@@ -432,14 +513,20 @@ def none_filter(g: Group):
     still needs it.
     """
     flt = g.run_filter("none", "dp", "remove", "none", 1, 0.0)
-    needed = any(not g.is_done(g.base_key(method=m)) for m in ("threshold_dp", "threshold_tpr"))
+    needed = any(
+        not g.is_done(g.base_key(method=m)) for m in ("threshold_dp", "threshold_tpr")
+    )
     if flt is None and needed:
         X, y, s = g.d["train"]
         Xv, yv, sv = g.d["val"]
         flt = InfluenceFilter(
-            g.model(), objective=Fairness(metric="demographic_parity"),
-            method=scoring_method(g.kind, g.cfg), prune_ratio=0.0,
-            batch_size=g.cfg["batch_size"], memory=g.memory, random_state=g.seed,
+            g.model(),
+            objective=Fairness(metric="demographic_parity"),
+            method=scoring_method(g.kind, g.cfg),
+            prune_ratio=0.0,
+            batch_size=g.cfg["batch_size"],
+            memory=g.memory,
+            random_state=g.seed,
         ).fit(X, y, sensitive_features=s, X_val=Xv, y_val=yv, sensitive_features_val=sv)
     return flt
 
@@ -463,7 +550,9 @@ def run_group(g: Group, chosen_family=None) -> None:
     g.run_reweighing()
     g.run_threshold("dp", none)
     g.run_threshold("tpr", none)
-    if g.kind in cfg["expgrad"] and g.seed in cfg["expgrad_seeds"].get(g.kind, [g.seed]):
+    if g.kind in cfg["expgrad"] and g.seed in cfg["expgrad_seeds"].get(
+        g.kind, [g.seed]
+    ):
         for which in ("dp", "tpr"):
             for bound in cfg["expgrad"][g.kind][which]:
                 g.run_expgrad(which, bound)
@@ -491,7 +580,9 @@ def check_aif360(cfg: dict) -> str:
                           "label": y[idx].astype(float)})  # fmt: skip
     ds = BinaryLabelDataset(df=frame, label_names=["label"],
                             protected_attribute_names=["sex"])  # fmt: skip
-    rw = Reweighing(unprivileged_groups=[{"sex": 0.0}], privileged_groups=[{"sex": 1.0}])
+    rw = Reweighing(
+        unprivileged_groups=[{"sex": 0.0}], privileged_groups=[{"sex": 1.0}]
+    )
     theirs = rw.fit_transform(ds).instance_weights
     ours = reweighing_weights(y[idx], sensitive_features=s[idx])
     err = float(np.max(np.abs(theirs - ours)))
@@ -547,19 +638,31 @@ def describe(r) -> str:
     if m == "random":
         return f"random, remove {100 * float(r['param']):g}%"
     if m.startswith("expgrad"):
-        return f"ExpGrad {'DP' if m.endswith('dp') else 'TPR'} bound {float(r['param']):g}"
+        return (
+            f"ExpGrad {'DP' if m.endswith('dp') else 'TPR'} bound {float(r['param']):g}"
+        )
     if m.startswith("threshold"):
         return f"ThresholdOptimizer {'DP' if m.endswith('dp') else 'TPR'}"
     return {"none": "none", "reweighing": "Kamiran-Calders reweighing"}.get(m, m)
 
 
-def choose(summary: pd.DataFrame, ds: str, kind: str, *, metric: str, max_cost: float,
-           max_touched: float | None = None, objective: str | None = None):
+def choose(
+    summary: pd.DataFrame,
+    ds: str,
+    kind: str,
+    *,
+    metric: str,
+    max_cost: float,
+    max_touched: float | None = None,
+    objective: str | None = None,
+):
     """Our configuration with the lowest selection-row ``metric`` gap among those
     costing at most ``max_cost`` selection-accuracy points (seeds complete) and,
     with ``max_touched``, acting on at most that share of the training rows in
     every seed (a property of the fit, not of the test rows)."""
-    s = summary[(summary.dataset == ds) & (summary.model == kind) & (summary.method == "ours")]
+    s = summary[
+        (summary.dataset == ds) & (summary.model == kind) & (summary.method == "ours")
+    ]
     if s.empty:
         return None
     s = s[s.seeds == s.seeds.max()]
@@ -574,7 +677,11 @@ def choose(summary: pd.DataFrame, ds: str, kind: str, *, metric: str, max_cost: 
 
 
 def pct(x) -> str:
-    return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.0f}%"
+    return (
+        "—"
+        if x is None or (isinstance(x, float) and math.isnan(x))
+        else f"{100 * x:.0f}%"
+    )
 
 
 def verdict_line(ok: bool, text: str) -> str:
@@ -600,7 +707,9 @@ def target_rows(summary: pd.DataFrame, frame: pd.DataFrame, cfg: dict) -> list[l
 
 def best_possible(summary, ds, kind, metric, max_cost, max_touched=None) -> str:
     """The best test value any of our configurations reached within the cost (hindsight)."""
-    s = summary[(summary.dataset == ds) & (summary.model == kind) & (summary.method == "ours")]
+    s = summary[
+        (summary.dataset == ds) & (summary.model == kind) & (summary.method == "ours")
+    ]
     if max_touched is not None:
         s = s[s.touched_max <= max_touched + 1e-12]
     s = s[-s.test_dacc <= max_cost]
@@ -616,18 +725,33 @@ def best_possible(summary, ds, kind, metric, max_cost, max_touched=None) -> str:
 def dp_target_row(ds, kind, r, summary) -> list:
     name = f"DP gap falls >= 55% at <= 0.5 points ({MODEL_LABELS[kind]})"
     if r is None:
-        return [name, "—", "—", "**MISSED**: no configuration within 0.5 points on the selection rows", ""]
+        return [
+            name,
+            "—",
+            "—",
+            "**MISSED**: no configuration within 0.5 points on the selection rows",
+            "",
+        ]
     fall, cost = r.test_dp_fall, -r.test_dacc
     ok = fall >= 0.55 and cost <= 0.5
     short = []
     if fall < 0.55:
-        short.append(f"fall {pct(fall)} is {100 * (0.55 - fall):.0f} points of percentage short")
+        short.append(
+            f"fall {pct(fall)} is {100 * (0.55 - fall):.0f} points of percentage short"
+        )
     if cost > 0.5:
         short.append(f"costs {cost:.2f} points, {cost - 0.5:.2f} over")
     text = f"DP {r.test_dp_none:.3f} -> {r.test_dp:.3f} ({pct(fall)} fall), {-cost:+.2f} points"
-    return [name, describe(r) + f" (selection rows: {pct(r.sel_dp_fall)} fall, {r.sel_dacc:+.2f} pts)",
-            text, verdict_line(ok, "; ".join(short) or f"margin {100 * (fall - 0.55):.0f} points"),
-            best_possible(summary, ds, kind, "dp", 0.5)]
+    return [
+        name,
+        describe(r)
+        + f" (selection rows: {pct(r.sel_dp_fall)} fall, {r.sel_dacc:+.2f} pts)",
+        text,
+        verdict_line(
+            ok, "; ".join(short) or f"margin {100 * (fall - 0.55):.0f} points"
+        ),
+        best_possible(summary, ds, kind, "dp", 0.5),
+    ]
 
 
 def front_target_rows(ds, kind, summary, frame) -> list[list]:
@@ -648,19 +772,29 @@ def front_target_rows(ds, kind, summary, frame) -> list[list]:
         param = pd.to_numeric(sub.param, errors="coerce")
         same = param.isna() if pd.isna(f.param) else np.isclose(param, float(f.param))
         f = sub[(sub.method == f.method) & same].iloc[0]
-        on = "" if len(seeds) == here.seed.nunique() else f", seeds {', '.join(map(str, seeds))}"
-        name = (f"front: accuracy <= 0.3 points below fairlearn ({MODEL_LABELS[kind]}, "
-                f"{describe(f)}{on})")
+        on = (
+            ""
+            if len(seeds) == here.seed.nunique()
+            else f", seeds {', '.join(map(str, seeds))}"
+        )
+        name = (
+            f"front: accuracy <= 0.3 points below fairlearn ({MODEL_LABELS[kind]}, "
+            f"{describe(f)}{on})"
+        )
         cand = ours[ours.sel_dp <= f.sel_dp]
         fl_text = f"fairlearn DP {f.test_dp:.3f}, acc {f.test_acc:.4f}"
         hind = ours[ours.test_dp <= f.test_dp]
         if hind.empty:
-            context = f"in hindsight no configuration of ours reaches test DP {f.test_dp:.3f}"
+            context = (
+                f"in hindsight no configuration of ours reaches test DP {f.test_dp:.3f}"
+            )
         else:
             h = hind.sort_values("test_acc", ascending=False).iloc[0]
-            context = (f"in hindsight (test) our most accurate at DP <= {f.test_dp:.3f}: "
-                       f"{describe(h)}, DP {h.test_dp:.3f}, acc {h.test_acc:.4f} "
-                       f"({100 * (h.test_acc - f.test_acc):+.2f} points vs fairlearn)")
+            context = (
+                f"in hindsight (test) our most accurate at DP <= {f.test_dp:.3f}: "
+                f"{describe(h)}, DP {h.test_dp:.3f}, acc {h.test_acc:.4f} "
+                f"({100 * (h.test_acc - f.test_acc):+.2f} points vs fairlearn)"
+            )
         if cand.empty:
             best = ours.sort_values("sel_dp").iloc[0] if len(ours) else None
             why = ("no configuration of ours reaches its selection-row DP gap "
@@ -672,20 +806,35 @@ def front_target_rows(ds, kind, summary, frame) -> list[list]:
         gap = 100 * (f.test_acc - r.test_acc)
         dp_ok = r.test_dp <= f.test_dp + 0.01
         ok = gap <= 0.3 and dp_ok
-        why = f"accuracy {gap:+.2f} points below fairlearn's" if gap > 0 else \
-            f"accuracy {-gap:.2f} points above fairlearn's"
+        why = (
+            f"accuracy {gap:+.2f} points below fairlearn's"
+            if gap > 0
+            else f"accuracy {-gap:.2f} points above fairlearn's"
+        )
         if not dp_ok:
             why += f"; test DP {r.test_dp:.3f} > fairlearn's {f.test_dp:.3f} + 0.01"
-        rows.append([name, describe(r),
-                     f"ours DP {r.test_dp:.3f}, acc {r.test_acc:.4f}; {fl_text}",
-                     verdict_line(ok, why), context])
+        rows.append(
+            [
+                name,
+                describe(r),
+                f"ours DP {r.test_dp:.3f}, acc {r.test_acc:.4f}; {fl_text}",
+                verdict_line(ok, why),
+                context,
+            ]
+        )
     return rows
 
 
 def eo_target_row(ds, kind, r, summary) -> list:
     name = f"EO gap <= 0.02 at <= 0.3 points, <= 2% of rows ({MODEL_LABELS[kind]})"
     if r is None:
-        return [name, "—", "—", "**MISSED**: no configuration within 0.3 points on the selection rows", ""]
+        return [
+            name,
+            "—",
+            "—",
+            "**MISSED**: no configuration within 0.3 points on the selection rows",
+            "",
+        ]
     cost, touched = -r.test_dacc, r.touched
     ok = r.test_eo <= 0.02 and cost <= 0.3 and r.touched_max <= 0.02 + 1e-9
     short = []
@@ -697,9 +846,13 @@ def eo_target_row(ds, kind, r, summary) -> list:
         short.append(f"touches up to {100 * r.touched_max:.2f}% of the rows in a seed")
     text = (f"EO {r.test_eo_none:.3f} -> {r.test_eo:.3f}, {-cost:+.2f} points, "
             f"{100 * touched:.1f}% of rows touched")  # fmt: skip
-    return [name, describe(r) + f" (selection rows: EO {r.sel_eo:.3f}, {r.sel_dacc:+.2f} pts)",
-            text, verdict_line(ok, "; ".join(short) or "all three conditions hold"),
-            best_possible(summary, ds, kind, "eo", 0.3, max_touched=0.02)]
+    return [
+        name,
+        describe(r) + f" (selection rows: EO {r.sel_eo:.3f}, {r.sel_dacc:+.2f} pts)",
+        text,
+        verdict_line(ok, "; ".join(short) or "all three conditions hold"),
+        best_possible(summary, ds, kind, "eo", 0.3, max_touched=0.02),
+    ]
 
 
 def headline_rows(summary, frame, ds, kind) -> list[list]:
@@ -713,8 +866,10 @@ def headline_rows(summary, frame, ds, kind) -> list[list]:
     for label, kw in [
         ("ours: best DP within 0.5 pts (selection)", dict(metric="dp", max_cost=0.5)),
         ("ours: best DP within 1.0 pt (selection)", dict(metric="dp", max_cost=1.0)),
-        ("ours: best EO within 0.3 pts, <= 2% rows (selection)",
-         dict(metric="eo", max_cost=0.3, max_touched=0.02)),
+        (
+            "ours: best EO within 0.3 pts, <= 2% rows (selection)",
+            dict(metric="eo", max_cost=0.3, max_touched=0.02),
+        ),
     ]:
         r = choose(summary, ds, kind, **kw)
         if r is not None:
@@ -724,33 +879,53 @@ def headline_rows(summary, frame, ds, kind) -> list[list]:
             picks.append((m, r))
     out = []
     for label, r in picks:
-        out.append([
-            label if label != r.method else describe(r),
-            describe(r) if label.startswith("ours") else "",
-            int(r.seeds),
-            f"{r.test_acc:.4f} ± {r.test_acc_sd:.4f}" if r.seeds > 1 else f"{r.test_acc:.4f}",
-            "" if r.method == "none" else f"{r.test_dacc:+.2f} ± {0 if np.isnan(r.test_dacc_sd) else r.test_dacc_sd:.2f}",
-            f"{r.test_dp:.3f}",
-            "" if r.method == "none" else f"{-100 * r.test_dp_fall:+.0f}%",
-            f"{r.test_eo:.3f}",
-            "" if r.method == "none" else f"{-100 * r.test_eo_fall:+.0f}%",
-            "" if np.isnan(r.touched) else f"{100 * r.touched:.1f}%",
-            f"{r.fit_s:.1f}",
-        ])
+        out.append(
+            [
+                label if label != r.method else describe(r),
+                describe(r) if label.startswith("ours") else "",
+                int(r.seeds),
+                f"{r.test_acc:.4f} ± {r.test_acc_sd:.4f}"
+                if r.seeds > 1
+                else f"{r.test_acc:.4f}",
+                ""
+                if r.method == "none"
+                else f"{r.test_dacc:+.2f} ± {0 if np.isnan(r.test_dacc_sd) else r.test_dacc_sd:.2f}",
+                f"{r.test_dp:.3f}",
+                "" if r.method == "none" else f"{-100 * r.test_dp_fall:+.0f}%",
+                f"{r.test_eo:.3f}",
+                "" if r.method == "none" else f"{-100 * r.test_eo_fall:+.0f}%",
+                "" if np.isnan(r.touched) else f"{100 * r.touched:.1f}%",
+                f"{r.fit_s:.1f}",
+            ]
+        )
     return out
 
 
 def grid_rows(summary, ds, kind) -> list[list]:
-    s = summary[(summary.dataset == ds) & (summary.model == kind) & (summary.method == "ours")]
+    s = summary[
+        (summary.dataset == ds) & (summary.model == kind) & (summary.method == "ours")
+    ]
     out = []
-    for _, r in s.sort_values(["objective", "action", "constraint", "rounds", "param"]).iterrows():
-        out.append([
-            r.objective.upper(), r.action, r.constraint, int(r.rounds),
-            f"{100 * float(r.param):g}%", int(r.seeds), f"{100 * r.touched:.1f}%",
-            f"{r.test_dacc:+.2f}", f"{r.test_dp:.3f} ({-100 * r.test_dp_fall:+.0f}%)",
-            f"{r.test_eo:.3f} ({-100 * r.test_eo_fall:+.0f}%)",
-            f"{r.sel_dacc:+.2f}", f"{r.sel_dp:.3f}", f"{r.sel_eo:.3f}",
-        ])
+    for _, r in s.sort_values(
+        ["objective", "action", "constraint", "rounds", "param"]
+    ).iterrows():
+        out.append(
+            [
+                r.objective.upper(),
+                r.action,
+                r.constraint,
+                int(r.rounds),
+                f"{100 * float(r.param):g}%",
+                int(r.seeds),
+                f"{100 * r.touched:.1f}%",
+                f"{r.test_dacc:+.2f}",
+                f"{r.test_dp:.3f} ({-100 * r.test_dp_fall:+.0f}%)",
+                f"{r.test_eo:.3f} ({-100 * r.test_eo_fall:+.0f}%)",
+                f"{r.sel_dacc:+.2f}",
+                f"{r.sel_dp:.3f}",
+                f"{r.sel_eo:.3f}",
+            ]
+        )
     return out
 
 
@@ -765,24 +940,34 @@ def plot_front(summary: pd.DataFrame, path: Path, cfg: dict) -> bool:
     panels = [(ds, k) for ds in cfg["datasets"] for k in ("logreg", "mlp")]
     if "adult" in cfg["datasets"] and "mlp2" in cfg["models"]:
         panels.append(("adult", "mlp2"))
-    panels = [p for p in panels if ((summary.dataset == p[0]) & (summary.model == p[1])).any()]
+    panels = [
+        p for p in panels if ((summary.dataset == p[0]) & (summary.model == p[1])).any()
+    ]
     if not panels:
         return False
     ncol = 3 if len(panels) > 4 else 2
     nrow = math.ceil(len(panels) / ncol)
     legend_h = 1.3
-    fig, axes = plt.subplots(nrow, ncol, figsize=(6.2 * ncol, 4.8 * nrow + legend_h),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        nrow, ncol, figsize=(6.2 * ncol, 4.8 * nrow + legend_h), squeeze=False
+    )
     colours = {"remove": "tab:blue", "reweight": "tab:green", "relabel": "tab:orange"}
-    for ax, (ds, kind) in zip(axes.flat, panels):
+    for ax, (ds, kind) in zip(axes.flat, panels, strict=False):
         s = summary[(summary.dataset == ds) & (summary.model == kind)]
         ours = s[s.method == "ours"]
         for action, c in colours.items():
             o = ours[ours.action == action]
             for cons, marker in (("none", "o"), ("utility", "s")):
                 oc = o[o.constraint == cons]
-                ax.scatter(oc.test_dp, 100 * oc.test_acc, s=18, c=c, marker=marker,
-                           alpha=0.55, label=f"ours: {action}, constraint={cons}")
+                ax.scatter(
+                    oc.test_dp,
+                    100 * oc.test_acc,
+                    s=18,
+                    c=c,
+                    marker=marker,
+                    alpha=0.55,
+                    label=f"ours: {action}, constraint={cons}",
+                )
         # our front as chosen on the selection rows: non-dominated in (sel DP, sel acc)
         if len(ours):
             o = ours.sort_values(["sel_dp", "sel_acc"], ascending=[True, False])
@@ -792,13 +977,28 @@ def plot_front(summary: pd.DataFrame, path: Path, cfg: dict) -> bool:
                     keep.append(i)
                     best = r.sel_acc
             f = ours.loc[keep].sort_values("test_dp")
-            ax.plot(f.test_dp, 100 * f.test_acc, "-", c="k", lw=1,
-                    label="ours: front chosen on selection rows")
-        for m, style in [("expgrad_dp", ("v-", "tab:red")), ("expgrad_tpr", ("^--", "tab:pink"))]:
+            ax.plot(
+                f.test_dp,
+                100 * f.test_acc,
+                "-",
+                c="k",
+                lw=1,
+                label="ours: front chosen on selection rows",
+            )
+        for m, style in [
+            ("expgrad_dp", ("v-", "tab:red")),
+            ("expgrad_tpr", ("^--", "tab:pink")),
+        ]:
             e = s[s.method == m].sort_values("test_dp")
             if len(e):
-                ax.plot(e.test_dp, 100 * e.test_acc, style[0], c=style[1], ms=7,
-                        label=f"fairlearn ExpGrad {'DP' if m.endswith('dp') else 'TPR'}")
+                ax.plot(
+                    e.test_dp,
+                    100 * e.test_acc,
+                    style[0],
+                    c=style[1],
+                    ms=7,
+                    label=f"fairlearn ExpGrad {'DP' if m.endswith('dp') else 'TPR'}",
+                )
         for m, marker, c, label in [
             ("threshold_dp", "D", "tab:red", "fairlearn ThresholdOptimizer DP"),
             ("threshold_tpr", "d", "tab:pink", "fairlearn ThresholdOptimizer TPR"),
@@ -808,8 +1008,15 @@ def plot_front(summary: pd.DataFrame, path: Path, cfg: dict) -> bool:
         ]:
             b = s[s.method == m]
             if len(b):
-                ax.scatter(b.test_dp, 100 * b.test_acc, marker=marker, c=c,
-                           s=110 if m == "none" else 60, label=label, zorder=5)
+                ax.scatter(
+                    b.test_dp,
+                    100 * b.test_acc,
+                    marker=marker,
+                    c=c,
+                    s=110 if m == "none" else 60,
+                    label=label,
+                    zorder=5,
+                )
         # the baselines and our front set the scale; far-off configurations of
         # ours (relabelling too many rows) are counted, not drawn
         others = s[s.method != "ours"].test_acc.tolist()
@@ -825,14 +1032,20 @@ def plot_front(summary: pd.DataFrame, path: Path, cfg: dict) -> bool:
         ax.set_xlabel("test DP gap (lower is fairer)")
         ax.set_ylabel("test accuracy (%)")
         ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[len(panels):]:
+    for ax in list(axes.flat)[len(panels) :]:
         ax.axis("off")
-    handles, labels = {}, []
+    handles = {}
     for ax in axes.flat:
-        for h, lab in zip(*ax.get_legend_handles_labels()):
+        for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
             handles.setdefault(lab, h)
-    fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=4, fontsize=8,
-               frameon=False)
+    fig.legend(
+        handles.values(),
+        handles.keys(),
+        loc="lower center",
+        ncol=4,
+        fontsize=8,
+        frameon=False,
+    )
     fig.suptitle("Accuracy vs demographic-parity gap, mean over seeds (test rows)")
     height = 4.8 * nrow + legend_h
     fig.tight_layout(rect=(0, legend_h / height, 1, 1 - 0.35 / height))
@@ -847,7 +1060,9 @@ def read_rows(csv_path: Path) -> pd.DataFrame:
     if frame.empty:
         return frame
     keys = [key_of(r) for _, r in frame.iterrows()]
-    return frame[~pd.Series(keys, index=frame.index).duplicated()].reset_index(drop=True)
+    return frame[~pd.Series(keys, index=frame.index).duplicated()].reset_index(
+        drop=True
+    )
 
 
 def render(csv_path: Path, md_path: Path, png_path: Path, cfg: dict, meta: dict) -> str:
@@ -864,7 +1079,10 @@ def render(csv_path: Path, md_path: Path, png_path: Path, cfg: dict, meta: dict)
     plotted = plot_front(summary, png_path, cfg)
     lines = ["# Fairness cleanup benchmark" + ("" if complete else " (PARTIAL)"), ""]
     if not complete:
-        lines += [f"**PARTIAL**: {len(frame)} of {expected} runs so far; the run resumes from the CSV.", ""]
+        lines += [
+            f"**PARTIAL**: {len(frame)} of {expected} runs so far; the run resumes from the CSV.",
+            "",
+        ]
     lines += meta.get("header", [])
     lines += [
         f"- Raw rows: `{csv_path.relative_to(csv_path.parents[2])}` (one per run and seed); "
@@ -884,50 +1102,107 @@ def render(csv_path: Path, md_path: Path, png_path: Path, cfg: dict, meta: dict)
         "that cannot reach the target.",
         "",
     ]
-    lines += md_table(["target", "our configuration (chosen on selection rows)",
-                       "test result (mean over seeds)", "verdict", "context"],
-                      target_rows(summary, frame, cfg))
+    lines += md_table(
+        [
+            "target",
+            "our configuration (chosen on selection rows)",
+            "test result (mean over seeds)",
+            "verdict",
+            "context",
+        ],
+        target_rows(summary, frame, cfg),
+    )
     notes = md_path.with_name(md_path.stem + "_notes.md")
     if notes.exists():
         lines += ["", notes.read_text().strip()]
     if plotted:
-        lines += ["", "## The front", "",
-                  f"![accuracy vs DP gap]({png_path.name})", "",
-                  f"`{png_path.name}`: every method's mean (test rows) per data set and model. "
-                  "Our configurations are coloured by action (circles: no constraint, squares: "
-                  "`constraint=\"utility\"`); the black line joins those on our front as chosen "
-                  "on the selection rows."]
-    lines += ["", "## Headline per data set and model", "",
-              "Accuracy change in points, paired with `none` of the same seed (mean ± std "
-              "over seeds); gap changes relative to `none`'s mean. Touched: rows removed, "
-              "down-weighted or relabelled (reweighing: rows with weight != 1). Fit: seconds "
-              "per run (for ours with a shared cached first fit)."]
+        lines += [
+            "",
+            "## The front",
+            "",
+            f"![accuracy vs DP gap]({png_path.name})",
+            "",
+            f"`{png_path.name}`: every method's mean (test rows) per data set and model. "
+            "Our configurations are coloured by action (circles: no constraint, squares: "
+            '`constraint="utility"`); the black line joins those on our front as chosen '
+            "on the selection rows. fairlearn's ExponentiatedGradient on the MLP is the mean "
+            "of seeds "
+            + ", ".join(map(str, cfg["expgrad_seeds"].get("mlp", cfg["seeds"])))
+            + " (the other methods: every seed).",
+        ]
+    lines += [
+        "",
+        "## Headline per data set and model",
+        "",
+        "Accuracy change in points, paired with `none` of the same seed (mean ± std "
+        "over seeds); gap changes relative to `none`'s mean. Touched: rows removed, "
+        "down-weighted or relabelled (reweighing: rows with weight != 1). Fit: seconds "
+        "per run (for ours with a shared cached first fit).",
+    ]
     for ds in cfg["datasets"]:
         for kind in cfg["models"]:
             rows = headline_rows(summary, frame, ds, kind)
             if not rows:
                 continue
             lines += ["", f"### {LABELS[ds]}, {MODEL_LABELS[kind]}", ""]
-            lines += md_table(["method", "configuration", "seeds", "test acc", "Δ acc (pts)",
-                               "DP gap", "Δ DP", "EO gap", "Δ EO", "touched", "fit s"],
-                              rows, "lllrrrrrrrr")
-    lines += ["", "## Every configuration of ours", "",
-              "Test: accuracy change (points, paired), DP and EO gaps (change relative to "
-              "`none`). Selection rows: the same, from which choices are made."]
+            lines += md_table(
+                [
+                    "method",
+                    "configuration",
+                    "seeds",
+                    "test acc",
+                    "Δ acc (pts)",
+                    "DP gap",
+                    "Δ DP",
+                    "EO gap",
+                    "Δ EO",
+                    "touched",
+                    "fit s",
+                ],
+                rows,
+                "lllrrrrrrrr",
+            )
+    lines += [
+        "",
+        "## Every configuration of ours",
+        "",
+        "Test: accuracy change (points, paired), DP and EO gaps (change relative to "
+        "`none`). Selection rows: the same, from which choices are made.",
+    ]
     for ds in cfg["datasets"]:
         for kind in cfg["models"]:
             rows = grid_rows(summary, ds, kind)
             if not rows:
                 continue
             lines += ["", f"### {LABELS[ds]}, {MODEL_LABELS[kind]}", ""]
-            lines += md_table(["objective", "action", "constraint", "rounds", "ratio", "seeds",
-                               "touched", "test Δ acc", "test DP", "test EO",
-                               "sel Δ acc", "sel DP", "sel EO"], rows, "lllrrrrrrrrrr")
+            lines += md_table(
+                [
+                    "objective",
+                    "action",
+                    "constraint",
+                    "rounds",
+                    "ratio",
+                    "seeds",
+                    "touched",
+                    "test Δ acc",
+                    "test DP",
+                    "test EO",
+                    "sel Δ acc",
+                    "sel DP",
+                    "sel EO",
+                ],
+                rows,
+                "lllrrrrrrrrrr",
+            )
     if len(errors):
         lines += ["", "## Errors", ""]
-        lines += md_table(["dataset", "model", "seed", "run", "note"],
-                          [[r.dataset, r.model, r.seed, describe(r), r.note]
-                           for _, r in errors.iterrows()])
+        lines += md_table(
+            ["dataset", "model", "seed", "run", "note"],
+            [
+                [r.dataset, r.model, r.seed, describe(r), r.note]
+                for _, r in errors.iterrows()
+            ],
+        )
     text = "\n".join(lines) + "\n"
     write_result(md_path, text)
     return text
@@ -946,7 +1221,7 @@ def setup_lines(cfg: dict, meta: dict) -> list[str]:
         "- Validation rows: the influence target (`X_val` of InfluenceFilter) and the "
         "rows ThresholdOptimizer fits its thresholds on. Selection rows: seen by no method, "
         "every choice is made on them. Test rows: report only. Every method trains on the "
-        "train rows (`refit_on=\"train\"`).",
+        'train rows (`refit_on="train"`).',
         f"- Models: LogisticRegression (newton-cholesky, C={cfg['logreg_C']}); MLP: skorch, "
         f"{'x'.join(map(str, m1['hidden']))} ReLU, SGD lr {m1['lr']} momentum {m1['momentum']}, "
         f"batch {m1['batch']}, {m1['epochs']} epochs; MLP2 (Adult, not tuned on): "
@@ -958,9 +1233,9 @@ def setup_lines(cfg: dict, meta: dict) -> list[str]:
         f"(influence_function: {cfg['if_logreg']} on LogisticRegression), chosen on seed 100's "
         "selection rows (`--dev`, `fairness_dev.md`). Grid: objective DP at ratios "
         f"{cfg['ratios']['dp']}, EO at {cfg['ratios']['eo']}; action remove / reweight / "
-        f"relabel; constraint None / \"utility\"; rounds {cfg['rounds']}.",
+        f'relabel; constraint None / "utility"; rounds {cfg["rounds"]}.',
         f"- Baselines: none (`prune_ratio=0`: the filter's first fit), random removal "
-        f"(`method=\"random\"`, ratios {cfg['ratios']['dp']}), Kamiran-Calders reweighing "
+        f'(`method="random"`, ratios {cfg["ratios"]["dp"]}), Kamiran-Calders reweighing '
         "(`skinfluence.baselines.reweighing_weights` as `sample_weight`; the MLP through "
         "`skinfluence.models.with_sample_weight`), fairlearn `ExponentiatedGradient` "
         f"(`difference_bound` of DemographicParity / TruePositiveRateParity: {cfg['expgrad']}, "
@@ -976,17 +1251,26 @@ def setup_lines(cfg: dict, meta: dict) -> list[str]:
 
 
 def expected_rows(cfg: dict) -> int:
-    n_ours = sum(len(r) for r in cfg["ratios"].values()) * len(ACTIONS) * len(CONSTRAINTS) * len(cfg["rounds"])
+    n_ours = (
+        sum(len(r) for r in cfg["ratios"].values())
+        * len(ACTIONS)
+        * len(CONSTRAINTS)
+        * len(cfg["rounds"])
+    )
     n = 0
     for ds in cfg["datasets"]:
         for kind in cfg["models"]:
             if kind == "mlp2" and ds != "adult":
                 continue
-            per = 1 + len(cfg["ratios"]["dp"]) + 1 + 2  # none, random, reweighing, threshold
+            per = (
+                1 + len(cfg["ratios"]["dp"]) + 1 + 2
+            )  # none, random, reweighing, threshold
             per += len(cfg["ratios"]["dp"]) if kind == "mlp2" else n_ours
             n += per * len(cfg["seeds"])
             eg = cfg["expgrad"].get(kind, {})
-            eg_seeds = [s for s in cfg["seeds"] if s in cfg["expgrad_seeds"].get(kind, [s])]
+            eg_seeds = [
+                s for s in cfg["seeds"] if s in cfg["expgrad_seeds"].get(kind, [s])
+            ]
             n += sum(len(v) for v in eg.values()) * len(eg_seeds)
     return n
 
@@ -1013,50 +1297,94 @@ def run_dev(cfg: dict, out: Path) -> None:
                                 make_model(kind, X.shape[1], cfg),
                                 objective=Fairness(metric=OBJECTIVES[obj]),
                                 method=scoring_method(kind, cfg, obj, name),
-                                prune_ratio=ratio, memory=cache, random_state=seed,
+                                prune_ratio=ratio,
+                                memory=cache,
+                                random_state=seed,
                             )
                             with warnings.catch_warnings(), stopwatch() as sw:
                                 warnings.simplefilter("ignore")
-                                flt.fit(X, y, sensitive_features=s, X_val=Xv, y_val=yv,
-                                        sensitive_features_val=sv)
+                                flt.fit(
+                                    X,
+                                    y,
+                                    sensitive_features=s,
+                                    X_val=Xv,
+                                    y_val=yv,
+                                    sensitive_features_val=sv,
+                                )
                             Xs, ys, ss = d["sel"]
                             m = metrics("sel", ys, flt.predict(Xs), ss)
-                            rows.append({"seed": seed, "model": kind, "method": name,
-                                         "objective": obj, "ratio": ratio,
-                                         "seconds": sw["seconds"], **m})
+                            rows.append(
+                                {
+                                    "seed": seed,
+                                    "model": kind,
+                                    "method": name,
+                                    "objective": obj,
+                                    "ratio": ratio,
+                                    "seconds": sw["seconds"],
+                                    **m,
+                                }
+                            )
                             log(f"dev {seed} {kind} {name} {obj} {ratio}: {m}")
             finally:
                 shutil.rmtree(cache, ignore_errors=True)
     f = pd.DataFrame(rows)
     base = f[f.ratio == 0.0].drop(columns=["ratio", "seconds"])
-    f = f[f.ratio > 0].merge(base, on=["seed", "model", "method", "objective"],
-                             suffixes=("", "_0"))
+    f = f[f.ratio > 0].merge(
+        base, on=["seed", "model", "method", "objective"], suffixes=("", "_0")
+    )
     f["gap"] = [r[f"sel_{r.objective}"] for _, r in f.iterrows()]
     f["gap_0"] = [r[f"sel_{r.objective}_0"] for _, r in f.iterrows()]
     f["fall"] = f.gap_0 - f.gap
     f["dacc"] = 100 * (f.sel_acc - f.sel_acc_0)
     lines = [
-        "# Fairness benchmark: development run (selection rows only)", "",
-        *run_header("bench_fairness.py", ["--dev"]), "",
+        "# Fairness benchmark: development run (selection rows only)",
+        "",
+        *run_header("bench_fairness.py", ["--dev"]),
+        "",
         f"Development seeds {cfg['dev_seeds']} (not reported elsewhere), Adult, "
-        "`action=\"remove\"`, no constraint, rounds 1, at the grid's ratios. The full run "
+        '`action="remove"`, no constraint, rounds 1, at the grid\'s ratios. The full run '
         "uses, per model and objective, the scoring method with the largest mean fall of the "
         "targeted gap (DP by the DP objective, EO by the EO objective; absolute, in gap "
-        "units) on the selection rows, over the seeds and ratios. No test rows are used.", "",
+        "units) on the selection rows, over the seeds and ratios. No test rows are used.",
+        "",
     ]
     g = f.groupby(["model", "objective", "method", "ratio"], sort=False)
-    table = [[k[0], k[1].upper(), k[2], f"{100 * k[3]:g}%",
-              f"{v.gap_0.mean():.3f} -> {v.gap.mean():.3f}", f"{v.fall.mean():+.3f}",
-              f"{v.dacc.mean():+.2f}", f"{v.seconds.mean():.1f}"]
-             for k, v in g]
-    lines += md_table(["model", "objective", "method", "ratio", "targeted gap (selection)",
-                       "fall", "Δ acc (pts)", "seconds"], table, "llllrrrr")
+    table = [
+        [
+            k[0],
+            k[1].upper(),
+            k[2],
+            f"{100 * k[3]:g}%",
+            f"{v.gap_0.mean():.3f} -> {v.gap.mean():.3f}",
+            f"{v.fall.mean():+.3f}",
+            f"{v.dacc.mean():+.2f}",
+            f"{v.seconds.mean():.1f}",
+        ]
+        for k, v in g
+    ]
+    lines += md_table(
+        [
+            "model",
+            "objective",
+            "method",
+            "ratio",
+            "targeted gap (selection)",
+            "fall",
+            "Δ acc (pts)",
+            "seconds",
+        ],
+        table,
+        "llllrrrr",
+    )
     lines += ["", "Chosen:", ""]
     score = f.groupby(["model", "objective", "method"], sort=False).fall.mean()
     for (kind, obj), sc in score.groupby(level=[0, 1], sort=False):
         best = sc.idxmax()[2]
-        lines.append(f"- {kind}, {obj.upper()}: **{best}** (mean fall "
-                     + ", ".join(f"{k[2]} {v:+.3f}" for k, v in sc.items()) + ")")
+        lines.append(
+            f"- {kind}, {obj.upper()}: **{best}** (mean fall "
+            + ", ".join(f"{k[2]} {v:+.3f}" for k, v in sc.items())
+            + ")"
+        )
     write_result(out, "\n".join(lines) + "\n")
 
 
@@ -1085,7 +1413,9 @@ def main(argv=None) -> None:
     p.add_argument("--seeds", type=int, nargs="+")
     p.add_argument("--datasets", nargs="+", choices=["adult", "compas"])
     p.add_argument("--models", nargs="+", choices=["logreg", "mlp", "mlp2"])
-    p.add_argument("--out", default=None, help="result name (default fairness / fairness_quick)")
+    p.add_argument(
+        "--out", default=None, help="result name (default fairness / fairness_quick)"
+    )
     args = p.parse_args(argv)
     cfg = make_config(args)
     set_threads(1)
@@ -1117,19 +1447,25 @@ def main(argv=None) -> None:
             if kind == "mlp2":
                 family = chosen_family(csv_path, cfg)
                 if family is None:
-                    log("mlp2 skipped: no configuration chosen for the MLP on Adult yet")
+                    log(
+                        "mlp2 skipped: no configuration chosen for the MLP on Adult yet"
+                    )
                     continue
                 log(f"mlp2 runs the MLP's family {family}")
             for seed in cfg["seeds"]:
                 # another process may have filled the CSV meanwhile
-                done |= {key_of(r) for _, r in read_csv(csv_path, CSV_COLUMNS).iterrows()}
+                done |= {
+                    key_of(r) for _, r in read_csv(csv_path, CSV_COLUMNS).iterrows()
+                }
                 cache = tempfile.mkdtemp(prefix="bench_fairness_")
                 try:
                     g = Group(ds, kind, seed, cfg, done, csv_path, cache)
                     with stopwatch() as sw:
                         run_group(g, family)
-                    log(f"{ds} {kind} seed {seed}: {sw['seconds']:.0f} s "
-                        f"(total {(time.time() - t0) / 60:.1f} min)")
+                    log(
+                        f"{ds} {kind} seed {seed}: {sw['seconds']:.0f} s "
+                        f"(total {(time.time() - t0) / 60:.1f} min)"
+                    )
                 finally:
                     shutil.rmtree(cache, ignore_errors=True)
                 render(csv_path, md_path, png_path, header_cfg, meta)
