@@ -45,6 +45,65 @@ def _is_dask(a) -> bool:
     return dask is not None and dask.is_dask_collection(a)
 
 
+def prepare_scoring(
+    estimator,
+    X_val,
+    y_val,
+    *,
+    objective,
+    method,
+    sensitive_features_val,
+    batch_size,
+):
+    """What every scoring path does before it touches a training row.
+
+    Resolves and checks the strategies and ``batch_size``, checks the
+    validation rows, converts the model and binds the objective to the
+    validation rows. Shared by :func:`compute_influence` and its Dask path.
+
+    Returns
+    -------
+    model : TorchModel
+    method : Method
+    bound : BoundObjective or None
+        None for a method that measures no objective.
+    batch_size : int
+    """
+    method_ = resolve_method(method)
+    objective_ = resolve_objective(objective) if method_.needs_objective else None
+    method_.validate()
+    if objective_ is not None:
+        objective_.validate()
+    batch_size = _check_batch_size(batch_size)
+    if method_.needs_objective and (X_val is None or y_val is None):
+        raise ValueError(
+            f"method={method_._name()!r} measures influence on an objective of "
+            "the validation rows: pass X_val and y_val."
+        )
+    if method_.needs_validation_rows and (X_val is None or y_val is None):
+        raise ValueError(
+            f"method={method_._name()!r} reads validation rows: pass X_val and y_val."
+        )
+    if X_val is not None and y_val is not None and _n_rows(X_val) != _n_rows(y_val):
+        raise ValueError(
+            f"X_val and y_val have different lengths ({_n_rows(X_val)} and {_n_rows(y_val)})."
+        )
+    if objective_ is not None and objective_.requires_sensitive_features:
+        if sensitive_features_val is None:
+            raise ValueError(
+                f"The {type(objective_).__name__.lower()} objective needs "
+                "sensitive_features_val for the validation rows."
+            )
+    model = as_torch_model(estimator)
+    method_.check_checkpoints(model)
+    bound = None
+    if objective_ is not None:
+        bound = objective_.bind(
+            model, X_val, y_val, sensitive_features=sensitive_features_val
+        )
+    return model, method_, bound, batch_size
+
+
 def compute_influence(
     estimator,
     X,
@@ -124,63 +183,30 @@ def compute_influence(
     >>> scores.shape
     (100,)
     """
+    options = {
+        "objective": objective,
+        "method": method,
+        "sensitive_features_val": sensitive_features_val,
+        "batch_size": batch_size,
+    }
     if _is_dask(X) or _is_dask(y):
         from ._dask import compute_influence as on_dask
 
         return on_dask(
-            estimator,
-            X,
-            y,
-            X_val,
-            y_val,
-            objective=objective,
-            method=method,
-            sensitive_features_val=sensitive_features_val,
-            batch_size=batch_size,
-            random_state=random_state,
-            verbose=verbose,
+            estimator, X, y, X_val, y_val, random_state=random_state, **options
         )
-    method_ = resolve_method(method)
-    objective_ = resolve_objective(objective) if method_.needs_objective else None
-    method_.validate()
-    if objective_ is not None:
-        objective_.validate()
-    batch_size = _check_batch_size(batch_size)
     if _n_rows(X) != _n_rows(y):
         raise ValueError(
             f"X and y have different lengths ({_n_rows(X)} and {_n_rows(y)})."
         )
-    if method_.needs_objective and (X_val is None or y_val is None):
-        raise ValueError(
-            f"method={method_._name()!r} measures influence on a validation "
-            "objective: pass X_val and y_val."
-        )
-    if method_.needs_validation_rows and (X_val is None or y_val is None):
-        raise ValueError(
-            f"method={method_._name()!r} reads validation rows: pass X_val and y_val."
-        )
-    if X_val is not None and y_val is not None and _n_rows(X_val) != _n_rows(y_val):
-        raise ValueError(
-            f"X_val and y_val have different lengths ({_n_rows(X_val)} and {_n_rows(y_val)})."
-        )
-    if objective_ is not None and objective_.requires_sensitive_features:
-        if sensitive_features_val is None:
-            raise ValueError(
-                f"The {type(objective_).__name__.lower()} objective needs "
-                "sensitive_features_val for the validation rows."
-            )
-    model = as_torch_model(estimator)
-    method_.check_checkpoints(model)
+    model, method_, bound, batch_size = prepare_scoring(
+        estimator, X_val, y_val, **options
+    )
     Xt = model.prepare_X(X)
     yt = model.prepare_y(y)
     if not all_finite(Xt):
         raise ValueError(
             "X contains NaN or infinity (after the model's preprocessing)."
-        )
-    bound = None
-    if objective_ is not None:
-        bound = objective_.bind(
-            model, X_val, y_val, sensitive_features=sensitive_features_val
         )
     extra = {}
     if method_.needs_validation_rows:  # the rows as given, not the objective's

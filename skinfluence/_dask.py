@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import inspect
 import math
 import uuid
 from dataclasses import dataclass
@@ -528,14 +529,11 @@ def compute_influence(
     X_val=None,
     y_val=None,
     *,
-    objective="utility",
-    method="ip",
-    sensitive_features_val=None,
-    batch_size: int = 2048,
     random_state=None,
     verbose: int = 0,
     hessian_rows: int = 100_000,
     client=None,
+    **options,
 ):
     """Score every row of a dask Array or DataFrame, lazily, block by block.
 
@@ -554,9 +552,9 @@ def compute_influence(
         them; a Series must have the partitions of a DataFrame ``X``).
     X_val, y_val : array-like, default=None
         Validation rows, in memory.
-    objective, method, sensitive_features_val, batch_size, random_state
-        As for :func:`skinfluence.compute_influence`; ``random_state=None``
-        draws one seed on the client, used by every block.
+    random_state : int, RandomState instance or None, default=None
+        As for :func:`skinfluence.compute_influence`; ``None`` draws one
+        seed on the client, used by every block.
     verbose : int, default=0
         Ignored: use Dask's progress bars or dashboard.
     hessian_rows : int, default=100_000
@@ -572,6 +570,9 @@ def compute_influence(
         computes on now (the default client, or the one set with
         ``dask.config.set(scheduler=client)``); with none (synchronous or
         threaded scheduler) the spec is one key of the graph.
+    **options : dict
+        ``objective``, ``method``, ``sensitive_features_val`` and
+        ``batch_size``, as for :func:`skinfluence.compute_influence`.
 
     Returns
     -------
@@ -593,35 +594,21 @@ def compute_influence(
     above ``hessian_rows`` rows uses a sampled Hessian. Signals that read
     validation rows compute their validation-side quantities once per block.
     """
-    from ._compute import _check_batch_size, resolve_method, resolve_objective
+    from ._compute import compute_influence as in_memory
+    from ._compute import prepare_scoring
 
-    method_ = resolve_method(method)
-    objective_ = resolve_objective(objective) if method_.needs_objective else None
-    method_.validate()
-    if objective_ is not None:
-        objective_.validate()
-    batch_size = _check_batch_size(batch_size)
+    names = ("objective", "method", "sensitive_features_val", "batch_size")
+    unknown = sorted(set(options) - set(names))
+    if unknown:
+        raise TypeError(f"compute_influence() got unexpected keyword arguments {unknown}.")
+    defaults = inspect.signature(in_memory).parameters  # one place for the defaults
+    options = {name: options.get(name, defaults[name].default) for name in names}
     if not (isinstance(hessian_rows, int | np.integer) and hessian_rows >= 1):
         raise ValueError(f"hessian_rows must be an int >= 1, got {hessian_rows!r}.")
     inputs = _as_inputs(X, y)
-    needs_rows = method_.needs_objective or method_.needs_validation_rows
-    if needs_rows and (X_val is None or y_val is None):
-        raise ValueError(
-            f"method={method_._name()!r} needs validation rows: pass X_val and y_val."
-        )
-    if objective_ is not None and objective_.requires_sensitive_features:
-        if sensitive_features_val is None:
-            raise ValueError(
-                f"The {type(objective_).__name__.lower()} objective needs "
-                "sensitive_features_val for the validation rows."
-            )
-    model = as_torch_model(estimator)
-    method_.check_checkpoints(model)
-    bound = None
-    if objective_ is not None:
-        bound = objective_.bind(
-            model, X_val, y_val, sensitive_features=sensitive_features_val
-        )
+    model, method_, bound, batch_size = prepare_scoring(
+        estimator, X_val, y_val, **options
+    )
     spec = build_spec(
         model,
         method_,

@@ -325,13 +325,12 @@ def rebuild_final(estimator, change):
 
     Examples
     --------
-    >>> from sklearn.linear_model import LogisticRegression
-    >>> from sklearn.pipeline import make_pipeline
-    >>> from sklearn.preprocessing import StandardScaler
+    >>> from sklearn.linear_model import SGDClassifier
+    >>> from skinfluence import InfluenceFilter
     >>> from skinfluence.models import rebuild_final
-    >>> pipe = make_pipeline(StandardScaler(), LogisticRegression())
-    >>> rebuild_final(pipe, lambda adapter, model: model.set_params(C=0.5))[-1]
-    LogisticRegression(C=0.5)
+    >>> flt = InfluenceFilter(SGDClassifier(loss="log_loss"))
+    >>> rebuild_final(flt, lambda adapter, model: model.set_params(alpha=0.01)).estimator
+    SGDClassifier(alpha=0.01, loss='log_loss')
     """
     adapter = adapter_for(estimator)
     inner = adapter.inner(estimator)
