@@ -23,6 +23,7 @@ from sklearn.base import clone
 from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit
 from sklearn.pipeline import Pipeline
 from sklearn.utils import check_random_state, get_tags
+from sklearn.utils.metadata_routing import MetadataRouter, MethodMapping
 from sklearn.utils.validation import check_is_fitted, check_memory
 
 from ._actions import plan_round
@@ -54,8 +55,40 @@ class InfluenceMixin:
 
     Their model family is registered once (:class:`InfluenceMetaAdapter`),
     so a filter can wrap another filter. Input tags follow the wrapped
-    estimator.
+    estimator. Both take the same parameters, stored here as given: the
+    sampler returns the rows the filter would refit on.
     """
+
+    def __init__(
+        self,
+        estimator,
+        *,
+        objective="utility",
+        method="ip",
+        prune_ratio=0.05,
+        action="remove",
+        constraint=None,
+        rounds=1,
+        validation_size=0.2,
+        refit_on="train",
+        batch_size=2048,
+        memory=None,
+        verbose=0,
+        random_state=None,
+    ):
+        self.estimator = estimator
+        self.objective = objective
+        self.method = method
+        self.prune_ratio = prune_ratio
+        self.action = action
+        self.constraint = constraint
+        self.rounds = rounds
+        self.validation_size = validation_size
+        self.refit_on = refit_on
+        self.batch_size = batch_size
+        self.memory = memory
+        self.verbose = verbose
+        self.random_state = random_state
 
     def set_params(self, **params):
         """Set the parameters of this estimator.
@@ -97,6 +130,19 @@ class InfluenceMixin:
         )
         tags.input_tags.allow_nan = inner.input_tags.allow_nan
         return tags
+
+
+def metadata_router(owner, pairs) -> MetadataRouter:
+    """The routing of a meta-estimator: its own requests (``sensitive_features``,
+    ``X_val``, ...) and ``(caller, callee)`` pairs of methods to ``estimator``."""
+    mapping = MethodMapping()
+    for caller, callee in pairs:
+        mapping = mapping.add(caller=caller, callee=callee)
+    return (
+        MetadataRouter(owner=owner)
+        .add_self_request(owner)
+        .add(estimator=owner.estimator, method_mapping=mapping)
+    )
 
 
 class InfluenceMetaAdapter(ModelAdapter):

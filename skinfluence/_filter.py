@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin
-from sklearn.utils.metadata_routing import MetadataRouter, MethodMapping, process_routing
+from sklearn.utils.metadata_routing import process_routing
 from sklearn.utils import get_tags
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
@@ -13,6 +13,7 @@ from ._cleaning import (
     Cleaning,
     InfluenceMixin,
     clean,
+    metadata_router,
     prepared_estimator,
     fit_steps,
     seeded,
@@ -27,7 +28,6 @@ from ._influence_params import (
 )
 from ._progress import reach, stage_bar, verbosity
 from ._sklearn_compat import (
-    StrOptions,
     _check_method_params,
     _estimator_has,
     _fit_context,
@@ -147,22 +147,7 @@ class InfluenceFilter(
 
     Parameters
     ----------
-    %(estimator)s
-    %(objective)s
-    %(method)s
-    %(prune_ratio)s
-    %(action)s
-    %(constraint)s
-    %(rounds)s
-    %(validation_size)s
-    refit_on : {"train", "all"}, default="train"
-        The rows of the final fit: the kept training rows, or the kept
-        training rows plus the validation rows (with ``X_val`` passed to
-        ``fit``, plus the rows of ``X_val``).
-    %(batch_size)s
-    %(memory)s
-    %(verbose)s
-    %(random_state)s
+    %(parameters)s
 
     Attributes
     ----------
@@ -254,41 +239,7 @@ class InfluenceFilter(
     (5,)
     """
 
-    _parameter_constraints: dict = {
-        **PARAMETER_CONSTRAINTS,
-        "refit_on": [StrOptions({"train", "all"})],
-    }
-
-    def __init__(
-        self,
-        estimator,
-        *,
-        objective="utility",
-        method="ip",
-        prune_ratio=0.05,
-        action="remove",
-        constraint=None,
-        rounds=1,
-        validation_size=0.2,
-        refit_on="train",
-        batch_size=2048,
-        memory=None,
-        verbose=0,
-        random_state=None,
-    ):
-        self.estimator = estimator
-        self.objective = objective
-        self.method = method
-        self.prune_ratio = prune_ratio
-        self.action = action
-        self.constraint = constraint
-        self.rounds = rounds
-        self.validation_size = validation_size
-        self.refit_on = refit_on
-        self.batch_size = batch_size
-        self.memory = memory
-        self.verbose = verbose
-        self.random_state = random_state
+    _parameter_constraints: dict = dict(PARAMETER_CONSTRAINTS)
 
     @_fit_context(
         # the estimator is validated by its own fit
@@ -409,14 +360,7 @@ class InfluenceFilter(
         routing : MetadataRouter
             The routing information.
         """
-        mapping = MethodMapping().add(caller="fit", callee="fit")
-        for name in _DELEGATED:
-            mapping = mapping.add(caller=name, callee=name)
-        return (
-            MetadataRouter(owner=self)
-            .add_self_request(self)
-            .add(estimator=self.estimator, method_mapping=mapping)
-        )
+        return metadata_router(self, [("fit", "fit")] + [(m, m) for m in _DELEGATED])
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -61,6 +61,12 @@ default="utility"
         ``y`` and, when ``sensitive_features`` are given, by group too (by
         ``y`` alone when a combination is too rare). Unused when ``X_val`` is
         passed to ``fit``.""",
+    "refit_on": """refit_on : {"train", "all"}, default="train"
+        The rows the cleaned model is trained on: the kept training rows, or
+        the kept training rows plus the validation rows (never scored).
+        ``InfluenceFilter`` refits on them (with ``X_val`` passed to ``fit``,
+        "all" adds the rows of ``X_val``); ``InfluenceSampler`` returns them
+        (rows of ``X`` only), for the next step to train on.""",
     "batch_size": """batch_size : int, default=2048
         Rows per chunk in the scoring kernels; memory grows with
         ``batch_size`` times the number of parameters.""",
@@ -80,6 +86,26 @@ default="utility"
         int makes ``fit`` deterministic: same split, scores, kept rows and
         predictions. torch's global random state is restored after ``fit``.""",
 }
+
+#: the Parameters section of both estimators, in the order of their signature
+PARAM_DOCS["parameters"] = "\n    ".join(
+    PARAM_DOCS[name]
+    for name in (
+        "estimator",
+        "objective",
+        "method",
+        "prune_ratio",
+        "action",
+        "constraint",
+        "rounds",
+        "validation_size",
+        "refit_on",
+        "batch_size",
+        "memory",
+        "verbose",
+        "random_state",
+    )
+)
 
 #: the parameters of ``InfluenceFilter.fit`` and ``InfluenceSampler.fit_resample``,
 #: indented for a method docstring
@@ -113,6 +139,7 @@ PARAMETER_CONSTRAINTS = {
     "action": [StrOptions(set(ACTIONS))],
     "constraint": [None, str, Objective],
     "rounds": [Interval(Integral, 1, None, closed="left")],
+    "refit_on": [StrOptions({"train", "all"})],
     "validation_size": [
         Interval(RealNotInt, 0, 1, closed="neither"),
         Interval(Integral, 1, None, closed="left"),

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 from sklearn.base import BaseEstimator
-from sklearn.utils.metadata_routing import MetadataRouter, MethodMapping
 
-from ._cleaning import InfluenceMixin, clean, fit_steps
+from ._cleaning import InfluenceMixin, clean, fit_steps, metadata_router
 from ._influence_inputs import validate_X, validate_problem
 from ._influence_params import (
     FIT_PARAMS_DOC,
@@ -40,21 +39,7 @@ class InfluenceSampler(InfluenceMixin, _Base):
 
     Parameters
     ----------
-    %(estimator)s
-    %(objective)s
-    %(method)s
-    %(prune_ratio)s
-    %(action)s
-    %(constraint)s
-    %(rounds)s
-    %(validation_size)s
-    keep_validation : bool, default=True
-        Whether the validation rows (never scored) are among the rows
-        returned. ``False`` returns the kept training rows only.
-    %(batch_size)s
-    %(memory)s
-    %(verbose)s
-    %(random_state)s
+    %(parameters)s
 
     Attributes
     ----------
@@ -112,53 +97,27 @@ class InfluenceSampler(InfluenceMixin, _Base):
 
     Examples
     --------
-    >>> from sklearn.datasets import make_classification
+    Relabel (rather than drop) the 2%% of rows whose label change is
+    predicted to lower the validation loss most; with ``refit_on="all"`` every
+    row of ``X`` comes back:
+
+    >>> from sklearn.datasets import load_breast_cancer
     >>> from sklearn.linear_model import LogisticRegression
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from sklearn.preprocessing import StandardScaler
     >>> from skinfluence import InfluenceSampler
-    >>> X, y = make_classification(n_samples=200, random_state=0)
-    >>> sampler = InfluenceSampler(LogisticRegression(), prune_ratio=0.1, random_state=0)
+    >>> X, y = load_breast_cancer(return_X_y=True)
+    >>> model = make_pipeline(StandardScaler(), LogisticRegression())
+    >>> sampler = InfluenceSampler(model, action="relabel", prune_ratio=0.02,
+    ...                            refit_on="all", random_state=0)
     >>> X_res, y_res = sampler.fit_resample(X, y)
-    >>> X_res.shape, len(sampler.removed_indices_)
-    ((184, 20), 16)
+    >>> X_res.shape == X.shape, int((y_res != y).sum()) == len(sampler.relabeled_indices_)
+    (True, True)
     """
 
-    _parameter_constraints: dict = {
-        **PARAMETER_CONSTRAINTS,
-        "keep_validation": ["boolean"],
-    }
+    _parameter_constraints: dict = dict(PARAMETER_CONSTRAINTS)
     _sampling_type = "bypass"
     _estimator_type = "sampler"
-
-    def __init__(
-        self,
-        estimator,
-        *,
-        objective="utility",
-        method="ip",
-        prune_ratio=0.05,
-        action="remove",
-        constraint=None,
-        rounds=1,
-        validation_size=0.2,
-        keep_validation=True,
-        batch_size=2048,
-        memory=None,
-        verbose=0,
-        random_state=None,
-    ):
-        self.estimator = estimator
-        self.objective = objective
-        self.method = method
-        self.prune_ratio = prune_ratio
-        self.action = action
-        self.constraint = constraint
-        self.rounds = rounds
-        self.validation_size = validation_size
-        self.keep_validation = keep_validation
-        self.batch_size = batch_size
-        self.memory = memory
-        self.verbose = verbose
-        self.random_state = random_state
 
     #: imbalanced-learn's template reads it; this sampler draws no strategy
     sampling_strategy = "bypass"
@@ -188,7 +147,7 @@ class InfluenceSampler(InfluenceMixin, _Base):
             cleaning = clean(problem, **cleaning_settings(self))
         mask = np.ones(n, dtype=bool)
         mask[cleaning.removed] = False
-        if not self.keep_validation:
+        if self.refit_on == "train":
             mask[cleaning.validation] = False
         labels = problem.y.copy()
         labels[cleaning.train] = problem.classes[cleaning.codes]
@@ -278,14 +237,10 @@ class InfluenceSampler(InfluenceMixin, _Base):
         routing : MetadataRouter
             The routing information.
         """
-        mapping = MethodMapping().add(caller="fit", callee="fit")
+        pairs = [("fit", "fit")]
         if "fit_resample" in METADATA_METHODS:
-            mapping = mapping.add(caller="fit_resample", callee="fit")
-        return (
-            MetadataRouter(owner=self)
-            .add_self_request(self)
-            .add(estimator=self.estimator, method_mapping=mapping)
-        )
+            pairs.append(("fit_resample", "fit"))
+        return metadata_router(self, pairs)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -35,7 +35,9 @@ def _reset_counter():
 
 def test_returns_all_rows_but_the_lowest_scores(data):
     X, y, _ = data
-    sampler = InfluenceSampler(LogisticRegression(), prune_ratio=0.1, random_state=0)
+    sampler = InfluenceSampler(
+        LogisticRegression(), prune_ratio=0.1, refit_on="all", random_state=0
+    )
     X_res, y_res = sampler.fit_resample(X, y)
     val = sampler.validation_indices_
     train = np.setdiff1d(np.arange(300), val)
@@ -49,15 +51,19 @@ def test_returns_all_rows_but_the_lowest_scores(data):
     assert_array_equal(X_res, X[kept])
     assert_array_equal(y_res, y[kept])
     assert_allclose(sampler.estimator_.coef_, first.coef_, rtol=1e-12)
-    # the filter with the same parameters drops the same rows
-    flt = InfluenceFilter(LogisticRegression(), prune_ratio=0.1, random_state=0)
-    assert_array_equal(flt.fit(X, y).removed_indices_, removed)
+    # the filter with the same parameters drops the same rows and refits on
+    # the rows the sampler returns
+    flt = InfluenceFilter(
+        LogisticRegression(), prune_ratio=0.1, refit_on="all", random_state=0
+    ).fit(X, y)
+    assert_array_equal(flt.removed_indices_, removed)
+    assert_array_equal(np.flatnonzero(flt.sample_mask_), sampler.sample_indices_)
 
 
-def test_keep_validation_false_returns_kept_training_rows(data):
+def test_refit_on_train_returns_kept_training_rows(data):
     X, y, _ = data
     sampler = InfluenceSampler(
-        LogisticRegression(), prune_ratio=0.1, keep_validation=False, random_state=0
+        LogisticRegression(), prune_ratio=0.1, refit_on="train", random_state=0
     )
     X_res, _ = sampler.fit_resample(X, y)
     expected = np.setdiff1d(
