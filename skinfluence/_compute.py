@@ -11,7 +11,7 @@ import torch
 from ._kernels import all_finite
 from ._progress import verbosity
 from .methods import METHODS, Method
-from .models import as_torch_model
+from .models import TorchModel, as_torch_model, check_supported
 from .objectives import OBJECTIVES, Objective
 from .objectives._validation import prepare_validation
 
@@ -43,6 +43,11 @@ def _n_rows(a) -> int:
 def _is_dask(a) -> bool:
     dask = sys.modules.get("dask")
     return dask is not None and dask.is_dask_collection(a)
+
+
+def is_fitted_estimator(estimator) -> bool:
+    """Whether ``estimator`` is an estimator of a family (not a bare model)."""
+    return not isinstance(estimator, TorchModel | torch.nn.Module)
 
 
 def prepare_scoring(
@@ -94,6 +99,9 @@ def prepare_scoring(
                 f"The {type(objective_).__name__.lower()} objective needs "
                 "sensitive_features_val for the validation rows."
             )
+    if method_.inverts_curvature and is_fitted_estimator(estimator):
+        info = check_supported(estimator)
+        info.adapter.check_curvature(info.final)
     model = as_torch_model(estimator)
     method_.check_checkpoints(model)
     bound = None

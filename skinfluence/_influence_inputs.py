@@ -17,7 +17,7 @@ from sklearn.utils.validation import check_consistent_length, column_or_1d, vali
 
 from ._compute import resolve_method, resolve_objective
 from ._sklearn_compat import _assert_all_finite, _num_samples, _routing_enabled
-from .methods import InfluenceFunction, Method
+from .methods import Method
 from .metrics._fairness import encode_groups
 from .models import SupportInfo, check_supported
 from .objectives import Fairness, Objective
@@ -275,7 +275,7 @@ def validate_problem(
         objective.validate()
     method.validate()
     _check_checkpoints(method, owner.method, info)
-    if isinstance(method, InfluenceFunction):
+    if method.inverts_curvature:
         info.adapter.check_curvature(info.final)
     _check_action(owner, method, info)
     constraint = None

@@ -197,3 +197,14 @@ def test_lissa_on_a_small_model_points_to_the_exact_solver():
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
         compute_influence(clf, X, y, X[:50], y[:50], method=InfluenceFunction(solver="exact"))
+
+
+def test_compute_influence_refuses_influence_functions_on_a_fitted_l1_model():
+    from skinfluence import compute_influence
+
+    X, y = make_classification(n_samples=100, random_state=0)
+    clf = LogisticRegression(l1_ratio=1.0, solver="saga", max_iter=2000).fit(X, y)
+    with pytest.raises(ValueError, match="L1 part"):
+        compute_influence(clf, X, y, X[:20], y[:20], method="influence_function")
+    # the inner products need no curvature
+    assert compute_influence(clf, X, y, X[:20], y[:20], method="ip").shape == (100,)

@@ -19,6 +19,9 @@ class Method(BaseEstimator):
     _key: str = ""
     #: whether :meth:`score` uses the objective (else it may receive None)
     needs_objective: bool = True
+    #: whether :meth:`score` inverts the curvature of the training objective
+    #: (its family must have one: no L1 penalty)
+    inverts_curvature: bool = False
     #: whether :meth:`score` reads the validation rows themselves: it then
     #: gets ``validation=(X_val, y_val)``, prepared like ``X`` and ``y``
     needs_validation_rows: bool = False

@@ -169,6 +169,7 @@ class InfluenceFunction(Method):
     """
 
     _key = "influence_function"
+    inverts_curvature = True
     _parameter_constraints: dict = {
         "solver": [StrOptions(set(SOLVERS))],
         "damping": [Interval(Real, 0, None, closed="left")],
