@@ -36,7 +36,7 @@ class PipelineAdapter(ModelAdapter):
         return clone(pipe).set_params(**{pipe.steps[-1][0]: inner})
 
     def sample_weight_params(self, pipe, inner_params):
-        from sklearn.utils.metadata_routing import _routing_enabled
+        from .._sklearn_compat import _routing_enabled
 
         if _routing_enabled():  # the final step requests them (see rewrap)
             return inner_params
