@@ -829,12 +829,7 @@ def _lds_table(methods, retrain, cfg) -> list[str]:
     for label in _ordered(methods):
         row = [label]
         for c in cols:
-            hit = methods[
-                (methods.dataset == c[0])
-                & (methods.model == c[1])
-                & (methods.objective == c[2])
-                & (methods.method == label)
-            ]
+            hit = _rows_of(methods, c, label)
             v = hit.lds.iloc[0] if len(hit) else None
             cell = _fmt(v) if len(hit) else ""
             if len(hit) and c in best and v == best[c]:
@@ -848,6 +843,16 @@ def _lds_table(methods, retrain, cfg) -> list[str]:
     return md_table(header, rows, "l" + "r" * len(cols))
 
 
+def _rows_of(methods, cell, label):
+    """The rows of ``methods`` for one (dataset, model, objective) cell and method."""
+    return methods[
+        (methods.dataset == cell[0])
+        & (methods.model == cell[1])
+        & (methods.objective == cell[2])
+        & (methods.method == label)
+    ]
+
+
 def _time_table(methods, cfg) -> list[str]:
     cols = [(d, m, o) for d, m in _combos(cfg) for o in OBJECTIVES]
     header = ["method"] + [f"{LABELS[d]} {LABELS[m]} {o}" for d, m, o in cols]
@@ -855,12 +860,7 @@ def _time_table(methods, cfg) -> list[str]:
     for label in _ordered(methods):
         row = [label]
         for c in cols:
-            hit = methods[
-                (methods.dataset == c[0])
-                & (methods.model == c[1])
-                & (methods.objective == c[2])
-                & (methods.method == label)
-            ]
+            hit = _rows_of(methods, c, label)
             if not len(hit):
                 row.append("")
             elif pd.isna(hit.seconds.iloc[0]):

@@ -89,6 +89,15 @@ from skinfluence.metrics import (
 from skinfluence.models import with_sample_weight
 from skinfluence.objectives import Fairness
 
+
+def _fit_quietly(flt, X, y, s, Xv, yv, sv) -> dict:
+    """Fit an InfluenceFilter on the train rows with the validation rows as
+    its target, warnings off; returns the stopwatch (``["seconds"]``)."""
+    with warnings.catch_warnings(), stopwatch() as sw:
+        warnings.simplefilter("ignore")
+        flt.fit(X, y, sensitive_features=s, X_val=Xv, y_val=yv, sensitive_features_val=sv)
+    return sw
+
 CSV_COLUMNS = [
     "dataset", "model", "seed", "method", "objective", "action", "constraint",
     "rounds", "param", "n_train", "n_touched", "weight_removed", "test_acc",
@@ -356,16 +365,7 @@ class Group:
         )
         note = ""
         try:
-            with warnings.catch_warnings(), stopwatch() as sw:
-                warnings.simplefilter("ignore")
-                flt.fit(
-                    X,
-                    y,
-                    sensitive_features=s,
-                    X_val=Xv,
-                    y_val=yv,
-                    sensitive_features_val=sv,
-                )
+            sw = _fit_quietly(flt, X, y, s, Xv, yv, sv)
         except Exception as exc:  # a library error is a result too: record it
             note = f"error: {type(exc).__name__}: {str(exc)[:200]}"
             log(f"  {key} -> {note}")
@@ -1301,16 +1301,7 @@ def run_dev(cfg: dict, out: Path) -> None:
                                 memory=cache,
                                 random_state=seed,
                             )
-                            with warnings.catch_warnings(), stopwatch() as sw:
-                                warnings.simplefilter("ignore")
-                                flt.fit(
-                                    X,
-                                    y,
-                                    sensitive_features=s,
-                                    X_val=Xv,
-                                    y_val=yv,
-                                    sensitive_features_val=sv,
-                                )
+                            sw = _fit_quietly(flt, X, y, s, Xv, yv, sv)
                             Xs, ys, ss = d["sel"]
                             m = metrics("sel", ys, flt.predict(Xs), ss)
                             rows.append(

@@ -241,7 +241,6 @@ class Cleaning:
     weights: np.ndarray  # per training row, in [0, 1]; 0 is removed
     codes: np.ndarray  # per training row: its class index after relabelling
     first: object  # the fitted first model
-    last: object  # the model fitted in the last round
     seed: int
 
     @property
@@ -506,7 +505,7 @@ def clean(
     sizes = None if prune_ratio == "negative" else _round_sizes(
         n_prune(prune_ratio, n_train), rounds
     )
-    first = last = None
+    first = None  # the first round's fit
     for r in range(rounds):
         reach(r * (steps + 1), stage=f"round {r + 1} of {rounds}: fit")
         rows = np.flatnonzero(weights > 0)
@@ -516,7 +515,7 @@ def clean(
         if action == "reweight" and np.any(weights[rows] < 1):
             params = with_weights(prepared, params, weights[rows])
         sets = None if label_sets is None else [ls[rows] for ls in label_sets]
-        last, scores = cached(
+        fitted, scores = cached(
             prepared,
             _safe_indexing(problem.X, X_rows),
             y_rows,
@@ -530,7 +529,7 @@ def clean(
             seed,
             sets,
         )
-        first = last if first is None else first
+        first = fitted if first is None else first
         reach((r + 1) * (steps + 1), stage=f"round {r + 1} of {rounds}: scored")
         if not np.all(np.isfinite(scores)):
             raise ValueError(
@@ -568,7 +567,6 @@ def clean(
         weights=weights,
         codes=codes,
         first=first,
-        last=last,
         seed=seed,
     )
 

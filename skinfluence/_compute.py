@@ -45,8 +45,8 @@ def _is_dask(a) -> bool:
     return dask is not None and dask.is_dask_collection(a)
 
 
-def is_fitted_estimator(estimator) -> bool:
-    """Whether ``estimator`` is an estimator of a family (not a bare model)."""
+def _of_a_family(estimator) -> bool:
+    """Whether ``estimator`` belongs to a model family (not a bare module)."""
     return not isinstance(estimator, TorchModel | torch.nn.Module)
 
 
@@ -99,7 +99,7 @@ def prepare_scoring(
                 f"The {type(objective_).__name__.lower()} objective needs "
                 "sensitive_features_val for the validation rows."
             )
-    if method_.inverts_curvature and is_fitted_estimator(estimator):
+    if method_.inverts_curvature and _of_a_family(estimator):
         info = check_supported(estimator)
         info.adapter.check_curvature(info.final)
     model = as_torch_model(estimator)

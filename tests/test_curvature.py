@@ -18,12 +18,7 @@ from skinfluence.models import as_torch_model
 from skinfluence.objectives import Utility
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+# one torch thread: tests/conftest.py pins it for the session
 
 
 def _model(name, weight_decay=0.0, **kw):

@@ -14,12 +14,7 @@ from skinfluence import kernels as K
 from skinfluence.models import as_torch_model
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+# one torch thread: tests/conftest.py pins it for the session
 
 
 def _dense_trak(model, params, X, y, grad_J, damping=0.0):
