@@ -67,8 +67,8 @@ class InfluenceMixin:
         method="ip",
         prune_ratio=0.05,
         action="remove",
-        constraint=None,
-        rounds=1,
+        constraint="auto",
+        rounds="auto",
         validation_size=0.2,
         refit_on="train",
         batch_size=2048,
@@ -443,7 +443,6 @@ def clean(
     memory,
     random_state,
     action: str = "remove",
-    rounds: int = 1,
 ) -> Cleaning:
     """Split, then per round: fit, score the training rows, plan and act.
 
@@ -456,10 +455,10 @@ def clean(
     prune_ratio, validation_size, batch_size, memory, random_state
         As the meta-estimators document them.
     action : {"remove", "reweight", "relabel"}, default="remove"
-        What happens to the rows selected.
-    rounds : int, default=1
-        ``prune_ratio`` is spread over this many rounds, with a refit and new
-        scores between them.
+        What happens to the rows selected. ``prune_ratio`` is spread over
+        ``problem.rounds`` rounds, with a refit and new scores between them;
+        after a round that changes nothing the next ones would repeat it, so
+        they are skipped.
 
     Returns
     -------
@@ -483,7 +482,7 @@ def clean(
     if problem.needs_preflight:
         preflight(estimator, problem, train)
 
-    info, constraint = problem.info, problem.constraint
+    info, constraint, rounds = problem.info, problem.constraint, problem.rounds
     steps = info.adapter.fit_steps(info.final)
     prepared = prepared_estimator(estimator, problem, seed, weighted=action == "reweight")
     objectives = (problem.objective,) + (() if constraint is None else (constraint,))
@@ -551,6 +550,8 @@ def clean(
             constraint=None if guard is None else guard[open_],
         )
         hit = rows[open_[delta > 0]]
+        if not len(hit):  # nothing changed: a further round would repeat this one
+            break
         acted[hit] = True
         if action == "remove":
             weights[hit] = 0.0

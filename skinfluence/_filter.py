@@ -178,7 +178,11 @@ class InfluenceFilter(
         The rows of ``X`` whose label was changed (``action="relabel"``), in
         increasing order.
     constraint_ : Objective or None
-        The constraint used (``constraint`` resolved to an instance).
+        The constraint used (``constraint`` resolved to an instance, "auto"
+        to the utility objective under a fairness objective, else None).
+    rounds_ : int
+        The rounds of cleaning (``rounds``, "auto" resolved: 3 under a
+        fairness objective, else 1).
     validation_indices_ : ndarray of int
         The rows of ``X`` held out as validation rows, in increasing order
         (empty when ``X_val`` is passed).
@@ -272,7 +276,7 @@ class InfluenceFilter(
         )
         n = _num_samples(problem.X)
         _check_refit_on(self.refit_on, problem, n)
-        total = fit_steps(problem, self.rounds, refit=True)
+        total = fit_steps(problem, problem.rounds, refit=True)
         with verbosity(self.verbose), stage_bar(type(self).__name__, total, self.verbose):
             cleaning = clean(problem, **cleaning_settings(self))
             reach(total - fit_steps(problem, 0, refit=True), stage="refit")
@@ -286,6 +290,7 @@ class InfluenceFilter(
         self.objective_ = problem.objective
         self.method_ = problem.method
         self.constraint_ = problem.constraint
+        self.rounds_ = problem.rounds
         self.classes_ = problem.classes
         self.influence_ = cleaning.influence(n)
         self.sample_mask_ = weights > 0

@@ -47,6 +47,7 @@ class Problem:
     needs_preflight: bool
     pos_label: object  # the fairness objective's positive label (a label of y)
     constraint: Objective | None = None  # must not be harmed (as the model sees it)
+    rounds: int = 1  # the rounds of cleaning ("auto" resolved)
 
 
 def as_python(value):
@@ -197,23 +198,45 @@ def _resolve_pos_label(objective, classes, info: SupportInfo):
     return pos_label, objective
 
 
-def _check_action(owner, method, info: SupportInfo) -> None:
-    """action, constraint and rounds, before any training."""
+#: what constraint="auto" and rounds="auto" become under a fairness objective:
+#: benchmarks/bench_fairness.py's best configuration for fairness
+#: (results/fairness.md); under any other objective, no constraint and one round
+AUTO_FAIRNESS = {"constraint": "utility", "rounds": 3}
+
+
+def resolve_schedule(owner, objective, method) -> tuple[Objective | None, int]:
+    """``owner``'s constraint and rounds, "auto" resolved, checked before any training."""
+    fair = isinstance(objective, Fairness) and method.needs_objective
+    constraint = getattr(owner, "constraint", None)
+    rounds = getattr(owner, "rounds", 1)
+    if isinstance(constraint, str) and constraint == "auto":
+        constraint = AUTO_FAIRNESS["constraint"] if fair else None
+    if isinstance(rounds, str) and rounds == "auto":
+        negative = owner.prune_ratio == "negative"
+        rounds = AUTO_FAIRNESS["rounds"] if fair and not negative else 1
+    if rounds > 1 and owner.prune_ratio == "negative":
+        raise ValueError(
+            "rounds > 1 spreads a fraction of the rows over the rounds; "
+            "prune_ratio='negative' has none. Pass a float prune_ratio."
+        )
+    if constraint is not None and not method.needs_objective:
+        raise ValueError(
+            f"constraint={constraint!r} compares the predicted changes of "
+            f"two objectives, but method={owner.method!r} measures none."
+        )
+    if constraint is not None:
+        constraint = resolve_objective(constraint)
+        constraint.validate()
+    return constraint, int(rounds)
+
+
+def _check_action(owner, info: SupportInfo) -> None:
+    """``action`` against the estimator, before any training."""
     action = getattr(owner, "action", "remove")
     if action == "reweight" and not info.adapter.accepts_sample_weight(info.final):
         raise ValueError(
             f"action='reweight' needs an estimator whose fit takes sample_weight; "
             f"{info.name}.fit does not. Use action='remove' or 'relabel'."
-        )
-    if getattr(owner, "rounds", 1) > 1 and owner.prune_ratio == "negative":
-        raise ValueError(
-            "rounds > 1 spreads a fraction of the rows over the rounds; "
-            "prune_ratio='negative' has none. Pass a float prune_ratio."
-        )
-    if getattr(owner, "constraint", None) is not None and not method.needs_objective:
-        raise ValueError(
-            f"constraint={owner.constraint!r} compares the predicted changes of "
-            f"two objectives, but method={owner.method!r} measures none."
         )
 
 
@@ -277,11 +300,8 @@ def validate_problem(
     _check_checkpoints(method, owner.method, info)
     if method.inverts_curvature:
         info.adapter.check_curvature(info.final)
-    _check_action(owner, method, info)
-    constraint = None
-    if getattr(owner, "constraint", None) is not None:
-        constraint = resolve_objective(owner.constraint)
-        constraint.validate()
+    _check_action(owner, info)
+    constraint, rounds = resolve_schedule(owner, objective, method)
 
     if not validated:
         X, y = validate_X(owner, X, info, reset=True, y=y)
@@ -372,4 +392,5 @@ def validate_problem(
         needs_preflight=needs_preflight,
         pos_label=pos_label,
         constraint=constraint,
+        rounds=rounds,
     )

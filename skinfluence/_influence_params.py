@@ -45,16 +45,22 @@ default="utility"
         "relabel" gives each the class whose loss gradient is predicted to
         lower the objective most, ``<grad J, grad l(x_i, c) - grad l(x_i,
         y_i)>``, among the rows where that change helps.""",
-    "constraint": """constraint : None, str or Objective, default=None
+    "constraint": """constraint : "auto", None, str or Objective, default="auto"
         An objective whose predicted change must not be harmful, e.g.
         "utility" (the validation loss must not rise while the fairness gap
         falls). The rows and strengths then solve the linear program of Li and
         Liu (ICML 2022) over both objectives' scores (scipy's HiGHS), within
-        the ``prune_ratio`` budget: fewer rows may be acted on.""",
-    "rounds": """rounds : int, default=1
+        the ``prune_ratio`` budget: fewer rows may be acted on. "auto" is
+        "utility" under a fairness objective (the configuration
+        ``benchmarks/bench_fairness.py`` found best for fairness) and None
+        otherwise; ``constraint_`` holds the one used.""",
+    "rounds": """rounds : "auto" or int, default="auto"
         Act on ``prune_ratio / rounds`` of the rows per round, refitting and
         re-scoring between rounds (first-order influence holds for small
-        steps). Each round costs one fit and one scoring pass.""",
+        steps). Each round costs one fit and one scoring pass; rounds that
+        would change nothing are skipped. "auto" is 3 under a fairness
+        objective (the benchmark's best for fairness) and 1 otherwise;
+        ``rounds_`` holds the number used.""",
     "validation_size": """validation_size : float in (0, 1) or int, default=0.2
         The held-out rows influence is measured on: a fraction of the rows of
         ``X`` (rounded up) or a number of rows. The split is stratified by
@@ -138,7 +144,7 @@ PARAMETER_CONSTRAINTS = {
     "prune_ratio": [Interval(Real, 0, 1, closed="left"), StrOptions({"negative"})],
     "action": [StrOptions(set(ACTIONS))],
     "constraint": [None, str, Objective],
-    "rounds": [Interval(Integral, 1, None, closed="left")],
+    "rounds": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
     "refit_on": [StrOptions({"train", "all"})],
     "validation_size": [
         Interval(RealNotInt, 0, 1, closed="neither"),
@@ -161,5 +167,4 @@ def cleaning_settings(owner) -> dict:
         "memory": owner.memory,
         "random_state": owner.random_state,
         "action": owner.action,
-        "rounds": owner.rounds,
     }

@@ -142,7 +142,7 @@ class InfluenceSampler(InfluenceMixin, _Base):
             self, X, y, *own, params, caller=caller, validated=True
         )
         n = _num_samples(problem.X)
-        total = fit_steps(problem, self.rounds, refit=False)
+        total = fit_steps(problem, problem.rounds, refit=False)
         with verbosity(self.verbose), stage_bar(type(self).__name__, total, self.verbose):
             cleaning = clean(problem, **cleaning_settings(self))
         mask = np.ones(n, dtype=bool)

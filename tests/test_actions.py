@@ -16,7 +16,7 @@ from skorch import NeuralNetClassifier
 from skinfluence import InfluenceFilter, InfluenceSampler, compute_influence
 from skinfluence.baselines import reweighing_weights
 from skinfluence.models import with_sample_weight
-from skinfluence.objectives import Fairness
+from skinfluence.objectives import Fairness, Utility
 
 
 def _data(n=120, seed=0):
@@ -124,7 +124,7 @@ def test_the_constrained_weights_solve_the_linear_program_exactly():
     fairness = Fairness(metric="demographic_parity")
     flt = InfluenceFilter(
         LogisticRegression(), objective=fairness, action="reweight",
-        constraint="utility", prune_ratio=0.3, random_state=0,
+        constraint="utility", rounds=1, prune_ratio=0.3, random_state=0,
     ).fit(X, y, X_val=Xv, y_val=yv, sensitive_features_val=sv)
     clf = LogisticRegression().fit(X, y)
     t = compute_influence(clf, X, y, Xv, yv, objective=fairness,
@@ -176,6 +176,46 @@ def test_rounds_refit_and_rescore_between_rounds():
     assert_array_equal(flt.removed_indices_, np.sort(np.r_[first, second]))
     assert_allclose(flt.influence_[keep], s2, rtol=1e-10)
     assert_allclose(flt.influence_[first], s1[first], rtol=1e-10)
+
+
+def test_auto_is_the_utility_constraint_and_three_rounds_under_fairness():
+    X, y, s, Xv, yv, sv = _data()
+    fit = dict(X_val=Xv, y_val=yv, sensitive_features_val=sv)
+    auto = InfluenceFilter(
+        LogisticRegression(), objective=Fairness(), prune_ratio=0.1, random_state=0
+    ).fit(X, y, **fit)
+    assert isinstance(auto.constraint_, Utility) and auto.rounds_ == 3
+    explicit = InfluenceFilter(
+        LogisticRegression(), objective=Fairness(), prune_ratio=0.1,
+        constraint="utility", rounds=3, random_state=0,
+    ).fit(X, y, **fit)
+    assert_array_equal(auto.removed_indices_, explicit.removed_indices_)
+    assert_array_equal(auto.influence_, explicit.influence_)
+    # any other objective: no constraint, one round (the lowest 10% removed)
+    plain = InfluenceFilter(LogisticRegression(), prune_ratio=0.1, random_state=0)
+    plain.fit(X, y, X_val=Xv, y_val=yv)
+    assert plain.constraint_ is None and plain.rounds_ == 1
+    scores = compute_influence(LogisticRegression().fit(X, y), X, y, Xv, yv)
+    lowest = np.sort(np.argsort(scores, kind="stable")[:12])
+    assert_array_equal(plain.removed_indices_, lowest)
+    # a method that measures no objective: "auto" asks for no constraint
+    rand = InfluenceFilter(
+        LogisticRegression(), objective=Fairness(), method="random",
+        prune_ratio=0.1, random_state=0,
+    ).fit(X, y, **fit)
+    assert rand.constraint_ is None and rand.rounds_ == 1
+
+
+def test_rounds_that_would_change_nothing_are_skipped():
+    X, y, _, Xv, yv, _ = _data()
+    NoWeightLR.fits = 0
+    flt = InfluenceFilter(NoWeightLR(), prune_ratio=0, rounds=3, random_state=0)
+    flt.fit(X, y, X_val=Xv, y_val=yv)
+    # one round's fit, kept as the final model (nothing acted on); not 3 fits
+    assert NoWeightLR.fits == 1
+    assert flt.rounds_ == 3 and len(flt.removed_indices_) == 0
+    ref = LogisticRegression().fit(X, y)
+    assert_allclose(flt.estimator_.coef_, ref.coef_, rtol=1e-10)
 
 
 # ------------------------------------------------------------ skorch weights
@@ -254,6 +294,7 @@ class NoWeightLR(LogisticRegression):
         ({"constraint": 3}, ValueError, "constraint"),
         ({"constraint": "nonsense"}, ValueError, "Unknown objective 'nonsense'"),
         ({"rounds": 0}, ValueError, "rounds"),
+        ({"rounds": "many"}, ValueError, "rounds"),
         ({"rounds": 2, "prune_ratio": "negative"}, ValueError, "rounds > 1"),
         ({"constraint": "utility", "method": "loss"}, ValueError, "measures none"),
         ({"constraint": "fairness"}, ValueError, "sensitive_features"),

@@ -201,7 +201,8 @@ def test_sample_weight_is_sliced_to_each_fit(data):
 def test_fairness_scores_and_group_stratified_split(data):
     X, y, s = data
     flt = InfluenceFilter(
-        LogisticRegression(), objective="fairness", prune_ratio=0.1, random_state=0
+        LogisticRegression(), objective="fairness", prune_ratio=0.1,
+        constraint=None, rounds=1, random_state=0,
     ).fit(X, y, sensitive_features=s)
     train, val = split_of(flt, len(X))
     for c in (0, 1):  # stratified by class x group

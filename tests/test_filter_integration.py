@@ -90,6 +90,8 @@ def test_adult_pipeline_preprocess_then_filtered_net(adult):
             objective="fairness",
             method="ip",
             prune_ratio=0,
+            constraint=None,  # one round of plain removal: the lowest rows
+            rounds=1,
             random_state=0,
         ),
     )
@@ -234,6 +236,8 @@ def test_grid_search_over_a_filtered_net_as_in_the_issue(adult):
                 objective="fairness",
                 method="ip_ensemble",
                 prune_ratio=0.05,
+                constraint=None,  # one round of plain removal: the lowest rows
+                rounds=1,
                 random_state=0,
             ),
         )

@@ -78,7 +78,8 @@ def test_dataframe_in_dataframe_out(data):
     df = pd.DataFrame(X, columns=list("abcde"), index=np.arange(300) + 1000)
     ys = pd.Series(y, index=df.index, name="target")
     sampler = InfluenceSampler(
-        LogisticRegression(), objective="fairness", random_state=0
+        LogisticRegression(), objective="fairness", constraint=None, rounds=1,
+        random_state=0,
     )
     X_res, y_res = sampler.fit_resample(df, ys, sensitive_features=s)
     assert isinstance(X_res, pd.DataFrame) and isinstance(y_res, pd.Series)
