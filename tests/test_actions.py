@@ -204,6 +204,12 @@ def test_auto_is_the_utility_constraint_and_three_rounds_under_fairness():
         prune_ratio=0.1, random_state=0,
     ).fit(X, y, **fit)
     assert rand.constraint_ is None and rand.rounds_ == 1
+    # prune_ratio="negative" has no fraction to spread: one round
+    neg = InfluenceFilter(
+        LogisticRegression(), objective=Fairness(), prune_ratio="negative",
+        random_state=0,
+    ).fit(X, y, **fit)
+    assert isinstance(neg.constraint_, Utility) and neg.rounds_ == 1
 
 
 def test_rounds_that_would_change_nothing_are_skipped():
