@@ -223,23 +223,13 @@ def our_methods(model: str, cfg: dict, P: int) -> list[tuple[str, object, bool]]
     if model == "mlp":
         out.append(("tracin", "tracin", False))
         it = cfg["if_cg_max_iter"]
-        out.append(
-            ("influence_function (hessian, cg, damping 1e-3)",
-             _if(solver="cg", damping=1e-3, max_iter=it, curvature="hessian"), False)
-        )  # fmt: skip
-        out.append(
-            ("influence_function (hessian, cg, damping 0.1)",
-             _if(solver="cg", damping=0.1, max_iter=it, curvature="hessian"), False)
-        )  # fmt: skip
-        if HAS_CURVATURE:
-            out.append(
-                ("influence_function (ggn, cg, damping 1e-3)",
-                 _if(solver="cg", damping=1e-3, max_iter=it, curvature="ggn"), False)
-            )  # fmt: skip
-            out.append(
-                ("influence_function (ggn, cg, damping 0.1)",
-                 _if(solver="cg", damping=0.1, max_iter=it, curvature="ggn"), False)
-            )  # fmt: skip
+        for curvature in ("hessian", "ggn") if HAS_CURVATURE else ("hessian",):
+            for damping, text in ((1e-3, "1e-3"), (0.1, "0.1")):
+                out.append(
+                    (f"influence_function ({curvature}, cg, damping {text})",
+                     _if(solver="cg", damping=damping, max_iter=it, curvature=curvature),
+                     False)
+                )  # fmt: skip
     else:
         out.append(
             ("influence_function (exact)",

@@ -1074,6 +1074,18 @@ def read_rows(csv_path: Path) -> pd.DataFrame:
     )
 
 
+def _per_model_tables(cfg: dict, rows_of, header: list[str], align: str) -> list[str]:
+    """One Markdown table per data set and model with rows (``rows_of(ds, kind)``)."""
+    lines = []
+    for ds in cfg["datasets"]:
+        for kind in cfg["models"]:
+            rows = rows_of(ds, kind)
+            if rows:
+                lines += ["", f"### {LABELS[ds]}, {MODEL_LABELS[kind]}", ""]
+                lines += md_table(header, rows, align)
+    return lines
+
+
 def render(csv_path: Path, md_path: Path, png_path: Path, cfg: dict, meta: dict) -> str:
     frame = read_rows(csv_path)
     if frame.empty:
@@ -1148,29 +1160,13 @@ def render(csv_path: Path, md_path: Path, png_path: Path, cfg: dict, meta: dict)
         "down-weighted or relabelled (reweighing: rows with weight != 1). Fit: seconds "
         "per run (for ours with a shared cached first fit).",
     ]
-    for ds in cfg["datasets"]:
-        for kind in cfg["models"]:
-            rows = headline_rows(summary, frame, ds, kind)
-            if not rows:
-                continue
-            lines += ["", f"### {LABELS[ds]}, {MODEL_LABELS[kind]}", ""]
-            lines += md_table(
-                [
-                    "method",
-                    "configuration",
-                    "seeds",
-                    "test acc",
-                    "Δ acc (pts)",
-                    "DP gap",
-                    "Δ DP",
-                    "EO gap",
-                    "Δ EO",
-                    "touched",
-                    "fit s",
-                ],
-                rows,
-                "lllrrrrrrrr",
-            )
+    lines += _per_model_tables(
+        cfg,
+        lambda ds, kind: headline_rows(summary, frame, ds, kind),
+        ["method", "configuration", "seeds", "test acc", "Δ acc (pts)", "DP gap",
+         "Δ DP", "EO gap", "Δ EO", "touched", "fit s"],
+        "lllrrrrrrrr",
+    )  # fmt: skip
     lines += [
         "",
         "## Every configuration of ours",
@@ -1178,31 +1174,13 @@ def render(csv_path: Path, md_path: Path, png_path: Path, cfg: dict, meta: dict)
         "Test: accuracy change (points, paired), DP and EO gaps (change relative to "
         "`none`). Selection rows: the same, from which choices are made.",
     ]
-    for ds in cfg["datasets"]:
-        for kind in cfg["models"]:
-            rows = grid_rows(summary, ds, kind)
-            if not rows:
-                continue
-            lines += ["", f"### {LABELS[ds]}, {MODEL_LABELS[kind]}", ""]
-            lines += md_table(
-                [
-                    "objective",
-                    "action",
-                    "constraint",
-                    "rounds",
-                    "ratio",
-                    "seeds",
-                    "touched",
-                    "test Δ acc",
-                    "test DP",
-                    "test EO",
-                    "sel Δ acc",
-                    "sel DP",
-                    "sel EO",
-                ],
-                rows,
-                "lllrrrrrrrrrr",
-            )
+    lines += _per_model_tables(
+        cfg,
+        lambda ds, kind: grid_rows(summary, ds, kind),
+        ["objective", "action", "constraint", "rounds", "ratio", "seeds", "touched",
+         "test Δ acc", "test DP", "test EO", "sel Δ acc", "sel DP", "sel EO"],
+        "lllrrrrrrrrrr",
+    )  # fmt: skip
     if len(errors):
         lines += ["", "## Errors", ""]
         lines += md_table(
