@@ -207,24 +207,24 @@ AUTO_FAIRNESS = {"constraint": "utility", "rounds": 3}
 def resolve_schedule(owner, objective, method) -> tuple[Objective | None, int]:
     """``owner``'s constraint and rounds, "auto" resolved, checked before any training."""
     fair = isinstance(objective, Fairness) and method.needs_objective
+    negative = owner.prune_ratio == "negative"
     constraint = getattr(owner, "constraint", None)
     rounds = getattr(owner, "rounds", 1)
     if isinstance(constraint, str) and constraint == "auto":
         constraint = AUTO_FAIRNESS["constraint"] if fair else None
     if isinstance(rounds, str) and rounds == "auto":
-        negative = owner.prune_ratio == "negative"
         rounds = AUTO_FAIRNESS["rounds"] if fair and not negative else 1
-    if rounds > 1 and owner.prune_ratio == "negative":
+    if rounds > 1 and negative:
         raise ValueError(
             "rounds > 1 spreads a fraction of the rows over the rounds; "
             "prune_ratio='negative' has none. Pass a float prune_ratio."
         )
-    if constraint is not None and not method.needs_objective:
-        raise ValueError(
-            f"constraint={constraint!r} compares the predicted changes of "
-            f"two objectives, but method={owner.method!r} measures none."
-        )
     if constraint is not None:
+        if not method.needs_objective:
+            raise ValueError(
+                f"constraint={constraint!r} compares the predicted changes of "
+                f"two objectives, but method={owner.method!r} measures none."
+            )
         constraint = resolve_objective(constraint)
         constraint.validate()
     return constraint, int(rounds)
