@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copyreg
+
 import numpy as np
 import scipy.sparse as sp
 import torch
@@ -122,25 +124,75 @@ class PreparedNet:
         w = torch.as_tensor(X["sample_weight"], device=rows.device, dtype=rows.dtype)
         return (rows.reshape(len(w), -1).sum(1) * w).mean()
 
+    def __reduce_ex__(self, protocol):
+        # A class built by prepared_net_class exists only in the process that
+        # built it: pickle the instance as "prepare the user's class again,
+        # then restore the state" (skorch's own __getstate__/__setstate__).
+        base = _BASE_OF.get(type(self))
+        if base is None:  # a class defined at module level pickles by name
+            return super().__reduce_ex__(protocol)
+        return (_new_prepared, (base,), self.__getstate__())
 
-_PREPARED: dict[type, type] = {}
+
+class PreparedNeuralNetClassifier(PreparedNet, NeuralNetClassifier):
+    """skorch's ``NeuralNetClassifier`` as skinfluence fits it; see :class:`PreparedNet`."""
+
+
+class PreparedNeuralNetBinaryClassifier(PreparedNet, NeuralNetBinaryClassifier):
+    """skorch's ``NeuralNetBinaryClassifier`` as skinfluence fits it; see :class:`PreparedNet`."""
+
+
+class _PreparedMeta(type):
+    """Metaclass of the classes :func:`prepared_net_class` builds at run time.
+
+    It only marks them, so that ``copyreg`` pickles such a class as the call
+    that rebuilds it from the user's net class (:func:`_reduce_prepared_class`).
+    """
+
+
+# the user's net class -> its prepared class; and back, for the built ones
+_PREPARED: dict[type, type] = {
+    NeuralNetClassifier: PreparedNeuralNetClassifier,
+    NeuralNetBinaryClassifier: PreparedNeuralNetBinaryClassifier,
+}
+_BASE_OF: dict[type, type] = {}
 
 
 def prepared_net_class(cls: type) -> type:
     """The subclass of the skorch net class ``cls`` with :class:`PreparedNet`.
 
-    One class per ``cls``, kept at module level (so it pickles, and joblib's
-    ``memory`` can hash it).
+    skorch's two classifiers have theirs defined here; for any other class
+    (a user's subclass) one class is built per ``cls`` and kept. A built class
+    is not a module attribute: its instances pickle as ``cls`` (found by name,
+    so it must be importable where they are loaded, as for any pickle) plus
+    the net's state, and are rebuilt through this function on loading, in
+    any process. The class itself pickles the same way.
     """
     if issubclass(cls, PreparedNet):
         return cls
     if cls not in _PREPARED:
         name = f"Prepared{cls.__name__}"
-        new = type(name, (PreparedNet, cls), {"__module__": __name__})
-        new.__qualname__ = name
-        globals()[name] = new
+        meta = _PreparedMeta if type(cls) is type else type(cls)
+        new = meta(name, (PreparedNet, cls), {"__module__": __name__, "__qualname__": name})
         _PREPARED[cls] = new
+        _BASE_OF[new] = cls
     return _PREPARED[cls]
+
+
+def _new_prepared(base: type):
+    """An empty instance of ``base``'s prepared class, for unpickling."""
+    cls = prepared_net_class(base)
+    return cls.__new__(cls)
+
+
+def _reduce_prepared_class(cls: type):
+    base = _BASE_OF.get(cls)
+    if base is None:  # not built here: by name
+        return cls.__qualname__
+    return prepared_net_class, (base,)
+
+
+copyreg.pickle(_PreparedMeta, _reduce_prepared_class)
 
 
 class EpochProgress(Callback):
