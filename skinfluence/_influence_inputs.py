@@ -10,15 +10,18 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.base import clone
 from sklearn.utils.metadata_routing import process_routing
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_consistent_length, column_or_1d, validate_data
+from sklearn.utils.validation import (
+    check_consistent_length,
+    column_or_1d,
+    validate_data,
+)
 
 from ._compute import resolve_method, resolve_objective
 from ._sklearn_compat import _assert_all_finite, _num_samples, _routing_enabled
 from .methods import Method
-from .metrics._fairness import encode_groups
+from .metrics._fairness import check_pos_label, check_sensitive_features, encode_groups
 from .models import SupportInfo, check_supported
 from .objectives import Fairness, Objective
 
@@ -45,7 +48,7 @@ class Problem:
     s_val: object
     fit_params: dict
     needs_preflight: bool
-    pos_label: object  # the fairness objective's positive label (a label of y)
+    pos_label: object  # the fairness objective's positive label (a label of y), or None
     constraint: Objective | None = None  # must not be harmed (as the model sees it)
     rounds: int = 1  # the rounds of cleaning ("auto" resolved)
 
@@ -182,22 +185,6 @@ def _check_checkpoints(method, method_param, info: SupportInfo) -> None:
         )
 
 
-def _resolve_pos_label(objective, classes, info: SupportInfo):
-    """The fairness objective's positive label, and the objective the model sees."""
-    if objective.pos_label is None:
-        return classes[-1], objective
-    if objective.pos_label not in classes.tolist():
-        raise ValueError(
-            f"objective pos_label={objective.pos_label!r} is not one of the "
-            f"classes {classes.tolist()}."
-        )
-    pos_label = objective.pos_label
-    if info.adapter.fits_class_indices:  # the model sees class indices
-        code = int(np.flatnonzero(classes == pos_label)[0])
-        objective = clone(objective).set_params(pos_label=code)
-    return pos_label, objective
-
-
 #: what constraint="auto" and rounds="auto" become under a fairness objective:
 #: benchmarks/bench_fairness.py's best configuration for fairness
 #: (results/fairness.md); under any other objective, no constraint and one round
@@ -240,16 +227,23 @@ def _check_action(owner, info: SupportInfo) -> None:
         )
 
 
-def _check_fairness_target(objective, classes, info: SupportInfo, what: str):
-    """A fairness objective needs a binary target; it sees labels as the model does."""
+def _check_fairness_target(objective, classes, info: SupportInfo):
+    """A fairness objective's positive label (a label of y), and the objective to score with.
+
+    The positive label follows the metrics' rule (one function:
+    :func:`~skinfluence.metrics.check_pos_label`), which also refuses a target
+    that is not binary. The objective scored with sees labels as the model
+    does (a class index where the model fits indices) and does not warn
+    about the groups: ``fit`` warns once, before training.
+    """
     if not isinstance(objective, Fairness):
-        return classes[-1], objective
-    if len(classes) > 2:
-        raise ValueError(
-            f"The fairness {what} needs a binary target; y has "
-            f"{len(classes)} classes (a multiclass target)."
-        )
-    return _resolve_pos_label(objective, classes, info)
+        return None, objective
+    pos_label = check_pos_label(classes, objective.pos_label, source="classes of y")
+    objective = objective._quiet()
+    if info.adapter.fits_class_indices:  # the model sees class indices
+        code = int(np.flatnonzero(classes == pos_label)[0])
+        objective.set_params(pos_label=code)
+    return pos_label, objective
 
 
 def _check_sensitive(objective, X_val, sensitive_features, s_val) -> None:
@@ -324,13 +318,21 @@ def validate_problem(
             f"{info.name} supports two classes only; y has {len(classes)} classes."
         )
     info.adapter.check_classes(info.final, len(classes))
-    pos_label = classes[-1]
+    pos_label = None
     if uses_objective:
-        pos_label, objective = _check_fairness_target(
-            objective, classes, info, "objective"
-        )
+        pos_label, objective = _check_fairness_target(objective, classes, info)
     if constraint is not None:
-        constraint = _check_fairness_target(constraint, classes, info, "constraint")[1]
+        constraint = _check_fairness_target(constraint, classes, info)[1]
+    # the groups a fairness gap is taken over warn (too many, floats), once
+    fair = uses_objective and any(
+        isinstance(o, Fairness) for o in (objective, constraint)
+    )
+    gap_groups = "sensitive_features" if X_val is None else "sensitive_features_val"
+
+    def groups_of(s, name):
+        if fair and name == gap_groups:
+            return check_sensitive_features(s, name=name)
+        return encode_groups(s)
 
     groups = None
     if sensitive_features is not None:
@@ -340,7 +342,7 @@ def validate_problem(
                 f"sensitive_features has {m} rows but X has {n}: their lengths "
                 "must match."
             )
-        groups = encode_groups(sensitive_features)[0]
+        groups = groups_of(sensitive_features, "sensitive_features")[0]
 
     if (X_val is None) != (y_val is None):
         raise ValueError("Pass both X_val and y_val, or neither.")
@@ -362,7 +364,7 @@ def validate_problem(
                     f"sensitive_features_val has {m} rows but X_val has "
                     f"{_num_samples(X_val)}: their lengths must match."
                 )
-            encode_groups(sensitive_features_val)
+            groups_of(sensitive_features_val, "sensitive_features_val")
     elif sensitive_features_val is not None:
         raise ValueError("sensitive_features_val is given without X_val and y_val.")
 

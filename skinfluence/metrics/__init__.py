@@ -4,8 +4,12 @@ from ._counterfactual import linear_datamodeling_score
 from ._detection import detection_f1, detection_roc_auc
 from ._fairness import (
     FAIRNESS_METRICS,
+    MAX_GROUPS,
+    MIN_GROUP_ROWS,
     check_fairness_metric,
     check_groups_defined,
+    check_pos_label,
+    check_sensitive_features,
     demographic_parity_difference,
     encode_groups,
     equal_opportunity_difference,
@@ -15,8 +19,12 @@ from ._fairness import (
 
 __all__ = [
     "FAIRNESS_METRICS",
+    "MAX_GROUPS",
+    "MIN_GROUP_ROWS",
     "check_fairness_metric",
     "check_groups_defined",
+    "check_pos_label",
+    "check_sensitive_features",
     "detection_f1",
     "detection_roc_auc",
     "demographic_parity_difference",

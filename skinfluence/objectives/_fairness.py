@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from sklearn.base import clone
 
 from ..metrics._fairness import (
+    MIN_GROUP_ROWS,
     check_fairness_metric,
     check_groups_defined,
+    check_pos_label,
+    check_sensitive_features,
     encode_groups,
 )
 from ._base import OBJECTIVES, BoundObjective, Objective
@@ -70,12 +74,19 @@ class Fairness(Objective):
             default="demographic_parity"
         Which rate to equalise.
     pos_label : scalar, default=None
-        The positive class; ``None`` means the last of the model's classes.
+        The positive class, one of the model's classes (of ``y`` in the
+        estimators); for a bare module, a class index. ``None``: the greater
+        of the two classes in ``np.unique`` order (``1`` of ``{0, 1}``,
+        ``"yes"`` of ``{"no", "yes"}``), the positive class of
+        scikit-learn's binary classifiers, ``classes_[1]``. One rule with the
+        metrics: :func:`skinfluence.metrics.check_pos_label`.
 
     See Also
     --------
     skinfluence.metrics.metric_conditions : the rows each metric compares
         the groups on (shared with the hard gaps of ``skinfluence.metrics``).
+    skinfluence.metrics.check_sensitive_features : the warning for too many
+        groups or a float feature.
 
     Notes
     -----
@@ -83,6 +94,11 @@ class Fairness(Objective):
     ``demographic_parity_difference`` and ``equal_opportunity_difference``;
     the soft rate makes them differentiable. The gradient is the one of the
     active groups (a subgradient where two groups tie).
+
+    :meth:`bind` warns, once each, if the sensitive features make more than
+    20 groups or are a float column, and if groups have fewer than 20
+    validation rows (under the metric's conditions), naming each and its
+    count: the largest gap between small groups is mostly noise.
 
     Examples
     --------
@@ -93,58 +109,82 @@ class Fairness(Objective):
 
     _key = "fairness"
     requires_sensitive_features = True
+    #: whether bind warns about the groups; the estimators, which warn before
+    #: training, score with a copy that does not (:meth:`_quiet`)
+    _warn_groups = True
 
     def __init__(self, metric: str = "demographic_parity", pos_label=None) -> None:
         self.metric = metric
         self.pos_label = pos_label
 
-    def _pos_index(self, model) -> int:
-        classes = model.classes
-        n_classes = None if classes is None else len(classes)
-        if model.output == "binary_logit":
-            n_classes = 2
-        if n_classes is not None and n_classes != 2:
-            raise ValueError(
-                f"The fairness objective needs a binary target; the model has "
-                f"{n_classes} classes."
-            )
-        if self.pos_label is None:
-            return 1
-        if classes is None:
-            if self.pos_label not in (0, 1):
-                raise ValueError(f"pos_label={self.pos_label!r} is not 0 or 1.")
-            return int(self.pos_label)
-        hits = np.flatnonzero(classes == self.pos_label)
-        if len(hits) == 0:
-            raise ValueError(
-                f"pos_label={self.pos_label!r} is not one of the classes "
-                f"{classes.tolist()}."
-            )
-        return int(hits[0])
+    def _pos_index(self, model, X) -> int:
+        """The column of the positive class in the model's probabilities.
+
+        Its labels are the model's classes, or the class indices of its
+        outputs; :func:`~skinfluence.metrics.check_pos_label` picks the
+        positive one (and refuses a target that is not binary).
+        """
+        if model.classes is not None:
+            labels, source = model.classes, "model's classes"
+        else:
+            if model.output == "binary_logit":
+                width = 2
+            else:
+                with torch.no_grad():
+                    out = model.log_proba(model.params, X[:1].to(model.device))
+                width = out.shape[1]
+            labels, source = np.arange(width), "class indices of the model's outputs"
+        pos = check_pos_label(labels, self.pos_label, source=source)
+        return int(np.flatnonzero(np.asarray(labels) == pos)[0])
+
+    def _quiet(self) -> Fairness:
+        """A copy whose :meth:`bind` does not warn about the groups (clones too)."""
+        copy = clone(self)
+        copy._warn_groups = False
+        return copy
+
+    def __sklearn_clone__(self):
+        copy = super().__sklearn_clone__()
+        if not self._warn_groups:
+            copy._warn_groups = False
+        return copy
 
     def validate(self) -> None:
         """Check ``metric``."""
         check_fairness_metric(self.metric)
 
     def bind(self, model, X_val, y_val, sensitive_features=None):
-        """Return the bound gap over ``(X_val, y_val)`` and its groups."""
+        """Return the bound gap over ``(X_val, y_val)`` and its groups.
+
+        Raises
+        ------
+        ValueError
+            If `sensitive_features` is missing or of another length, the
+            model is not binary, ``pos_label`` is not one of its classes (the
+            message names them), or a group has no row under a condition of
+            the metric.
+
+        Warns
+        -----
+        UserWarning
+            If the sensitive features make more than 20 groups or are a float
+            column; if groups have fewer than 20 validation rows (each named
+            with its count).
+        """
         self.validate()
         if sensitive_features is None:
             raise ValueError(
                 "The fairness objective needs sensitive features for the "
                 "validation rows (sensitive_features / sensitive_features_val)."
             )
-        pos = self._pos_index(model)
         X, y = prepare_validation(model, X_val, y_val)
-        if model.classes is None and model.output != "binary_logit":
-            with torch.no_grad():
-                width = model.log_proba(model.params, X[:1].to(model.device)).shape[1]
-            if width != 2:
-                raise ValueError(
-                    f"The fairness objective needs a binary target; the model "
-                    f"has {width} outputs."
-                )
-        codes, names = encode_groups(sensitive_features)
+        pos = self._pos_index(model, X)
+        if self._warn_groups:
+            codes, names = check_sensitive_features(
+                sensitive_features, name="sensitive_features_val"
+            )
+        else:
+            codes, names = encode_groups(sensitive_features)
         if len(codes) != len(X):
             raise ValueError(
                 f"sensitive features have {len(codes)} rows but the validation "
@@ -159,6 +199,7 @@ class Fairness(Objective):
             rows="validation rows",
             remedy="Use a larger or stratified validation split.",
             min_groups=2,
+            min_rows=MIN_GROUP_ROWS if self._warn_groups else None,
         )
         groups = [codes == g for g in range(len(names))]
         masks = [torch.as_tensor(np.stack(groups) & cond) for _, cond in conditions]
