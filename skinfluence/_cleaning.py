@@ -380,9 +380,9 @@ def prepared_estimator(estimator, problem: Problem, seed: int, *, weighted=False
     method = problem.method
     wants = method.needs_checkpoints or method.wants_checkpoints
     est = with_checkpoints(estimator) if wants else clone(estimator)
-    if weighted:
-        est = with_sample_weight(est)
     est = rebuild_final(est, lambda adapter, model: adapter.prepared(model))
+    if weighted:  # last: it sets metadata requests, which a rebuild may drop
+        est = with_sample_weight(est)
     seeds = {
         name: seed
         for name, value in est.get_params(deep=True).items()

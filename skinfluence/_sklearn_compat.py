@@ -34,4 +34,16 @@ __all__ = [
     "_num_samples",
     "_routing_enabled",
     "_safe_indexing",
+    "fit_requests",
 ]
+
+
+def fit_requests(estimator) -> dict:
+    """``{param: request}`` of ``estimator``'s ``fit`` (metadata routing).
+
+    A request is None (unset), True, False or an alias; a parameter that
+    ``fit`` does not take is absent. Read through the private
+    ``_get_metadata_request`` because a router (a skorch net) exposes its own
+    requests nowhere else.
+    """
+    return dict(estimator._get_metadata_request().fit.requests)

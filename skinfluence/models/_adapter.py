@@ -21,6 +21,7 @@ from sklearn.base import clone
 from sklearn.utils import get_tags
 from sklearn.utils.validation import check_is_fitted
 
+from .._sklearn_compat import _routing_enabled, fit_requests
 from ._base import TorchModel
 
 
@@ -352,6 +353,11 @@ def with_sample_weight(estimator):
     estimator
         The clone; a skorch net becomes a net whose loss is the weighted mean
         of the per-row losses (see :class:`~skinfluence.models.SkorchAdapter`).
+        With metadata routing enabled, a wrapper's parts request the weights:
+        the final model always (under the alias ``skinfluence_sample_weight``
+        when its request was set to False), the other parts that request
+        ``sample_weight`` keep their request, and those that left it unset
+        are set not to request it.
 
     Raises
     ------
@@ -376,7 +382,71 @@ def with_sample_weight(estimator):
             )
         return adapter.with_sample_weight(model)
 
-    return rebuild_final(estimator, change)
+    out = rebuild_final(estimator, change)
+    if _routing_enabled() and adapter_for(out).inner(out) is not None:
+        _request_sample_weight(out)
+    return out
+
+
+#: the alias under which the weights reach a final model whose ``fit`` request
+#: for ``sample_weight`` the user set to False (the user's own weights do not
+#: reach it; the cleaning's do)
+WEIGHT_ALIAS = "skinfluence_sample_weight"
+
+
+def _final_model(estimator):
+    """The final model object inside the wrappers of ``estimator`` (not a copy)."""
+    inner = adapter_for(estimator).inner(estimator)
+    return estimator if inner is None else _final_model(inner)
+
+
+def _weight_consumers(estimator):
+    """``(sub-estimator, its fit request for sample_weight)`` for each part of
+    ``estimator`` whose ``fit`` takes ``sample_weight``."""
+    parts = [estimator] + list(estimator.get_params(deep=True).values())
+    seen = set()
+    for part in parts:
+        if isinstance(part, type) or id(part) in seen:
+            continue
+        seen.add(id(part))
+        if not hasattr(part, "_get_metadata_request"):
+            continue
+        requests = fit_requests(part)
+        if "sample_weight" in requests:
+            yield part, requests["sample_weight"]
+
+
+def _request_sample_weight(estimator) -> None:
+    """Set, in place, the metadata requests of a wrapper's parts for reweighting.
+
+    With metadata routing a wrapper (a Pipeline, a ColumnTransformer in it, an
+    influence meta-estimator) routes ``sample_weight`` to the parts that
+    request it, and raises for a part that takes it and left its request
+    unset. So: the final model requests it (True when unset; under
+    :data:`WEIGHT_ALIAS` when the user set False, so that the user's own
+    weights still do not reach it); every other part that left it unset does
+    not request it (the user did not ask for weights there); parts that
+    request it (True or an alias) keep their request and get the weights too.
+    """
+    final = _final_model(estimator)
+    if "sample_weight" not in fit_requests(final) and hasattr(final, "set_fit_request"):
+        final.set_fit_request(sample_weight=True)  # a skorch net declares it here
+    for part, request in list(_weight_consumers(estimator)):
+        if part is final and request in (None, False):
+            part.set_fit_request(sample_weight=True if request is None else WEIGHT_ALIAS)
+        elif part is not final and request is None:
+            part.set_fit_request(sample_weight=False)
+
+
+def _routed_weight_keys(estimator) -> list[str]:
+    """The fit parameters of the wrapper ``estimator`` (after
+    :func:`_request_sample_weight`) that carry ``sample_weight`` to its parts."""
+    keys = {
+        "sample_weight" if request is True else request
+        for _, request in _weight_consumers(estimator)
+        if request is True or isinstance(request, str)
+    }
+    return sorted(keys)
 
 
 def sample_weight_params(estimator, sample_weight) -> dict:
@@ -393,7 +463,10 @@ def sample_weight_params(estimator, sample_weight) -> dict:
     -------
     dict
         ``{"sample_weight": w}``, prefixed with the step names of wrappers
-        (``"logisticregression__sample_weight"`` in a Pipeline).
+        (``"logisticregression__sample_weight"`` in a Pipeline). With
+        metadata routing enabled, a wrapper routes the weights by its parts'
+        requests (set by :func:`with_sample_weight`): the keys are those
+        requests (``"sample_weight"``, or an alias), unprefixed.
 
     Examples
     --------
@@ -408,6 +481,8 @@ def sample_weight_params(estimator, sample_weight) -> dict:
     inner = adapter.inner(estimator)
     if inner is None:
         return adapter.sample_weight_params(estimator, sample_weight)
+    if _routing_enabled():  # the wrapper routes them by the parts' requests
+        return {key: sample_weight for key in _routed_weight_keys(estimator)}
     return adapter.sample_weight_params(
         estimator, sample_weight_params(inner, sample_weight)
     )

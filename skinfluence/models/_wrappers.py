@@ -36,10 +36,7 @@ class PipelineAdapter(ModelAdapter):
         return clone(pipe).set_params(**{pipe.steps[-1][0]: inner})
 
     def sample_weight_params(self, pipe, inner_params):
-        from .._sklearn_compat import _routing_enabled
-
-        if _routing_enabled():  # the final step requests them (see rewrap)
-            return inner_params
+        # without metadata routing (with it, see models.sample_weight_params)
         name = pipe.steps[-1][0]
         return {f"{name}__{k}": v for k, v in inner_params.items()}
 
