@@ -47,3 +47,51 @@ def fit_requests(estimator) -> dict:
     requests nowhere else.
     """
     return dict(estimator._get_metadata_request().fit.requests)
+
+
+# ------------------------------------------------ HistGradientBoosting internals
+# Its trees have no public accessor: the predictors (one per iteration and
+# class), their node arrays, the input preprocessing and the baseline
+# prediction are private. Everything skinfluence reads of them is here.
+def hgb_trees(est) -> list:
+    """The fitted trees' node arrays, iteration-major (class-minor) order.
+
+    Each is a structured array with the fields ``value`` and ``is_leaf`` among
+    others; leaf values include the learning rate.
+    """
+    return [p.nodes for per_iter in est._predictors for p in per_iter]
+
+
+def hgb_baseline(est):
+    """The constant raw prediction the trees add to, shape ``(n_outputs,)``."""
+    import numpy as np
+
+    return np.asarray(est._baseline_prediction, dtype=np.float64).reshape(-1)
+
+
+def hgb_leaf_nodes(est, X):
+    """Index of the node each row of ``X`` reaches in each tree, ``(n, n_trees)``.
+
+    The library's own traversal (missing values, categorical bitsets) is
+    used: each tree is evaluated with its node values replaced by the node
+    indices, which are exact in float64.
+    """
+    import numpy as np
+    from sklearn.ensemble._hist_gradient_boosting.predictor import TreePredictor
+    from sklearn.utils._openmp_helpers import _openmp_effective_n_threads
+
+    Xp = est._preprocess_X(X, reset=False)
+    bitsets, f_idx_map = est._bin_mapper.make_known_categories_bitsets()
+    n_threads = _openmp_effective_n_threads(None)
+    out = np.empty((Xp.shape[0], sum(len(it) for it in est._predictors)), np.int64)
+    t = 0
+    for per_iter in est._predictors:
+        for p in per_iter:
+            nodes = p.nodes.copy()
+            nodes["value"] = np.arange(len(nodes), dtype=nodes["value"].dtype)
+            ids = TreePredictor(
+                nodes, p.binned_left_cat_bitsets, p.raw_left_cat_bitsets
+            ).predict(Xp, bitsets, f_idx_map, n_threads)
+            out[:, t] = ids.astype(np.int64)
+            t += 1
+    return out

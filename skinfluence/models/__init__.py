@@ -25,10 +25,18 @@ from ._base import Checkpoint, TorchModel
 from ._skorch import SkorchAdapter, TracInCheckpoints  # noqa: I001
 from ._sklearn import LogisticRegressionAdapter, SGDClassifierAdapter
 from ._wrappers import PipelineAdapter, TorchModuleAdapter
+from ._trees import (
+    HistGradientBoostingAdapter,
+    LightGBMAdapter,
+    TreeEnsemble,
+    XGBoostAdapter,
+)
 from ._convert import as_torch_model
 
 __all__ = [
     "Checkpoint",
+    "HistGradientBoostingAdapter",
+    "LightGBMAdapter",
     "LogisticRegressionAdapter",
     "ModelAdapter",
     "PipelineAdapter",
@@ -38,6 +46,8 @@ __all__ = [
     "TorchModel",
     "TorchModuleAdapter",
     "TracInCheckpoints",
+    "TreeEnsemble",
+    "XGBoostAdapter",
     "adapter_for",
     "as_torch_model",
     "check_supported",

@@ -68,6 +68,11 @@ class ModelAdapter:
         """Whether the model fits two classes only."""
         return False
 
+    def has_input_gradient(self, estimator) -> bool:
+        """Whether the model is differentiable in its input (adversarial
+        objectives need it; trees are not)."""
+        return True
+
     def records_checkpoints(self, estimator) -> bool:
         """Whether :meth:`with_checkpoints` can make the model record checkpoints."""
         return False

@@ -51,10 +51,22 @@ class PipelineAdapter(ModelAdapter):
         if len(pipe.steps) > 1:
             head = pipe[:-1]
             check_is_fitted(head)
-            model.transform = head.transform
+            model.transform = Then(head.transform, model.transform)
             model.family = f"Pipeline({model.family})"
             model.n_features_in = getattr(pipe, "n_features_in_", None)
         return model
+
+
+class Then:
+    """``X -> second(first(X))`` (``first`` alone when ``second`` is None), picklable."""
+
+    def __init__(self, first, second=None) -> None:
+        self.first = first
+        self.second = second
+
+    def __call__(self, X):
+        X = self.first(X)
+        return X if self.second is None else self.second(X)
 
 
 class TorchModuleAdapter(ModelAdapter):

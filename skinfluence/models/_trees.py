@@ -1,0 +1,406 @@
+"""Boosted trees: HistGradientBoostingClassifier, LGBMClassifier, XGBClassifier.
+
+With the tree structure fixed, a boosted ensemble's raw score is linear in
+its leaf values::
+
+    F_k(x) = b_k + sum_{t of class k} v[t, leaf_t(x)]
+
+so a fitted ensemble is presented to the engine as a linear model over
+sparse leaf indicators: the parameters are the leaf values (one vector,
+every tree's leaves concatenated), the model's input rows are the global
+indices of the leaves a row reaches (one per tree: O(n x trees) memory,
+never n x leaves), and the training objective's penalty is the library's L2
+penalty on leaf values. Refitting retrains the trees.
+
+Each library is one adapter; all of them build a :class:`TreeEnsemble`,
+which holds what BoostIn needs besides the leaf values (learning rate,
+penalties, the loss's Hessian factor). The libraries are optional: an
+adapter never imports its library, it recognises the estimator's class by
+the module it was defined in.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from sklearn.utils.validation import check_is_fitted
+from torch import nn
+
+from .._sklearn_compat import hgb_baseline, hgb_leaf_nodes, hgb_trees
+from ._adapter import ModelAdapter, register_adapter
+from ._base import TorchModel, criterion_row_loss
+
+
+@dataclass(frozen=True)
+class TreeEnsemble:
+    """A fitted boosted ensemble as a linear model over leaf indicators.
+
+    Parameters
+    ----------
+    leaf_values : ndarray of shape (n_leaves,)
+        Every tree's leaf values (learning rate included), tree after tree.
+    offsets : ndarray of int of shape (n_trees + 1,)
+        Tree ``t`` owns ``leaf_values[offsets[t]:offsets[t + 1]]``.
+    tree_output : ndarray of int of shape (n_trees,)
+        The raw-score column each tree adds to (its class; 0 for binary).
+    n_outputs : int
+        1 for a binary model (one logit), the number of classes otherwise.
+    base : ndarray of shape (n_outputs,)
+        The raw score before any tree.
+    learning_rate : float
+        The shrinkage applied to each Newton leaf value.
+    l2, l1 : float
+        The library's penalties on leaf values (sum-of-losses scale).
+    hessian_factor : float
+        The library's multiplier of the loss's second derivative in the leaf
+        values (LightGBM: K / (K - 1) for K classes; XGBoost: 2 for K > 2).
+    first_tree_holds_base : bool
+        Whether the library added its starting score to the first trees'
+        leaves instead of to ``base`` (LightGBM's ``boost_from_average``).
+    library : str
+        For messages.
+    """
+
+    leaf_values: np.ndarray
+    offsets: np.ndarray
+    tree_output: np.ndarray
+    n_outputs: int
+    base: np.ndarray
+    learning_rate: float
+    l2: float
+    l1: float
+    hessian_factor: float
+    first_tree_holds_base: bool
+    library: str
+
+    @property
+    def n_trees(self) -> int:
+        """Number of trees."""
+        return len(self.tree_output)
+
+    def tree_of_leaf(self) -> np.ndarray:
+        """The tree each leaf belongs to, shape ``(n_leaves,)``."""
+        return np.repeat(np.arange(self.n_trees), np.diff(self.offsets))
+
+
+class LeafValues(nn.Module):
+    """Raw scores from leaf indices: ``base + sum_t leaf_values[ids[:, t]]``.
+
+    The input is a float tensor of global leaf indices, shape
+    ``(n, n_trees)``; the only parameter is ``leaf_values``.
+
+    Parameters
+    ----------
+    ensemble : TreeEnsemble
+    """
+
+    def __init__(self, ensemble: TreeEnsemble) -> None:
+        super().__init__()
+        self.leaf_values = nn.Parameter(
+            torch.as_tensor(np.asarray(ensemble.leaf_values, dtype=np.float64))
+        )
+        assign = torch.zeros(ensemble.n_trees, ensemble.n_outputs, dtype=torch.float64)
+        assign[torch.arange(ensemble.n_trees), torch.as_tensor(ensemble.tree_output)] = 1.0
+        self.register_buffer("assign", assign)
+        self.register_buffer("base", torch.as_tensor(ensemble.base, dtype=torch.float64))
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        contrib = self.leaf_values[ids.long()]
+        return contrib @ self.assign + self.base
+
+
+class LeafIndices:
+    """``X -> (n, n_trees)`` global leaf indices (float64), a picklable callable.
+
+    Parameters
+    ----------
+    apply : callable
+        ``apply(X) -> (n, n_trees)`` the library's own leaf (or node) ids.
+    lookup : ndarray of int of shape (n_trees, max_id + 1)
+        ``lookup[t, id]``: the global position of tree ``t``'s leaf ``id``.
+    """
+
+    def __init__(self, apply, lookup: np.ndarray) -> None:
+        self.apply = apply
+        self.lookup = lookup
+
+    def __call__(self, X) -> np.ndarray:
+        ids = np.asarray(self.apply(X), dtype=np.int64)
+        if ids.ndim == 1:
+            ids = ids[:, None]
+        return self.lookup[np.arange(ids.shape[1])[None, :], ids].astype(np.float64)
+
+
+def _lookup(leaf_ids: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Offsets and the id -> global position table from each tree's leaf ids."""
+    counts = np.array([len(ids) for ids in leaf_ids])
+    offsets = np.r_[0, np.cumsum(counts)]
+    width = max(int(ids.max()) for ids in leaf_ids) + 1
+    table = np.full((len(leaf_ids), width), -1, dtype=np.int64)
+    for t, ids in enumerate(leaf_ids):
+        table[t, ids] = offsets[t] + np.arange(len(ids))
+    return offsets, table
+
+
+def _refuse_class_weight(est) -> None:
+    if getattr(est, "class_weight", None) is not None:
+        raise ValueError(
+            f"{type(est).__name__} with class_weight is not supported: its "
+            "training loss is weighted per class."
+        )
+
+
+class TreeEnsembleAdapter(ModelAdapter):
+    """Shared conversion of the boosted-tree families.
+
+    Subclasses implement :meth:`ensemble` (the fitted trees as a
+    :class:`TreeEnsemble` and the leaf-index function) and the support
+    checks.
+    """
+
+    #: the module and class name of the estimator the family handles
+    module_prefix: str = ""
+    class_names: tuple[str, ...] = ()
+
+    def handles(self, estimator) -> bool:
+        if self.module_prefix not in sys.modules:
+            return False  # the library was never imported: not one of its models
+        return any(
+            c.__name__ in self.class_names and c.__module__.startswith(self.module_prefix)
+            for c in type(estimator).__mro__
+        )
+
+    def ensemble(self, est) -> tuple[TreeEnsemble, LeafIndices]:
+        raise NotImplementedError
+
+    def has_input_gradient(self, est) -> bool:
+        return False
+
+    def to_torch(self, est) -> TorchModel:
+        check_is_fitted(est)
+        self.check(est)
+        ens, indices = self.ensemble(est)
+        binary = ens.n_outputs == 1
+        output = "binary_logit" if binary else "logits"
+        crit = nn.BCEWithLogitsLoss() if binary else nn.CrossEntropyLoss()
+        l2 = float(ens.l2)
+
+        def penalty(n_rows: int) -> dict[str, float]:
+            return {"leaf_values": l2 / n_rows} if l2 > 0 else {}
+
+        model = TorchModel(
+            LeafValues(ens),
+            criterion_row_loss(crit, output),
+            output=output,
+            classes=est.classes_,
+            l2=penalty,
+            transform=indices,
+            family=type(est).__name__,
+            n_features_in=getattr(est, "n_features_in_", None),
+        )
+        model.trees = ens
+        model.input_gradients = False
+        return model
+
+
+class HistGradientBoostingAdapter(TreeEnsembleAdapter):
+    """scikit-learn's ``HistGradientBoostingClassifier``.
+
+    Leaves are Newton steps shrunk by ``learning_rate`` with the penalty
+    ``l2_regularization``; the baseline is fitted from the data (kept as the
+    model's constant). Early stopping (on by default above 10,000 rows)
+    holds out ``validation_fraction`` of the rows it is given: those rows
+    build no tree, and their scores measure only how they move the leaves
+    they fall in.
+    """
+
+    description = "HistGradientBoostingClassifier"
+    module_prefix = "sklearn.ensemble"
+    class_names = ("HistGradientBoostingClassifier",)
+
+    def check(self, est) -> None:
+        _refuse_class_weight(est)
+
+    def accepts_sparse(self, est) -> bool:
+        return False
+
+    def ensemble(self, est):
+        trees = hgb_trees(est)
+        leaf_ids = [np.flatnonzero(nodes["is_leaf"]) for nodes in trees]
+        offsets, table = _lookup(leaf_ids)
+        k = est.n_trees_per_iteration_
+        values = np.concatenate(
+            [nodes["value"][ids] for nodes, ids in zip(trees, leaf_ids, strict=True)]
+        )
+        ens = TreeEnsemble(
+            leaf_values=values.astype(np.float64),
+            offsets=offsets,
+            tree_output=np.arange(len(trees)) % k,
+            n_outputs=k,
+            base=hgb_baseline(est),
+            learning_rate=float(est.learning_rate),
+            l2=float(est.l2_regularization),
+            l1=0.0,
+            hessian_factor=1.0,
+            first_tree_holds_base=False,
+            library="scikit-learn",
+        )
+        return ens, LeafIndices(_HGBApply(est), table)
+
+
+class _HGBApply:
+    def __init__(self, est) -> None:
+        self.est = est
+
+    def __call__(self, X):
+        return hgb_leaf_nodes(self.est, X)
+
+
+def _lgb_leaves(node: dict, out: list) -> None:
+    if "leaf_index" in node or "leaf_value" in node:
+        out.append((int(node.get("leaf_index", 0)), float(node["leaf_value"])))
+        return
+    _lgb_leaves(node["left_child"], out)
+    _lgb_leaves(node["right_child"], out)
+
+
+class _LGBApply:
+    def __init__(self, booster) -> None:
+        self.booster = booster
+
+    def __call__(self, X):
+        return self.booster.predict(X, pred_leaf=True)
+
+
+class LightGBMAdapter(TreeEnsembleAdapter):
+    """LightGBM's ``LGBMClassifier`` (``boosting_type="gbdt"`` or ``"goss"``).
+
+    LightGBM adds its starting score (``boost_from_average``) to the first
+    trees' leaves, so the model's constant is 0 and the leaf values hold it.
+    """
+
+    description = "LGBMClassifier"
+    module_prefix = "lightgbm"
+    class_names = ("LGBMClassifier",)
+
+    def check(self, est) -> None:
+        _refuse_class_weight(est)
+        if est.boosting_type not in ("gbdt", "goss"):
+            raise ValueError(
+                f"LGBMClassifier(boosting_type={est.boosting_type!r}) is not "
+                "supported: only 'gbdt' and 'goss' are gradient boosting with "
+                "additive trees."
+            )
+
+    def accepts_sparse(self, est) -> bool:
+        return True
+
+    def ensemble(self, est):
+        booster = est.booster_
+        info = booster.dump_model()["tree_info"]
+        leaf_ids, values = [], []
+        for tree in info:
+            leaves: list = []
+            _lgb_leaves(tree["tree_structure"], leaves)
+            leaves.sort()
+            leaf_ids.append(np.array([i for i, _ in leaves]))
+            values.append(np.array([v for _, v in leaves]))
+        offsets, table = _lookup(leaf_ids)
+        k = len(est.classes_)
+        n_outputs = 1 if k == 2 else k
+        params = est.get_params()
+        ens = TreeEnsemble(
+            leaf_values=np.concatenate(values),
+            offsets=offsets,
+            tree_output=np.arange(len(info)) % n_outputs,
+            n_outputs=n_outputs,
+            base=np.zeros(n_outputs),
+            learning_rate=float(params["learning_rate"]),
+            l2=float(params.get("reg_lambda") or 0.0),
+            l1=float(params.get("reg_alpha") or 0.0),
+            hessian_factor=1.0 if k == 2 else k / (k - 1),
+            first_tree_holds_base=True,
+            library="lightgbm",
+        )
+        return ens, LeafIndices(_LGBApply(booster), table)
+
+
+class _XGBApply:
+    def __init__(self, booster) -> None:
+        self.booster = booster
+
+    def __call__(self, X):
+        import xgboost
+
+        return self.booster.predict(xgboost.DMatrix(X), pred_leaf=True)
+
+
+class XGBoostAdapter(TreeEnsembleAdapter):
+    """XGBoost's ``XGBClassifier`` (``booster="gbtree"``).
+
+    The starting score (``base_score``, fitted from the data by default) is
+    the model's constant.
+    """
+
+    description = "XGBClassifier"
+    module_prefix = "xgboost"
+    class_names = ("XGBClassifier",)
+
+    def check(self, est) -> None:
+        _refuse_class_weight(est)
+        if (est.booster or "gbtree") != "gbtree":
+            raise ValueError(
+                f"XGBClassifier(booster={est.booster!r}) is not supported: only "
+                "'gbtree' is a sum of trees."
+            )
+
+    def accepts_sparse(self, est) -> bool:
+        return True
+
+    def ensemble(self, est):
+        import xgboost
+
+        booster = est.get_booster()
+        frame = booster.trees_to_dataframe()
+        leaves = frame[frame["Feature"] == "Leaf"]
+        n_trees = int(frame["Tree"].max()) + 1
+        leaf_ids, values = [], []
+        for t in range(n_trees):
+            rows = leaves[leaves["Tree"] == t].sort_values("Node")
+            leaf_ids.append(rows["Node"].to_numpy(np.int64))
+            values.append(rows["Gain"].to_numpy(np.float64))
+        offsets, table = _lookup(leaf_ids)
+        k = len(est.classes_)
+        n_outputs = 1 if k == 2 else k
+        ens_values = np.concatenate(values)
+        tree_output = np.arange(n_trees) % n_outputs
+        # the constant: the margin of one row minus the leaves it reaches
+        width = int(booster.num_features())
+        zero = np.zeros((1, width), dtype=np.float32)
+        margin = booster.predict(xgboost.DMatrix(zero), output_margin=True).reshape(-1)
+        ids = table[np.arange(n_trees), _XGBApply(booster)(zero).reshape(-1).astype(int)]
+        sums = np.bincount(tree_output, weights=ens_values[ids], minlength=n_outputs)
+        params = est.get_xgb_params()
+        lr = params.get("learning_rate")
+        ens = TreeEnsemble(
+            leaf_values=ens_values,
+            offsets=offsets,
+            tree_output=tree_output,
+            n_outputs=n_outputs,
+            base=margin.astype(np.float64) - sums,
+            learning_rate=0.3 if lr is None else float(lr),
+            l2=float(1.0 if params.get("reg_lambda") is None else params["reg_lambda"]),
+            l1=float(params.get("reg_alpha") or 0.0),
+            hessian_factor=1.0 if k == 2 else 2.0,
+            first_tree_holds_base=False,
+            library="xgboost",
+        )
+        return ens, LeafIndices(_XGBApply(booster), table)
+
+
+register_adapter(HistGradientBoostingAdapter())
+register_adapter(LightGBMAdapter())
+register_adapter(XGBoostAdapter())

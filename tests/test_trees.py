@@ -1,0 +1,303 @@
+"""Boosted trees as linear models over leaf indicators, checked per library
+against the libraries' own predictions and leaf values, brute-force autograd
+over the leaf values, a by-hand BoostIn, and exact refits of the leaves."""
+
+import numpy as np
+import pytest
+import torch
+from numpy.testing import assert_allclose
+from scipy.stats import spearmanr
+from sklearn.compose import make_column_transformer
+from sklearn.datasets import make_classification
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+from skinfluence import InfluenceFilter, compute_influence
+from skinfluence.models import as_torch_model
+
+lgb = pytest.importorskip("lightgbm")
+xgb = pytest.importorskip("xgboost")
+
+
+def _hgb(**kw):
+    kw = {"max_iter": 4, "max_leaf_nodes": 5, "early_stopping": False, "random_state": 0, **kw}
+    return HistGradientBoostingClassifier(**kw)
+
+
+def _lgb(**kw):
+    kw = {"n_estimators": 4, "num_leaves": 5, "min_child_samples": 5, "verbose": -1,
+          "random_state": 0, **kw}
+    return lgb.LGBMClassifier(**kw)
+
+
+def _xgb(**kw):
+    return xgb.XGBClassifier(**{"n_estimators": 4, "max_depth": 2, "min_child_weight": 0, **kw})
+
+
+LIBRARIES = {"hgb": _hgb, "lightgbm": _lgb, "xgboost": _xgb}
+
+
+def _data(k, n=240, seed=0):
+    X, y = make_classification(
+        n, 5, n_classes=k, n_informative=3, weights=[0.5, 0.3, 0.2][:k] if k > 2 else None,
+        random_state=seed,
+    )
+    return X, y
+
+
+def _leaf_table(est, X):
+    """Per tree, the library's own leaf id of each row and each leaf's value."""
+    if isinstance(est, HistGradientBoostingClassifier):
+        pytest.skip("scikit-learn has no public leaf accessor")
+    if isinstance(est, lgb.LGBMClassifier):
+        b = est.booster_
+        ids = b.predict(X, pred_leaf=True)
+        leaf = lambda t, i: b.get_leaf_output(t, int(i))  # noqa: E731
+    else:
+        b = est.get_booster()
+        ids = b.predict(xgb.DMatrix(X), pred_leaf=True).astype(int)
+        frame = b.trees_to_dataframe()
+        vals = {(r.Tree, r.Node): r.Gain for r in frame.itertuples() if r.Feature == "Leaf"}
+        leaf = lambda t, i: vals[(t, int(i))]  # noqa: E731
+    return ids, leaf
+
+
+def _raw(est, X):
+    if isinstance(est, HistGradientBoostingClassifier):
+        return est.decision_function(X).reshape(len(X), -1)
+    if isinstance(est, lgb.LGBMClassifier):
+        return est.predict(X, raw_score=True).reshape(len(X), -1)
+    return est.get_booster().predict(xgb.DMatrix(X), output_margin=True).reshape(len(X), -1)
+
+
+@pytest.mark.parametrize("k", [2, 3])
+@pytest.mark.parametrize("lib", LIBRARIES)
+def test_the_leaf_model_reproduces_the_raw_scores(lib, k):
+    X, y = _data(k)
+    X[::9, 1] = np.nan  # missing values go where the library sends them
+    est = LIBRARIES[lib]().fit(X, y)
+    model = as_torch_model(est)
+    out = model.outputs(model.params, model.prepare_X(X)).detach().numpy()
+    assert_allclose(out.reshape(len(X), -1), _raw(est, X), atol=1e-6)
+
+
+@pytest.mark.parametrize("lib", LIBRARIES)
+def test_a_pipeline_with_a_column_transformer(lib):
+    rng = np.random.default_rng(0)
+    X, y = _data(2)
+    cat = rng.integers(0, 3, size=(len(X), 1)).astype(str)
+    Xa = np.hstack([X.astype(object), cat])
+    pre = make_column_transformer(
+        (StandardScaler(), list(range(5))), (OneHotEncoder(), [5]), sparse_threshold=0
+    )
+    pipe = make_pipeline(pre, LIBRARIES[lib]()).fit(Xa, y)
+    model = as_torch_model(pipe)
+    out = model.outputs(model.params, model.prepare_X(Xa)).detach().numpy().reshape(-1)
+    assert_allclose(out, _raw(pipe[-1], pipe[:-1].transform(Xa)).reshape(-1), atol=1e-6)
+
+
+def test_native_categorical_splits_of_hist_gradient_boosting():
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(1)
+    X, y = _data(2)
+    frame = pd.DataFrame(X, columns=list("abcde"))
+    frame["c"] = pd.Categorical(rng.choice(["x", "y", "z"], len(X)))
+    y = (y + (frame["c"] == "x")) % 2
+    est = _hgb(categorical_features="from_dtype").fit(frame, y)
+    model = as_torch_model(est)
+    out = model.outputs(model.params, model.prepare_X(frame)).detach().numpy().reshape(-1)
+    assert_allclose(out, est.decision_function(frame), atol=1e-9)
+
+
+@pytest.mark.parametrize("k", [2, 3])
+@pytest.mark.parametrize("lib", LIBRARIES)
+def test_the_leaves_are_newton_steps_of_the_stated_loss(lib, k):
+    """-eta G / (H + lambda) over each leaf's rows, at the raw score before
+    its round, reproduces the library's leaf values: the derivatives, the
+    Hessian factor, the penalty and the starting score BoostIn uses are the
+    library's."""
+    from skinfluence.methods._boostin import _grad_hess, _init_score, _Staging
+
+    X, y = _data(k)
+    est = LIBRARIES[lib]().fit(X, y)
+    model = as_torch_model(est)
+    ens = model.trees
+    ids, yt = model.prepare_X(X).long(), model.prepare_y(y)
+    stage = _Staging(ens, model.params["leaf_values"].double(), _init_score(ens, yt))
+    g, h = _grad_hess(stage.raw_before_rounds(ids), yt, ens.hessian_factor)
+    L = len(stage.values)
+    G = torch.zeros(L, dtype=torch.float64).index_add_(0, ids.reshape(-1), g.reshape(-1))
+    H = torch.zeros(L, dtype=torch.float64).index_add_(0, ids.reshape(-1), h.reshape(-1))
+    assert_allclose(-ens.learning_rate * G / (H + ens.l2), stage.values, atol=1e-6)
+
+
+def _indicators(est, X):
+    """Dense one-hot leaf membership (n, n_leaves) and leaf values, from the
+    library's own leaf ids and outputs (binary models)."""
+    ids, leaf = _leaf_table(est, X)
+    cols, values = [], []
+    for t in range(ids.shape[1]):
+        for i in np.unique(ids[:, t]):
+            cols.append((ids[:, t] == i).astype(float))
+            values.append(leaf(t, i))
+    return np.stack(cols, 1), np.array(values)
+
+
+@pytest.mark.parametrize("lib", ["lightgbm", "xgboost"])
+def test_ip_and_influence_function_equal_autograd_over_the_leaf_values(lib):
+    X, y = _data(2)
+    tr, va = slice(0, 180), slice(180, None)
+    est = LIBRARIES[lib]().fit(X[tr], y[tr])
+    A, v = _indicators(est, X)
+    base = _raw(est, X).reshape(-1) - A @ v
+    theta = torch.tensor(v, requires_grad=True)
+    At, yt = torch.tensor(A), torch.tensor(y, dtype=torch.float64)
+
+    def losses(th, rows):
+        z = At[rows] @ th + torch.tensor(base[rows])
+        return torch.nn.functional.binary_cross_entropy_with_logits(z, yt[rows], reduction="none")
+
+    (gJ,) = torch.autograd.grad(losses(theta, va).mean(), theta)
+    per_row = torch.stack(
+        [torch.autograd.grad(losses(theta, [i])[0], theta)[0] for i in range(180)]
+    )
+    ip = compute_influence(est, X[tr], y[tr], X[va], y[va], method="ip")
+    assert_allclose(ip, (per_row @ gJ).numpy(), rtol=1e-6, atol=1e-12)
+
+    n, lam = 180, est.get_params().get("reg_lambda") or 0.0
+    if lib == "xgboost" and est.get_params().get("reg_lambda") is None:
+        lam = 1.0
+    hess = torch.autograd.functional.hessian(lambda th: losses(th, tr).mean(), theta)
+    C = hess + (lam / n) * torch.eye(len(v), dtype=torch.float64)
+    from skinfluence.methods import InfluenceFunction
+
+    method = InfluenceFunction(solver="exact", damping=1e-3)
+    got = compute_influence(est, X[tr], y[tr], X[va], y[va], method=method)
+    # the damping the method adds, read off a second call with ten times it
+    method10 = InfluenceFunction(solver="exact", damping=1e-2)
+    got10 = compute_influence(est, X[tr], y[tr], X[va], y[va], method=method10)
+    assert np.all(np.isfinite(got)) and not np.allclose(got, got10)
+    scale = torch.trace(C) / len(v)  # damping relative to the curvature's scale
+    for s, d in [(got, 1e-3), (got10, 1e-2)]:
+        for lam_d in (d, d * float(scale)):  # absolute or relative damping
+            ref = per_row @ torch.linalg.solve(C + lam_d * torch.eye(len(v), dtype=torch.float64), gJ)
+            if np.allclose(s, ref.numpy(), rtol=1e-5, atol=1e-12):
+                break
+        else:
+            raise AssertionError("influence_function differs from the dense solve")
+
+
+def _boostin_by_hand(est, X, y, Xv, yv):
+    """BoostIn as Brophy et al. write it, one tree, leaf and row at a time
+    (binary log loss, utility objective: the mean validation loss)."""
+    ids, leaf = _leaf_table(est, X)
+    ids_v, _ = _leaf_table(est, Xv)
+    T = ids.shape[1]
+    eta = est.get_params()["learning_rate"] or 0.3
+    lam = est.get_params().get("reg_lambda")
+    lam = (1.0 if lam is None else lam) if isinstance(est, xgb.XGBClassifier) else (lam or 0.0)
+    values = np.array([[leaf(t, i) for i in ids[:, t]] for t in range(T)]).T
+    values_v = np.array([[leaf(t, i) for i in ids_v[:, t]] for t in range(T)]).T
+    base = _raw(est, X).reshape(-1) - values.sum(1)
+    start = base.copy()
+    start_v = _raw(est, Xv).reshape(-1) - values_v.sum(1)
+    if isinstance(est, lgb.LGBMClassifier):  # the first tree holds log-odds(mean y)
+        init = np.log(y.mean() / (1 - y.mean()))
+        start, start_v = start + init, start_v + init
+        values[:, 0] -= init
+        values_v[:, 0] -= init
+    sig = lambda z: 1 / (1 + np.exp(-z))  # noqa: E731
+    F, Fv = start.copy(), start_v.copy()
+    scores = np.zeros(len(X))
+    for t in range(T):
+        p, pv = sig(F), sig(Fv)
+        g, h = p - y, p * (1 - p)
+        gv = (pv - yv) / len(yv)  # d mean-loss / dF of each validation row
+        for i in np.unique(ids[:, t]):
+            rows = ids[:, t] == i
+            H = h[rows].sum()
+            w = values[rows, t][0] / eta
+            dv = -eta * (g[rows] + w * h[rows]) / (H + lam)  # d leaf / d weight of each row
+            dJ = gv[ids_v[:, t] == i].sum()
+            scores[rows] += -dJ * dv
+        F, Fv = F + values[:, t], Fv + values_v[:, t]
+    return scores
+
+
+@pytest.mark.parametrize("lib", ["lightgbm", "xgboost"])
+def test_boostin_equals_a_by_hand_implementation(lib):
+    X, y = _data(2, n=200, seed=3)
+    est = LIBRARIES[lib](n_estimators=3).fit(X[:150], y[:150])
+    got = compute_influence(est, X[:150], y[:150], X[150:], y[150:], method="boostin")
+    ref = _boostin_by_hand(est, X[:150], y[:150], X[150:], y[150:])
+    assert_allclose(got, ref, rtol=1e-6, atol=1e-12)
+
+
+def test_influence_function_ranks_rows_like_exact_refits_of_the_leaves():
+    """Structure fixed, the leaf values refitted exactly (Newton) without each
+    row: the change of the validation loss ranks like the influence scores."""
+    X, y = _data(2, n=160, seed=5)
+    tr, va = slice(0, 100), slice(100, None)
+    est = _xgb(n_estimators=3, reg_lambda=1.0).fit(X[tr], y[tr])
+    A, v = _indicators(est, X)
+    base = _raw(est, X).reshape(-1) - A @ v
+    n, lam = 100, 1.0
+
+    def fit(keep):
+        th = v.copy()
+        for _ in range(50):  # Newton on sum of losses + lam/2 |theta|^2
+            p = 1 / (1 + np.exp(-(A[tr][keep] @ th + base[tr][keep])))
+            g = A[tr][keep].T @ (p - y[tr][keep]) + lam * th
+            H = (A[tr][keep] * (p * (1 - p))[:, None]).T @ A[tr][keep] + lam * np.eye(len(th))
+            th = th - np.linalg.solve(H, g)
+        return th
+
+    def val_loss(th):
+        z = A[va] @ th + base[va]
+        return np.mean(np.logaddexp(0, z) - y[va] * z)
+
+    full = fit(np.ones(n, bool))
+    change = np.array([val_loss(fit(np.arange(n) != i)) - val_loss(full) for i in range(n)])
+    # the model at the refitted optimum, scored by the influence function
+    model = as_torch_model(est)
+    model.params["leaf_values"].copy_(torch.tensor(_reorder(est, model, full, X[tr])))
+    from skinfluence.methods import InfluenceFunction
+
+    s = compute_influence(
+        model, X[tr], y[tr], X[va], y[va], method=InfluenceFunction(solver="exact", damping=1e-8)
+    )
+    # removing a beneficial row (high score) raises the validation loss
+    assert spearmanr(s, change).statistic >= 0.95
+
+
+def _reorder(est, model, theta, X):
+    """Leaf values ``theta`` (in :func:`_indicators` order) in the model's order."""
+    ids, _ = _leaf_table(est, X)
+    gids = model.prepare_X(X).long().numpy()
+    out = model.params["leaf_values"].detach().numpy().copy()
+    j = 0
+    for t in range(ids.shape[1]):
+        for i in np.unique(ids[:, t]):
+            out[gids[ids[:, t] == i, t][0]] = theta[j]
+            j += 1
+    return out
+
+
+def test_the_filter_refits_the_trees_on_the_kept_rows():
+    X, y = _data(2, n=300)
+    flt = InfluenceFilter(_hgb(), prune_ratio=0.1, random_state=0).fit(X, y)
+    ref = _hgb().fit(X[flt.sample_mask_], y[flt.sample_mask_])
+    assert_allclose(flt.predict_proba(X), ref.predict_proba(X), atol=1e-12)
+    assert (~flt.sample_mask_).sum() == len(flt.validation_indices_) + 24
+
+
+def test_boostin_refuses_other_models_and_l1_leaves():
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = _data(2)
+    with pytest.raises(ValueError, match="boosted trees"):
+        compute_influence(LogisticRegression().fit(X, y), X, y, X, y, method="boostin")
+    est = _lgb(reg_alpha=0.5).fit(X, y)
+    with pytest.raises(ValueError, match="L1 leaf penalty"):
+        compute_influence(est, X, y, X, y, method="boostin")
