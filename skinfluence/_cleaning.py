@@ -24,12 +24,13 @@ from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit
 from sklearn.pipeline import Pipeline
 from sklearn.utils import check_random_state, get_tags
 from sklearn.utils.metadata_routing import MetadataRouter, MethodMapping
-from sklearn.utils.validation import check_is_fitted, check_memory
+from sklearn.utils.validation import check_is_fitted
 
 from ._actions import plan_round
 from ._compute import compute_influence, resolve_method, resolve_objective
 from ._progress import reach
 from ._influence_inputs import Problem, as_python
+from ._memory import cache
 from ._sklearn_compat import _check_method_params, _safe_indexing
 from .kernels import derive_seed
 from .metrics import check_groups_defined, encode_groups
@@ -495,7 +496,7 @@ def clean(
             )
             for c in range(n_classes)
         ]
-    cached = check_memory(memory).cache(fit_and_score)
+    cached = cache(memory, fit_and_score)
 
     n_train = len(train)
     weights, codes = np.ones(n_train), problem.codes[train].copy()

@@ -173,7 +173,9 @@ def prepared_net_class(cls: type) -> type:
     if cls not in _PREPARED:
         name = f"Prepared{cls.__name__}"
         meta = _PreparedMeta if type(cls) is type else type(cls)
-        new = meta(name, (PreparedNet, cls), {"__module__": __name__, "__qualname__": name})
+        new = meta(
+            name, (PreparedNet, cls), {"__module__": __name__, "__qualname__": name}
+        )
         _PREPARED[cls] = new
         _BASE_OF[new] = cls
     return _PREPARED[cls]
