@@ -358,6 +358,13 @@ def dattri_task(est, model: str, objective: str, data, cfg: dict):
         x, y = data
         return logp(params, x).gather(-1, y.unsqueeze(-1)).exp()
 
+    def margin(params, data):  # TRAK's output function: log(p_y / (1 - p_y))
+        x, y = data
+        lp = logp(params, x)
+        mine = torch.arange(lp.shape[-1]) == y.unsqueeze(-1)
+        rest = torch.logsumexp(torch.where(mine, float("-inf"), lp), -1)
+        return lp.gather(-1, y.unsqueeze(-1)).squeeze(-1) - rest
+
     w = dp_weights(est, Xva, sva) if objective == "fairness" else np.zeros(len(yva))
     test = torch.utils.data.TensorDataset(
         torch.as_tensor(Xva)[None],
@@ -371,6 +378,9 @@ def dattri_task(est, model: str, objective: str, data, cfg: dict):
             loss_func=loss_l2, target_func=target, model=module, checkpoints=state
         ),
         "task_trak": AttributionTask(
+            loss_func=margin, target_func=target, model=module, checkpoints=state
+        ),
+        "task_trak_loss": AttributionTask(
             loss_func=loss, target_func=target, model=module, checkpoints=state
         ),
         "correct_p": correct_p,
@@ -379,13 +389,21 @@ def dattri_task(est, model: str, objective: str, data, cfg: dict):
     }
 
 
-def dattri_trak(t, proj_dim: int):
+def dattri_trak(t, proj_dim: int, task: str = "task_trak"):
+    """dattri's TRAK scores in skinfluence's sign (higher = more beneficial).
+
+    As published (``task="task_trak"``), the training rows' output function
+    is the margin ``log(p / (1 - p))``, and dattri's score predicts how much
+    including a row raises the target ``J``: minus it is our sign.
+    ``task="task_trak_loss"`` (the configuration of runs 1-3) takes the
+    rows' loss gradients instead, whose sign is already ours.
+    """
     from dattri.algorithm.trak import TRAKAttributor
 
     loader = torch.utils.data.DataLoader(t["train"], batch_size=500, shuffle=False)
     test = torch.utils.data.DataLoader(t["test"], batch_size=1, shuffle=False)
     att = TRAKAttributor(
-        task=t["task_trak"],
+        task=t[task],
         correct_probability_func=t["correct_p"],
         device="cpu",
         projector_kwargs={"proj_dim": proj_dim, "proj_seed": 0, "device": "cpu"},
@@ -393,7 +411,8 @@ def dattri_trak(t, proj_dim: int):
     with warnings.catch_warnings(), redirect_stderr(io.StringIO()):  # tqdm bars
         warnings.simplefilter("ignore")
         att.cache(loader)
-        return att.attribute(test).reshape(-1).detach().numpy().astype(float)
+        out = att.attribute(test).reshape(-1).detach().numpy().astype(float)
+    return -out if task == "task_trak" else out
 
 
 def dattri_cg(t, damping: float, max_iter: int):
@@ -416,7 +435,11 @@ def dattri_cg(t, damping: float, max_iter: int):
 def peer_methods(model: str, cfg: dict, P: int) -> list[tuple[str, object]]:
     it = cfg["dattri_cg_max_iter"]
     k = proj_dim(cfg, model, P)
-    out = [("dattri TRAK (1 checkpoint)", lambda t: dattri_trak(t, k))]
+    out = [
+        ("dattri TRAK (1 checkpoint)", lambda t: dattri_trak(t, k)),
+        ("dattri TRAK, loss gradients (1 checkpoint)",
+         lambda t: dattri_trak(t, k, "task_trak_loss")),
+    ]  # fmt: skip
     if model == "mlp":
         out += [
             (f"dattri CG (damping 1e-3, {it} it.)", lambda t: dattri_cg(t, 1e-3, it)),
