@@ -188,7 +188,7 @@ def test_ip_and_influence_function_equal_autograd_over_the_leaf_values(lib):
             raise AssertionError("influence_function differs from the dense solve")
 
 
-def _boostin_by_hand(est, X, y, Xv, yv):
+def _boostin_by_hand(est, X, y, Xv, yv, newton):
     """BoostIn as Brophy et al. write it, one tree, leaf and row at a time
     (binary log loss, utility objective: the mean validation loss)."""
     ids, leaf = _leaf_table(est, X)
@@ -217,7 +217,7 @@ def _boostin_by_hand(est, X, y, Xv, yv):
         for i in np.unique(ids[:, t]):
             rows = ids[:, t] == i
             H = h[rows].sum()
-            w = values[rows, t][0] / eta
+            w = values[rows, t][0] / (eta if newton else 1.0)
             dv = -eta * (g[rows] + w * h[rows]) / (H + lam)  # d leaf / d weight of each row
             dJ = gv[ids_v[:, t] == i].sum()
             scores[rows] += -dJ * dv
@@ -225,12 +225,16 @@ def _boostin_by_hand(est, X, y, Xv, yv):
     return scores
 
 
+@pytest.mark.parametrize("leaf_value", ["shrunk", "newton"])
 @pytest.mark.parametrize("lib", ["lightgbm", "xgboost"])
-def test_boostin_equals_a_by_hand_implementation(lib):
+def test_boostin_equals_a_by_hand_implementation(lib, leaf_value):
+    from skinfluence.methods import BoostIn
+
     X, y = _data(2, n=200, seed=3)
     est = LIBRARIES[lib](n_estimators=3).fit(X[:150], y[:150])
-    got = compute_influence(est, X[:150], y[:150], X[150:], y[150:], method="boostin")
-    ref = _boostin_by_hand(est, X[:150], y[:150], X[150:], y[150:])
+    method = BoostIn(leaf_value=leaf_value)
+    got = compute_influence(est, X[:150], y[:150], X[150:], y[150:], method=method)
+    ref = _boostin_by_hand(est, X[:150], y[:150], X[150:], y[150:], leaf_value == "newton")
     assert_allclose(got, ref, rtol=1e-6, atol=1e-12)
 
 
@@ -301,3 +305,16 @@ def test_boostin_refuses_other_models_and_l1_leaves():
     est = _lgb(reg_alpha=0.5).fit(X, y)
     with pytest.raises(ValueError, match="L1 leaf penalty"):
         compute_influence(est, X, y, X, y, method="boostin")
+
+
+def test_boostin_agrees_with_tree_influence_on_lightgbm():
+    """The reference implementation (built from its source; not on PyPI in a
+    form that builds), summed over the validation rows."""
+    ti = pytest.importorskip("tree_influence.explainers")
+    X, y = _data(2, n=500, seed=7)
+    est = _lgb(n_estimators=20, num_leaves=7).fit(X[:400], y[:400])
+    ref = ti.BoostIn().fit(est, X[:400], y[:400]).get_local_influence(X[400:], y[400:])
+    got = compute_influence(est, X[:400], y[:400], X[400:], y[400:], method="boostin")
+    ref = ref.sum(1) / 100
+    assert got @ ref / np.linalg.norm(got) / np.linalg.norm(ref) >= 0.99
+    assert_allclose(got, ref, rtol=1e-8, atol=1e-12)

@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from .._kernels import chunks
+from .._sklearn_compat import StrOptions
 from ._base import METHODS, Method
 
 
@@ -108,6 +109,17 @@ class BoostIn(Method):
     every method. Two passes over the rows (leaf sums, then scores) and one
     objective gradient per round: O(n x trees) time and memory per chunk.
 
+    Parameters
+    ----------
+    leaf_value : {"shrunk", "newton"}, default="shrunk"
+        The leaf value ``w`` in ``g_i + w h_i``. "shrunk" takes the stored
+        leaf value (learning rate included), as the authors' reference
+        implementation (tree_influence) does: the scores then equal its
+        BoostIn (to 1e-14 on LightGBM, summed over validation rows).
+        "newton" takes the unshrunk Newton value ``v / eta``, which makes
+        ``dv/dw_i`` the exact derivative of the leaf value in the row's weight.
+        They differ in the second term only, by the factor ``eta``.
+
     Only for boosted trees (``HistGradientBoostingClassifier``,
     ``LGBMClassifier``, ``XGBClassifier``), scored on the rows the model was
     fitted on (the leaf sums ``H`` are over them), with unit row weights.
@@ -130,6 +142,10 @@ class BoostIn(Method):
     """
 
     _key = "boostin"
+    _parameter_constraints: dict = {"leaf_value": [StrOptions({"shrunk", "newton"})]}
+
+    def __init__(self, leaf_value: str = "shrunk") -> None:
+        self.leaf_value = leaf_value
 
     def score(self, model, objective, X, y, *, batch_size, random_state=None):
         """Scores of the rows ``X`` (see :meth:`Method.score`)."""
@@ -137,6 +153,7 @@ class BoostIn(Method):
 
     def _scores(self, model, objective, X, y, label_sets, batch_size):
         """Scores under each labelling of the rows (the leaf sums at ``y``)."""
+        self.validate()
         ens = _ensemble(model)
         values = model.params["leaf_values"].detach().to("cpu", torch.float64)
         stage = _Staging(ens, values, _init_score(ens, y))
@@ -156,7 +173,7 @@ class BoostIn(Method):
             g = objective.gradient(params, batch_size=batch_size)["leaf_values"]
             mine = round_of_leaf == j
             dJ[mine] = g.detach().to("cpu", torch.float64)[mine]
-        w = stage.values / ens.learning_rate
+        w = stage.values / (ens.learning_rate if self.leaf_value == "newton" else 1.0)
         factor = ens.learning_rate * dJ / (H + ens.l2)
         # pass 2: per row, sum over trees of -dJ/dv * dv/dw_i
         out = []
