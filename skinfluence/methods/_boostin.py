@@ -157,12 +157,12 @@ class BoostIn(Method):
         ens = _ensemble(model)
         values = model.params["leaf_values"].detach().to("cpu", torch.float64)
         stage = _Staging(ens, values, _init_score(ens, y))
-        ids_all = torch.as_tensor(np.asarray(X), dtype=torch.float64).long()
+        ids_all = torch.as_tensor(X)
         n, L = len(ids_all), len(values)
         # pass 1: the leaves' Hessian sums H at the true labels
         H = torch.zeros(L, dtype=torch.float64)
         for sl in chunks(n, batch_size):
-            ids = ids_all[sl]
+            ids = ids_all[sl].long()
             _, h = _grad_hess(stage.raw_before_rounds(ids), y[sl], ens.hessian_factor)
             H.index_add_(0, ids.reshape(-1), h.reshape(len(ids), -1).reshape(-1))
         # the objective's gradient in the leaf values, before each round
@@ -180,7 +180,7 @@ class BoostIn(Method):
         for labels in label_sets:
             scores = torch.empty(n, dtype=torch.float64)
             for sl in chunks(n, batch_size):
-                ids = ids_all[sl]
+                ids = ids_all[sl].long()
                 raw = stage.raw_before_rounds(ids)
                 g, h = _grad_hess(raw, labels[sl], ens.hessian_factor)
                 g, h = g.reshape(len(ids), -1), h.reshape(len(ids), -1)

@@ -73,6 +73,10 @@ class TorchModel:
         The number of columns of ``X`` the estimator was fitted on (before
         ``transform``), when it is known: rows of another width are refused
         with a message that names it.
+    input_dtype : torch.dtype, default=None
+        The dtype of the module's dense input rows (the parameters' dtype by
+        default; an integer dtype for modules that take indices, such as the
+        leaf indices of boosted trees).
     """
 
     def __init__(
@@ -87,6 +91,7 @@ class TorchModel:
         transform: Callable | None = None,
         family: str = "torch",
         n_features_in: int | None = None,
+        input_dtype: torch.dtype | None = None,
     ) -> None:
         if output not in OUTPUT_KINDS:
             raise ValueError(f"output must be one of {OUTPUT_KINDS}, got {output!r}.")
@@ -101,6 +106,7 @@ class TorchModel:
         first = next(iter(self.params.values()))
         self.device = first.device
         self.dtype = first.dtype
+        self.input_dtype = first.dtype if input_dtype is None else input_dtype
         self._row_loss = row_loss
         self.output = output
         self.classes = None if classes is None else np.asarray(classes)
@@ -131,14 +137,14 @@ class TorchModel:
         if rows is not None:
             return rows
         if isinstance(X, Tensor):
-            return X.detach().to("cpu", self.dtype)
+            return X.detach().to("cpu", self.input_dtype)
         arr = np.asarray(X)
         if arr.dtype == object:
             raise ValueError(
                 "X holds non-numeric values; encode them (e.g. in a Pipeline "
                 "step before the model)."
             )
-        return torch.as_tensor(np.ascontiguousarray(arr)).to(self.dtype)
+        return torch.as_tensor(np.ascontiguousarray(arr)).to(self.input_dtype)
 
     def prepare_y(self, y) -> Tensor:
         """Encode labels as class indices (a CPU int64 tensor)."""

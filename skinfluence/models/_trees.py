@@ -29,7 +29,13 @@ import torch
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
-from .._sklearn_compat import hgb_baseline, hgb_leaf_nodes, hgb_trees
+from .._sklearn_compat import (
+    _num_samples,
+    _safe_indexing,
+    hgb_baseline,
+    hgb_leaf_nodes,
+    hgb_trees,
+)
 from ._adapter import ModelAdapter, register_adapter
 from ._base import TorchModel, criterion_row_loss
 
@@ -113,7 +119,11 @@ class LeafValues(nn.Module):
 
 
 class LeafIndices:
-    """``X -> (n, n_trees)`` global leaf indices (float64), a picklable callable.
+    """``X -> (n, n_trees)`` global leaf indices, a picklable callable.
+
+    The rows are mapped a chunk at a time into one array of the smallest
+    integer dtype that holds every leaf's index (int16 below 32,768 leaves),
+    so the indices of a million rows of 500 trees of 31 leaves take 1 GB.
 
     Parameters
     ----------
@@ -123,15 +133,26 @@ class LeafIndices:
         ``lookup[t, id]``: the global position of tree ``t``'s leaf ``id``.
     """
 
+    #: rows mapped at a time
+    chunk_rows = 65536
+
     def __init__(self, apply, lookup: np.ndarray) -> None:
         self.apply = apply
         self.lookup = lookup
 
-    def __call__(self, X) -> np.ndarray:
-        ids = np.asarray(self.apply(X), dtype=np.int64)
-        if ids.ndim == 1:
-            ids = ids[:, None]
-        return self.lookup[np.arange(ids.shape[1])[None, :], ids].astype(np.float64)
+    @property
+    def dtype(self):
+        """The integer dtype of the indices."""
+        return np.int16 if self.lookup.max() < 2**15 else np.int32
+
+    def __call__(self, X) -> torch.Tensor:
+        n, T = _num_samples(X), self.lookup.shape[0]
+        out = np.empty((n, T), dtype=self.dtype)
+        for start in range(0, n, self.chunk_rows):
+            rows = slice(start, min(n, start + self.chunk_rows))
+            ids = np.asarray(self.apply(_safe_indexing(X, rows)), dtype=np.int64)
+            out[rows] = self.lookup[np.arange(T)[None, :], ids.reshape(len(ids), T)]
+        return torch.from_numpy(out)
 
 
 def _lookup(leaf_ids: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -200,6 +221,7 @@ class TreeEnsembleAdapter(ModelAdapter):
             transform=indices,
             family=type(est).__name__,
             n_features_in=getattr(est, "n_features_in_", None),
+            input_dtype=torch.from_numpy(np.zeros(0, indices.dtype)).dtype,
         )
         model.trees = ens
         model.input_gradients = False
