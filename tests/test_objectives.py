@@ -1,5 +1,7 @@
 """Objectives: gradients against finite differences, gaps against fairlearn."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -177,3 +179,162 @@ def test_pgd_stays_in_the_ball_and_beats_fgsm():
     assert clean < fgsm.value() <= pgd.value() + 1e-9
     with pytest.raises(ValueError, match="attack"):
         Robustness(attack="cw").bind(model, Xv, yv)
+
+
+# --- pos_label, string labels and the groups' warnings (issue 16, item 6) ---
+
+
+def _string_lr(seed=0, n=400):
+    """A LogisticRegression fitted on labels "no"/"yes", and groups tied to y."""
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.RandomState(seed)
+    X = rng.normal(size=(n, 3))
+    y = np.where(X[:, 0] + rng.normal(0, 0.5, n) > 0, "yes", "no")
+    s = np.where(rng.uniform(size=n) < 0.5 + 0.3 * (y == "yes"), "a", "b")
+    return LogisticRegression().fit(X, y), X, y, s
+
+
+@pytest.mark.parametrize("metric", ["demographic_parity", "equal_opportunity", "equalized_odds"])
+def test_fairness_on_string_labels_defaults_to_the_greater_class(metric):
+    est, X, y, s = _string_lr()
+    model = as_torch_model(est)
+    p = est.predict_proba(X)  # columns in classes_ order: "no", "yes"
+    for pos_label, col in [(None, 1), ("yes", 1), ("no", 0)]:
+        value = Fairness(metric=metric, pos_label=pos_label).bind(
+            model, X, y, sensitive_features=s
+        ).value()
+        pos = "yes" if col == 1 else "no"
+        ref = _soft_gap_reference(p[:, col], (y == pos).astype(int), s, metric)
+        assert value == pytest.approx(ref, rel=1e-9)
+
+
+@pytest.mark.parametrize("bad", [1, "maybe"])
+def test_fairness_pos_label_not_a_class_raises_naming_the_classes(bad):
+    est, X, y, s = _string_lr()
+    with pytest.raises(ValueError) as info:
+        Fairness(pos_label=bad).bind(as_torch_model(est), X, y, sensitive_features=s)
+    assert str(info.value) == (
+        f"pos_label={bad!r} is not one of the model's classes ['no', 'yes']."
+    )
+    model, Xv, yv = _binary_model()  # a bare module: class indices 0 and 1
+    with pytest.raises(
+        ValueError,
+        match=r"pos_label='yes' is not one of the class indices of the model's "
+        r"outputs \[0, 1\]",
+    ):
+        Fairness(pos_label="yes").bind(model, Xv, yv, sensitive_features=_groups(60, 2))
+
+
+def test_bind_warns_naming_each_small_group_and_its_count():
+    est, X, y, s = _string_lr(n=400)
+    model = as_torch_model(est)
+    s = s.astype(object)
+    s[:7] = "tiny"  # 7 validation rows, whatever their labels
+    n_pos = int(np.sum(y[:7] == "yes"))
+    with pytest.warns(UserWarning) as record:
+        Fairness().bind(model, X, y, sensitive_features=s)
+    assert len(record) == 1
+    assert str(record[0].message).startswith(
+        "Groups of sensitive_features with fewer than 20 validation rows: 'tiny' has 7."
+    )
+    with pytest.warns(UserWarning) as record:
+        Fairness(metric="equalized_odds").bind(model, X, y, sensitive_features=s)
+    assert len(record) == 1
+    assert (
+        f"'tiny' has {n_pos} with a positive label and {7 - n_pos} with a negative "
+        "label." in str(record[0].message)
+    )
+
+
+def test_bind_warns_once_for_a_float_feature_and_not_for_normal_groups():
+    est, X, y, s = _string_lr()
+    model = as_torch_model(est)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for metric in ("demographic_parity", "equal_opportunity", "equalized_odds"):
+            Fairness(metric=metric).bind(model, X, y, sensitive_features=s)
+    income = np.round(np.random.RandomState(0).lognormal(3, 1, len(y)), 2)
+    with pytest.warns(UserWarning) as record:
+        Fairness().bind(model, X, y, sensitive_features=income)
+    floats = [r for r in record if "float dtype" in str(r.message)]
+    assert len(floats) == 1
+    assert str(floats[0].message).startswith(
+        f"sensitive_features_val has a float dtype (float64) and "
+        f"{len(np.unique(income))} groups"
+    )
+
+
+def _race_like(seed=0, n=800):
+    """Five groups, one of them rare (about 1%), as race on Adult."""
+    rng = np.random.RandomState(seed)
+    race = rng.choice(
+        ["White", "Black", "Asian", "Amer-Indian", "Other"],
+        n,
+        p=[0.62, 0.2, 0.1, 0.01, 0.07],
+    )
+    X = np.c_[rng.normal(size=(n, 3)), (race == "White").astype(float)]
+    y = np.where(X[:, 0] + X[:, 3] + rng.normal(0, 0.7, n) > 0.5, "yes", "no")
+    return X, y, race
+
+
+def test_filter_warns_once_naming_small_validation_groups_and_their_counts():
+    from sklearn.linear_model import LogisticRegression
+
+    from skinfluence import InfluenceFilter
+
+    X, y, race = _race_like()
+    flt = InfluenceFilter(
+        LogisticRegression(), objective="fairness", prune_ratio=0.1, random_state=0
+    )
+    with pytest.warns(UserWarning) as record:
+        flt.fit(X, y, sensitive_features=race)
+    assert flt.rounds_ == 3  # scored three times, warned once
+    small = [r for r in record if "fewer than 20 validation rows" in str(r.message)]
+    assert len(small) == 1
+    names, counts = np.unique(race[flt.validation_indices_], return_counts=True)
+    expected = ", ".join(
+        f"{str(name)!r} has {count}"
+        for name, count in zip(names, counts, strict=True)
+        if count < 20
+    )
+    assert expected  # the rare group is under 20 rows
+    assert f"fewer than 20 validation rows: {expected}. The demographic_parity" in str(
+        small[0].message
+    )
+    # a string pos_label that is not a class: the error names the classes
+    with pytest.raises(
+        ValueError, match=r"pos_label=1 is not one of the classes of y \['no', 'yes'\]"
+    ):
+        InfluenceFilter(LogisticRegression(), objective=Fairness(pos_label=1)).fit(
+            X, y, sensitive_features=race
+        )
+
+
+def test_filter_warns_once_for_a_float_feature_and_not_for_normal_groups():
+    from sklearn.linear_model import LogisticRegression
+
+    from skinfluence import InfluenceFilter
+
+    X, y, race = _race_like()
+    big = np.where(race == "White", "White", "other")  # two large groups
+    flt = InfluenceFilter(
+        LogisticRegression(), objective="fairness", prune_ratio=0.1, random_state=0
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        flt.fit(X, y, sensitive_features=big)
+    age = np.random.RandomState(1).uniform(18, 90, len(y))
+    with pytest.warns(UserWarning) as record:
+        flt.fit(X, y, sensitive_features=age)  # one group per row
+    floats = [r for r in record if "float dtype" in str(r.message)]
+    assert len(floats) == 1
+    assert str(floats[0].message).startswith(
+        f"sensitive_features has a float dtype (float64) and {len(np.unique(age))} "
+        "groups"
+    )
+    # and the small groups (all of them): one warning, the first 20 named
+    small = [r for r in record if "fewer than 20" in str(r.message)]
+    assert len(small) == 1
+    n_val = len(flt.validation_indices_)
+    assert f" has 1 and {n_val - 20} more groups." in str(small[0].message)

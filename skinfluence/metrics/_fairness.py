@@ -442,9 +442,10 @@ def _warn_small_groups(metric, conditions, codes, names, rows, tail, min_rows):
             under = "" if positive is None else f" {what}"
             small.setdefault(int(g), []).append(f"{counts[g]}{under}")
     if small:
-        listed = ", ".join(
-            f"{names[g]!r} has {' and '.join(parts)}" for g, parts in small.items()
-        )
+        entries = [f"{names[g]!r} has {' and '.join(p)}" for g, p in small.items()]
+        listed = ", ".join(entries[:MAX_GROUPS])
+        if len(entries) > MAX_GROUPS:
+            listed += f" and {len(entries) - MAX_GROUPS} more groups"
         warnings.warn(
             f"Groups of sensitive_features with fewer than {min_rows} {rows}: "
             f"{listed}. The {metric} gap compares group means, and on so few "
