@@ -33,7 +33,7 @@ from ._influence_inputs import Problem, as_python
 from ._memory import cache
 from ._sklearn_compat import _check_method_params, _safe_indexing
 from .kernels import derive_seed
-from .metrics import check_groups_defined, encode_groups
+from .metrics import MIN_GROUP_ROWS, check_groups_defined, encode_groups
 from .models import (
     ModelAdapter,
     as_torch_model,
@@ -334,6 +334,7 @@ def check_groups(problem: Problem, y_val, s_val) -> None:
         rows="validation rows",
         remedy="Raise validation_size or pass X_val.",
         min_groups=2,
+        min_rows=MIN_GROUP_ROWS,  # warns, naming each small group
     )
 
 
