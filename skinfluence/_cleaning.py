@@ -26,7 +26,7 @@ from sklearn.utils import check_random_state, get_tags
 from sklearn.utils.metadata_routing import MetadataRouter, MethodMapping
 from sklearn.utils.validation import check_is_fitted
 
-from ._actions import plan_round
+from ._actions import n_prune, plan_round, removal_floor
 from ._compute import compute_influence, resolve_method, resolve_objective
 from ._progress import reach
 from ._influence_inputs import Problem, as_python
@@ -393,11 +393,6 @@ def prepared_estimator(estimator, problem: Problem, seed: int, *, weighted=False
     return est.set_params(**seeds) if seeds else est
 
 
-def n_prune(prune_ratio, n_train: int) -> int:
-    """``floor(prune_ratio * n_train)`` (robust to floating-point rounding)."""
-    return int(math.floor(prune_ratio * n_train + 1e-9))
-
-
 def _validation_rows(problem: Problem, validation_size, split_seed: int):
     n = len(problem.codes)
     if problem.X_val is not None:
@@ -545,11 +540,18 @@ def clean(
         scores_out[rows] = effect
         open_ = np.flatnonzero(~acted[rows])
         k = sizes[r] if sizes is not None else int(np.sum(effect[open_] < 0))
+        floor = None
+        if guard is not None:  # the plan's predicted change stops at J = 0
+            value = objective_value(
+                fitted, problem.objective, X_val, y_val_fit, s_val, batch_size, seed
+            )
+            floor = removal_floor(value, len(rows))
         delta = plan_round(
             effect[open_],
             k,
             action,
             constraint=None if guard is None else guard[open_],
+            floor=floor,
         )
         hit = rows[open_[delta > 0]]
         if not len(hit):  # nothing changed: a further round would repeat this one
@@ -572,6 +574,15 @@ def clean(
         first=first,
         seed=seed,
     )
+
+
+def objective_value(fitted, objective, X_val, y_val, s_val, batch_size, seed) -> float:
+    """The objective ``J(theta)`` of a fitted model on the validation rows."""
+    with seeded(seed):
+        bound = objective.bind(
+            as_torch_model(fitted), X_val, y_val, sensitive_features=s_val
+        )
+        return bound.value(batch_size=batch_size)
 
 
 def with_weights(estimator, params: dict, weights: np.ndarray) -> dict:

@@ -14,6 +14,7 @@ from sklearn.linear_model import LogisticRegression
 from skorch import NeuralNetClassifier
 
 from skinfluence import InfluenceFilter, InfluenceSampler, compute_influence
+from skinfluence._actions import n_prune, removal_floor, round_plan, solve_constrained
 from skinfluence.baselines import reweighing_weights
 from skinfluence.models import with_sample_weight
 from skinfluence.objectives import Fairness, Utility
@@ -90,56 +91,170 @@ def test_relabel_effects_predict_real_refits_on_a_convex_problem():
 
 
 # -------------------------------------------------------------- constraint
-def _vertex_search(t, u, k):
-    """min t.d s.t. u.d <= 0, sum d <= k, 0 <= d <= 1, over every vertex."""
+def _vertex_search(t, u, k, floor=None):
+    """min t.d s.t. u.d <= 0, sum d <= k, t.d >= floor, 0 <= d <= 1, over every
+    vertex: each set of free entries (at most as many as constraints) solved
+    on each set of active constraints, for every 0/1 value of the others."""
     n, best = len(t), np.inf
-    cons = np.vstack([u, np.ones(n)])
-    rhs = np.array([0.0, float(k)])
-    for free in itertools.chain.from_iterable(
-        itertools.combinations(range(n), m) for m in range(3)
-    ):
-        fixed = [i for i in range(n) if i not in free]
-        for values in itertools.product((0.0, 1.0), repeat=len(fixed)):
-            d = np.zeros(n)
-            d[fixed] = values
-            rows_sets = [()] if not free else itertools.combinations(range(2), len(free))
-            for active in rows_sets:
+    cons, rhs = [u, np.ones(n)], [0.0, float(k)]
+    if floor is not None:
+        cons, rhs = cons + [-t], rhs + [-floor]
+    cons, rhs = np.vstack(cons), np.array(rhs)
+    for m in range(len(rhs) + 1):
+        for free in itertools.combinations(range(n), m):
+            fixed = [i for i in range(n) if i not in free]
+            D = np.zeros((2 ** len(fixed), n))  # every 0/1 value of the fixed
+            D[:, fixed] = list(itertools.product((0.0, 1.0), repeat=len(fixed)))
+            for active in itertools.combinations(range(len(rhs)), m):
+                d = D.copy()
                 if free:
                     A = cons[list(active)][:, list(free)]
-                    b = rhs[list(active)] - cons[list(active)] @ d
-                    try:
-                        d[list(free)] = np.linalg.solve(A, b)
-                    except np.linalg.LinAlgError:
+                    if abs(np.linalg.det(A)) < 1e-12:
                         continue
-                if (
-                    np.all(d >= -1e-9) and np.all(d <= 1 + 1e-9)
-                    and np.all(cons @ d <= rhs + 1e-9)
-                ):
-                    best = min(best, t @ d)
+                    b = rhs[list(active)][:, None] - cons[list(active)] @ D.T
+                    d[:, list(free)] = np.linalg.solve(A, b).T
+                ok = (
+                    np.all(d >= -1e-9, axis=1) & np.all(d <= 1 + 1e-9, axis=1)
+                    & np.all(d @ cons.T <= rhs + 1e-9, axis=1)
+                )
+                if ok.any():
+                    best = min(best, (d[ok] @ t).min())
     return best
 
 
+def _subset_search(t, u, k, floor=None):
+    """The best 0/1 plan, by trying every subset of rows."""
+    best = 0.0
+    for m in range(min(k, len(t)) + 1):
+        for rows in itertools.combinations(range(len(t)), m):
+            rows = list(rows)
+            if u[rows].sum() <= 0 and (floor is None or t[rows].sum() >= floor):
+                best = min(best, t[rows].sum())
+    return best
+
+
+def _dp_gap(clf, Xv, sv):
+    """The soft demographic-parity gap: |mean p(y=1)| between the two groups."""
+    p = clf.predict_proba(Xv)[:, 1]
+    return abs(p[sv == 0].mean() - p[sv == 1].mean())
+
+
+def _fair_scores(n, seed):
+    X, y, s, Xv, yv, sv = _data(n=n, seed=seed)
+    clf = LogisticRegression().fit(X, y)
+    t = compute_influence(clf, X, y, Xv, yv, objective=Fairness(), sensitive_features_val=sv)
+    u = compute_influence(clf, X, y, Xv, yv)
+    return (X, y, Xv, yv, sv), t, u, -len(y) * _dp_gap(clf, Xv, sv)
+
+
 def test_the_constrained_weights_solve_the_linear_program_exactly():
-    X, y, s, Xv, yv, sv = _data(n=10, seed=5)
+    (X, y, Xv, yv, sv), t, u, floor = _fair_scores(10, 5)
     fairness = Fairness(metric="demographic_parity")
     flt = InfluenceFilter(
         LogisticRegression(), objective=fairness, action="reweight",
         constraint="utility", rounds=1, prune_ratio=0.3, random_state=0,
     ).fit(X, y, X_val=Xv, y_val=yv, sensitive_features_val=sv)
-    clf = LogisticRegression().fit(X, y)
-    t = compute_influence(clf, X, y, Xv, yv, objective=fairness,
-                          sensitive_features_val=sv)
-    u = compute_influence(clf, X, y, Xv, yv)
     delta = 1.0 - flt.sample_weight_
     k = 3
     assert np.all((delta >= 0) & (delta <= 1))
     assert delta.sum() <= k + 1e-9
     assert u @ delta <= 1e-9 * np.abs(u).sum()
-    assert_allclose(t @ delta, _vertex_search(t, u, k), rtol=1e-6, atol=1e-12)
+    assert t @ delta >= floor - 1e-9 * np.abs(t).sum()
+    assert_allclose(t @ delta, _vertex_search(t, u, k, floor), rtol=1e-6, atol=1e-12)
     # the reweighted refit is scikit-learn's own fit with those weights
     mask = flt.sample_weight_ > 0
     ref = LogisticRegression().fit(X[mask], y[mask], sample_weight=flt.sample_weight_[mask])
     assert_allclose(flt.estimator_.coef_, ref.coef_, rtol=1e-8)
+
+
+@pytest.mark.parametrize("action", ["reweight", "remove"])
+def test_the_plan_stops_at_a_zero_gap(action):
+    # here the program without a floor plans a predicted change of the gap
+    # larger than the gap (J = 0.031 on 10 rows: floor -0.31; unfloored -0.56)
+    (X, y, Xv, yv, sv), t, u, floor = _fair_scores(10, 11)
+    k = 3
+    assert _vertex_search(t, u, k) < floor - 0.1
+    flt = InfluenceFilter(
+        LogisticRegression(), objective=Fairness(), action=action,
+        constraint="utility", rounds=1, prune_ratio=0.3, random_state=0,
+    ).fit(X, y, X_val=Xv, y_val=yv, sensitive_features_val=sv)
+    delta = 1.0 - flt.sample_weight_
+    assert delta.sum() <= k + 1e-9 and u @ delta <= 1e-9 * np.abs(u).sum()
+    assert t @ delta >= floor - 1e-9 * np.abs(t).sum()  # predicted gap >= 0
+    if action == "reweight":  # the program's optimum, with the floor
+        assert_allclose(t @ delta, _vertex_search(t, u, k, floor), rtol=1e-6)
+    else:
+        assert set(np.unique(delta)) <= {0.0, 1.0}
+        assert t @ delta < 0 and t @ delta >= _subset_search(t, u, k, floor)
+
+
+def _old_rounding(delta):
+    return (delta >= 0.5).astype(float)
+
+
+@pytest.mark.parametrize(
+    "t, u, k, floor, broken",
+    [
+        # delta = (2/3, 1/3): rounding at 1/2 keeps row 0 alone, u = 1 > 0
+        ([-1.0, -0.5], [1.0, -2.0], 1, None, "constraint"),
+        # delta = (1/2, 1/2): rounding at 1/2 takes both rows, over k = 1
+        ([-1.0, -0.9], [1.0, -1.0], 1, None, "budget"),
+        # delta = (1, 1/3): no floor, both rows: -6, past the floor -4
+        ([-3.0, -3.0, 1.0], [-1.0, -1.0, 0.0], 2, -4.0, "floor"),
+        # ties: equal effects, the budget binds on equal rows
+        ([-1.0, -1.0, -1.0, -1.0, 0.0], [0.0, 0.0, 0.0, 0.0, 0.0], 2, None, None),
+        ([-2.0, -2.0, -2.0, 1.0], [1.0, 1.0, -1.0, -1.0], 3, -5.0, None),
+    ],
+)
+def test_rounding_keeps_budget_constraint_and_floor(t, u, k, floor, broken):
+    t, u = np.array(t), np.array(u)
+    delta = solve_constrained(t, u, k, floor=floor)
+    assert_allclose(t @ delta, _vertex_search(t, u, k, floor), atol=1e-9)
+    plan = round_plan(delta, t, u, k, floor=floor)
+    on = plan > 0
+    assert set(np.unique(plan)) <= {0.0, 1.0}
+    assert on.sum() <= k and u[on].sum() <= 0
+    assert floor is None or t[on].sum() >= floor
+    assert t[on].sum() == _subset_search(t, u, k, floor)  # the best 0/1 plan here
+    old = _old_rounding(solve_constrained(t, u, k)) > 0  # no floor, rounded at 1/2
+    checks = {
+        "budget": old.sum() <= k,
+        "constraint": u[old].sum() <= 0,
+        "floor": floor is None or t[old].sum() >= floor,
+    }
+    if broken is not None:  # the rule this replaces broke it
+        assert not checks[broken]
+
+
+def test_rounding_against_exhaustive_search_on_tiny_problems():
+    rng = np.random.default_rng(0)
+    exact = trials = 0
+    for _ in range(400):
+        n = int(rng.integers(2, 8))
+        # small integers: many ties, and exact sums
+        t = rng.integers(-4, 3, n).astype(float)
+        u = rng.integers(-3, 4, n).astype(float)
+        k = int(rng.integers(1, n + 1))
+        floor = None if rng.random() < 0.3 else -float(rng.integers(0, 8))
+        delta = solve_constrained(t, u, k, floor=floor)
+        plan = round_plan(delta, t, u, k, floor=floor) > 0
+        best = _subset_search(t, u, k, floor)
+        # the program is a relaxation: its value is at most the best 0/1 plan
+        assert t @ delta <= best + 1e-7
+        assert plan.sum() <= k and u[plan].sum() <= 0
+        assert floor is None or t[plan].sum() >= floor
+        integral = np.all(np.minimum(delta, 1 - delta) < 1e-9)
+        if integral:  # an integral optimum is the best 0/1 plan
+            assert t[plan].sum() == best
+        exact += t[plan].sum() == best
+        trials += 1
+    assert exact / trials >= 0.8  # measured: 0.86 of 3000 such problems
+
+
+def test_removal_floor_scales_the_value_by_the_rows():
+    assert removal_floor(0.05, 200) == -10.0
+    assert removal_floor(-1e-18, 10) == 0.0  # a zero gap: nothing may lower it
+    assert n_prune(0.07, 100) == 7 and n_prune(0.1, 55) == 5
 
 
 def test_unconstrained_reweighting_ramps_the_lowest_scores():
