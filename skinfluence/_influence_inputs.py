@@ -21,7 +21,12 @@ from sklearn.utils.validation import (
 from ._compute import resolve_method, resolve_objective
 from ._sklearn_compat import _assert_all_finite, _num_samples, _routing_enabled
 from .methods import Method
-from .metrics._fairness import check_pos_label, check_sensitive_features, encode_groups
+from .metrics._fairness import _as_python as as_python  # a numpy scalar as Python's
+from .metrics._fairness import (
+    check_pos_label,
+    check_sensitive_features,
+    encode_groups,
+)
 from .models import SupportInfo, check_supported
 from .objectives import Fairness, Objective
 
@@ -51,11 +56,6 @@ class Problem:
     pos_label: object  # the fairness objective's positive label (a label of y), or None
     constraint: Objective | None = None  # must not be harmed (as the model sees it)
     rounds: int = 1  # the rounds of cleaning ("auto" resolved)
-
-
-def as_python(value):
-    """A numpy scalar as a Python one, for messages."""
-    return value.item() if isinstance(value, np.generic) else value
 
 
 _ROWS = 65536  # rows per chunk of the NaN / inf scans (bounded temporaries)

@@ -41,6 +41,7 @@ MIN_GROUP_ROWS = 20
 
 
 def _as_python(value):
+    """A numpy scalar as a Python one, for messages."""
     return value.item() if isinstance(value, np.generic) else value
 
 
