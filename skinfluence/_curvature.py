@@ -10,7 +10,9 @@ product), and :class:`Damped` adds ``damping * I`` to any of them. The
 solvers are objects wrapping any such operator (:class:`ExactInverse`,
 :class:`CGInverse`, :class:`LiSSAInverse`), so that every curvature composes
 with every solver. The functions :func:`make_hvp`, :func:`hessian_matrix`,
-:func:`exact_solve`, :func:`cg` and :func:`lissa` are the short forms.
+:func:`exact_solve`, :func:`cg` and :func:`lissa` are the short forms;
+:func:`trace_estimate` and :func:`curvature_scale` give the curvature's scale
+(its trace per parameter).
 
 This module is over 400 lines for a reason: it is one concept, the
 curvature and what inverts it, and splitting it would split that pairing.
@@ -856,6 +858,116 @@ def top_eigenvalue(
             return 0.0
         v = tree.scale(w, 1.0 / norm)
     return float(abs(lam))
+
+
+#: the largest parameter count whose trace :func:`trace_estimate` sums exactly
+TRACE_EXACT_MAX_PARAMS = 256
+
+
+def trace_estimate(
+    operator,
+    *,
+    exact_max_params: int = TRACE_EXACT_MAX_PARAMS,
+    n_probes: int = 32,
+    seed: int = 0,
+) -> float:
+    """The trace of a symmetric operator: exact for small models, else Hutchinson's.
+
+    With ``P <= exact_max_params`` parameters, the sum of the exact diagonal
+    ``e_j^T A e_j`` (the ``P`` products of :func:`dense_matrix`). Otherwise
+    Hutchinson's estimator ``mean_k z_k^T A z_k`` over ``n_probes``
+    Rademacher vectors (``n_probes`` products) drawn from a
+    ``torch.Generator`` seeded with ``seed``: unbiased, with a relative
+    standard deviation of at most ``sqrt(2 / n_probes)`` (0.25 for 32
+    probes) for a positive semi-definite ``A``, and deterministic (the same
+    operator gives the same number).
+
+    Parameters
+    ----------
+    operator : callable
+        ``operator(v) -> A v`` on parameter dicts, with attribute ``like``.
+    exact_max_params : int, default=256
+    n_probes : int, default=32
+    seed : int, default=0
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skinfluence.kernels import MatrixOperator, trace_estimate
+    >>> A = torch.diag(torch.arange(1.0, 301.0, dtype=torch.float64))
+    >>> trace_estimate(MatrixOperator(A[:4, :4]))  # exact: 1 + 2 + 3 + 4
+    10.0
+    >>> est = trace_estimate(MatrixOperator(A))  # Hutchinson, exact for a diagonal
+    >>> est == float(A.trace())
+    True
+    """
+    like = operator.like
+    P = tree.n_params(like)
+    if P <= exact_max_params:
+        return float(torch.diagonal(dense_matrix(operator, like)).sum())
+    gen = torch.Generator().manual_seed(int(seed))
+    total = 0.0
+    for _ in range(n_probes):
+        z = {
+            k: (2 * torch.randint(0, 2, p.shape, generator=gen) - 1).to(p)
+            for k, p in like.items()
+        }
+        total += float(tree.dot(z, operator(z)))
+    return total / n_probes
+
+
+def curvature_scale(curvature: Curvature) -> float:
+    """The scale of a curvature: ``trace(G) / P``, ``G`` its Gauss-Newton matrix.
+
+    ``G`` is the :class:`GGN` of the same rows and penalty (the curvature
+    itself when it is one; for a :class:`Hessian`, its positive
+    semi-definite Gauss-Newton part, whose trace cannot be negative, and
+    equal to it for models linear in their parameters). The trace comes
+    from :func:`trace_estimate`: exact up to 256 parameters, Hutchinson's
+    seeded estimate with 32 probes above. ``InfluenceFunction`` damps with
+    ``damping * curvature_scale(C)``, so that its ``damping`` is relative
+    to the mean eigenvalue of the curvature.
+
+    Parameters
+    ----------
+    curvature : Curvature
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    A logistic model's Hessian is its GGN, ``mean_i p_i (1 - p_i) x_i x_i^T``:
+
+    >>> import torch
+    >>> from skinfluence.kernels import Hessian, curvature_scale
+    >>> from skinfluence.models import as_torch_model
+    >>> lin = torch.nn.Linear(3, 1, bias=False).double()
+    >>> model = as_torch_model(lin, loss=torch.nn.BCEWithLogitsLoss())
+    >>> X, y = torch.randn(6, 3, dtype=torch.float64), torch.tensor([0, 1] * 3)
+    >>> p = torch.sigmoid(lin(X)).reshape(-1).detach()
+    >>> dense = (X.T * p * (1 - p)) @ X / len(X)
+    >>> H = Hessian(model, model.params, X, y, batch_size=4)
+    >>> bool(abs(curvature_scale(H) - dense.trace() / 3) < 1e-12)
+    True
+    """
+    G = curvature
+    if not isinstance(curvature, GGN):
+        G = GGN(
+            curvature.model,
+            curvature.like,
+            curvature.X,
+            curvature.y,
+            curvature.batch_size,
+            n_rows=curvature.n_rows,
+            cache_bytes=0,
+        )
+    return max(trace_estimate(G), 0.0) / max(tree.n_params(G.like), 1)
 
 
 def lissa(

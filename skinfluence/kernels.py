@@ -26,7 +26,7 @@ wrapping any operator, so every curvature composes with every solver:
 :class:`LiSSAInverse`. Short forms: :func:`make_hvp`,
 :func:`hessian_matrix`, :func:`dense_matrix`, :func:`exact_solve`,
 :func:`cg` (warns when it stops short), :func:`conjugate_gradient`,
-:func:`lissa`, :func:`top_eigenvalue`.
+:func:`lissa`, :func:`top_eigenvalue`, :func:`trace_estimate`, :func:`curvature_scale`.
 
 Projection: :class:`GaussianProjection`, a seeded Johnson-Lindenstrauss
 projection of parameter vectors and of per-row gradients (TRAK).
@@ -80,6 +80,7 @@ from ._curvature import (
     MatrixOperator,
     cg,
     conjugate_gradient,
+    curvature_scale,
     dense_matrix,
     exact_solve,
     ggn_split,
@@ -87,6 +88,7 @@ from ._curvature import (
     lissa,
     make_hvp,
     top_eigenvalue,
+    trace_estimate,
 )
 from ._kernels import (
     ClosedFormGradients,
@@ -127,6 +129,7 @@ __all__ = [
     "chunked_gradient",
     "chunks",
     "conjugate_gradient",
+    "curvature_scale",
     "dense_matrix",
     "derive_seed",
     "exact_solve",
@@ -143,5 +146,6 @@ __all__ = [
     "row_losses",
     "to_device",
     "top_eigenvalue",
+    "trace_estimate",
     "torch_generator",
 ]

@@ -111,7 +111,8 @@ def test_influence_function_equals_logistic_closed_form(damping):
     H[:-1, :-1] += np.eye(X.shape[1]) / (C * n)
     grad_J = Zv.T @ (pv - yv) / len(yv)
     G = Z * (p - y)[:, None]  # g_i = x_i (p_i - y_i)
-    expected = G @ np.linalg.solve(H + damping * np.eye(len(H)), grad_J)
+    lam = damping * np.trace(H) / len(H)  # damping is relative to trace / P
+    expected = G @ np.linalg.solve(H + lam * np.eye(len(H)), grad_J)
     for solver in ["exact", "cg"]:
         method = InfluenceFunction(solver=solver, damping=damping, tol=1e-12)
         got = compute_influence(clf, X, y, Xv, yv, method=method)
