@@ -21,7 +21,8 @@ Fairness``). Then:
   (utility, MLP) through ``captum_ref.py``. Times are measured in the same
   process, one after the other, under the same load.
 * **Curvature.** ``InfluenceFunction`` on the speed benchmark's Adult MLP:
-  whether CG reaches its tolerance at damping <= 1e-3 and its cost in epochs.
+  whether CG reaches its tolerance at the default damping (relative: 3 x
+  trace / P) and its cost in epochs.
 
 The script appends to CSVs under ``benchmarks/results/`` as it goes and
 resumes after an interruption; ``--render`` rebuilds the Markdown from them.
@@ -74,6 +75,7 @@ except ImportError:  # pragma: no cover - depends on the library version
     TRAK = None
 
 HAS_CURVATURE = "curvature" in InfluenceFunction().get_params()
+DEFAULT_DAMPING = 3.0  # InfluenceFunction's damping="auto" tries this first
 
 OBJECTIVES = ("utility", "fairness")
 RUN_ID = time.strftime("%Y%m%d-%H%M%S")  # TRAK timings compare within one run
@@ -223,13 +225,13 @@ def our_methods(model: str, cfg: dict, P: int) -> list[tuple[str, object, bool]]
     if model == "mlp":
         out.append(("tracin", "tracin", False))
         it = cfg["if_cg_max_iter"]
+        # damping is relative (lambda = damping x trace / P); "auto" the default
         for curvature in ("hessian", "ggn") if HAS_CURVATURE else ("hessian",):
-            for damping, text in ((1e-3, "1e-3"), (0.1, "0.1")):
-                out.append(
-                    (f"influence_function ({curvature}, cg, damping {text})",
-                     _if(solver="cg", damping=damping, max_iter=it, curvature=curvature),
-                     False)
-                )  # fmt: skip
+            out.append(
+                (f"influence_function ({curvature}, cg, damping auto)",
+                 _if(solver="cg", damping="auto", max_iter=it, curvature=curvature),
+                 False)
+            )  # fmt: skip
     else:
         out.append(
             ("influence_function (exact)",
@@ -237,8 +239,8 @@ def our_methods(model: str, cfg: dict, P: int) -> list[tuple[str, object, bool]]
         )  # fmt: skip
         if HAS_CURVATURE:
             out.append(
-                ("influence_function (ggn, cg, damping 1e-3)",
-                 _if(solver="cg", damping=1e-3, curvature="ggn"), False)
+                ("influence_function (ggn, cg, damping auto)",
+                 _if(solver="cg", damping="auto", curvature="ggn"), False)
             )  # fmt: skip
     if TRAK is not None:
         k = proj_dim(cfg, model, P)
@@ -700,11 +702,12 @@ def run_scale(cfg, p) -> None:
     """The speed benchmark's Adult MLP: CG convergence and cost, TRAK timing."""
     have = read_csv(p["curv"], CURV_COLS)
     have = have[have.run == RUN_ID]
-    settings = [("hessian", 1e-3, 1e-6), ("hessian", 0.1, 1e-6)]
+    # relative dampings (lambda = damping x trace / P); 3 is "auto"'s first
+    settings = [("hessian", DEFAULT_DAMPING, 1e-6)]
     if HAS_CURVATURE:
         settings = [
-            ("ggn", 1e-3, 1e-6), ("ggn", 1e-4, 1e-6), ("ggn", 1e-2, 1e-6),
-            ("ggn", 1e-3, 1e-3), *settings,
+            ("ggn", DEFAULT_DAMPING, 1e-6), ("ggn", 0.3, 1e-6),
+            ("ggn", DEFAULT_DAMPING, 1e-3), *settings,
         ]  # fmt: skip
     todo = [
         sd for sd in settings
@@ -939,7 +942,7 @@ def _targets(methods, curv, trak, cfg) -> list[list[str]]:
             "PASS" if ratio >= 5 else "MISS",
         ])  # fmt: skip
     for _, r in _latest(curv).iterrows():
-        if r.setting == "ggn" and r.damping == 1e-3 and r.tol == 1e-6:
+        if r.setting == "ggn" and r.damping == DEFAULT_DAMPING and r.tol == 1e-6:
             ok = bool(r.converged) and r.epochs <= 5
             out.append(
                 [
@@ -976,29 +979,30 @@ def _findings(methods, curv, trak, cfg) -> list[str]:
                 f"- Best LDS, {LABELS[d]} {LABELS[m]}: " + "; ".join(parts) + "."
             )
     c = _latest(curv)
-    ggn = c[(c.setting == "ggn") & (c.damping == 1e-3) & (c.tol == 1e-6)]
+    d0 = DEFAULT_DAMPING
+    ggn = c[(c.setting == "ggn") & (c.damping == d0) & (c.tol == 1e-6)]
     if len(ggn) and ggn.n_iter.notna().all():
         r = ggn.iloc[0]
         per_it = r.seconds / r.n_iter / r.epoch_seconds
         line = (
-            f"- GGN CG at damping 1e-3 on the 30,000-row Adult MLP: {int(r.n_iter)} "
+            f"- GGN CG at damping {d0:g} x trace/P on the 30,000-row Adult MLP: {int(r.n_iter)} "
             f"iterations to tol 1e-6, {r.seconds:.1f} s = {r.epochs:.1f} epochs, "
             f"i.e. {per_it:.2f} epoch per iteration (a GGN product plus CG's "
             "vector work over all rows). Within 5 epochs CG would need <= "
             f"{int(5 / per_it)} iterations at that cost; the iteration count is set "
-            "by the conditioning of GGN + 1e-3 I."
+            "by the conditioning of GGN + lambda I."
         )
-        loose = c[(c.setting == "ggn") & (c.damping == 1e-3) & (c.tol == 1e-3)]
+        loose = c[(c.setting == "ggn") & (c.damping == d0) & (c.tol == 1e-3)]
         if len(loose):
             q = loose.iloc[0]
             line += (
                 f" At tol 1e-3 it takes {int(q.n_iter)} iterations = "
                 f"{q.epochs:.1f} epochs"
             )
-            big = c[(c.setting == "ggn") & (c.damping == 1e-2) & (c.tol == 1e-6)]
+            big = c[(c.setting == "ggn") & (c.damping == 0.3) & (c.tol == 1e-6)]
             if len(big):
                 line += (
-                    f"; at damping 1e-2, {int(big.iloc[0].n_iter)} iterations = "
+                    f"; at damping 0.3, {int(big.iloc[0].n_iter)} iterations = "
                     f"{big.iloc[0].epochs:.1f} epochs"
                 )
             line += "."
@@ -1213,9 +1217,11 @@ CURV_TEXT = (
     "`Method.score` so that the fitted `cg_info_` (iterations, final relative "
     "residual, why CG stopped) can be read; seconds include the objective's "
     "gradient and the scoring pass, as in `compute_influence` (the faster of "
-    "2 runs, after a warm-up solve). The target is "
-    "judged on the latest run's GGN rows at damping <= 1e-3 and the default "
-    "tol 1e-6; the other rows show what damping and tol cost."
+    "2 runs, after a warm-up solve). Since InfluenceFunction's damping became "
+    "relative (lambda = damping x trace / P, default 3), the damping column is "
+    "that relative damping; earlier runs' rows (damping 1e-4 to 0.1) were "
+    "absolute. The target is judged on the latest run's GGN row at the default "
+    "damping 3 and tol 1e-6; the other rows show what damping and tol cost."
 )
 
 
