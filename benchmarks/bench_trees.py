@@ -1,0 +1,186 @@
+"""Boosted trees: speed against tree_influence, scale, which method predicts
+retraining. Writes CSV rows to ``benchmarks/results/trees_*.csv``; targets and
+verdicts are in ``benchmarks/README.md``.
+
+    python benchmarks/bench_trees.py speed      # Adult, 30,000 x 6,000, LightGBM 200 x 31
+    python benchmarks/bench_trees.py scale      # 1,000,000 rows x 500 trees
+    python benchmarks/bench_trees.py lds        # LDS over 100 random halves
+
+tree_influence (Brophy et al.) is compared when it is importable: its PyPI
+sdist does not build, so build its source (``python setup.py build_ext
+--inplace`` in a checkout) and put it on ``PYTHONPATH``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import harness
+import numpy as np
+
+from skinfluence import compute_influence
+from skinfluence.metrics import linear_datamodeling_score
+
+RESULTS = harness.RESULTS_DIR
+
+
+def _lgbm(n_trees, leaves, seed=0):
+    import lightgbm as lgb
+
+    return lgb.LGBMClassifier(
+        n_estimators=n_trees, num_leaves=leaves, random_state=seed, verbose=-1, n_jobs=1
+    )
+
+
+def _hgb(n_trees, leaves, seed=0):
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    return HistGradientBoostingClassifier(
+        max_iter=n_trees, max_leaf_nodes=leaves, early_stopping=False, random_state=seed
+    )
+
+
+MODELS = {"lightgbm": _lgbm, "hgb": _hgb}
+
+
+def _adult_rows(n_train, n_val, seed):
+    X, y, _ = harness.load_dataset("adult")
+    tr, va = harness.split_rows(y, n_train, n_val, seed)
+    Xtr, Xva = harness.encode(X.iloc[tr], X.iloc[va])
+    return Xtr, y[tr], Xva, y[va]
+
+
+def _cosine(a, b) -> float:
+    return float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
+
+
+# ------------------------------------------------------------------ speed
+def speed(args) -> list[dict]:
+    Xtr, ytr, Xva, yva = _adult_rows(args.n_train, args.n_val, args.seed)
+    est = _lgbm(args.trees, args.leaves, args.seed).fit(Xtr, ytr)
+    rows = []
+    ours = {}
+    for method in ("boostin", "ip"):
+        t = harness.timed(
+            lambda m=method: compute_influence(est, Xtr, ytr, Xva, yva, method=m),
+            repeats=args.repeats,
+        )
+        ours[method] = t.result
+        rows.append(dict(impl="skinfluence", method=method, seconds=t.best, cosine=1.0))
+        harness.log(f"skinfluence {method}: {t.runs()} s")
+    try:
+        from tree_influence.explainers import BoostIn
+    except ImportError:
+        harness.log("tree_influence is not importable: only our rows are written")
+        return rows
+
+    def reference():
+        return BoostIn().fit(est, Xtr, ytr).get_local_influence(Xva, yva).sum(1) / len(yva)
+
+    t = harness.timed(reference)
+    cos = _cosine(ours["boostin"], t.result)
+    rows.append(dict(impl="tree_influence", method="boostin", seconds=t.best, cosine=cos))
+    harness.log(f"tree_influence BoostIn: {t.runs()} s, cosine {cos:.6f}")
+    return rows
+
+
+# ------------------------------------------------------------------ scale
+def scale(args) -> list[dict]:
+    from sklearn.datasets import make_classification
+
+    n_val = 10_000
+    X, y = make_classification(
+        args.n_rows + n_val, 20, n_informative=10, flip_y=0.05, random_state=args.seed
+    )
+    X = X.astype(np.float32)
+    Xtr, ytr, Xva, yva = X[:-n_val], y[:-n_val], X[-n_val:], y[-n_val:]
+    with harness.stopwatch() as sw:
+        est = _lgbm(args.trees, args.leaves, args.seed).fit(Xtr, ytr)
+    harness.log(f"fitted {args.trees} trees on {len(Xtr)} rows in {sw['seconds']:.0f} s")
+    rows = []
+    for method in ("ip", "boostin"):
+        with harness.stopwatch() as sw:
+            scores, peak = harness.peak_beyond(
+                lambda m=method: compute_influence(est, Xtr, ytr, Xva, yva, method=m)
+            )
+        assert np.all(np.isfinite(scores))
+        rows.append(
+            dict(method=method, rows=len(Xtr), trees=args.trees, seconds=sw["seconds"],
+                 peak_mib_beyond_data=peak, data_mib=Xtr.nbytes / 2**20)
+        )
+        harness.log(f"{method}: {sw['seconds']:.1f} s, peak {peak} MiB beyond the data")
+    return rows
+
+
+# ------------------------------------------------------------------ LDS
+def _load(name, n_train, n_val, seed):
+    X, y, _ = harness.load_dataset(name)
+    n_train = min(n_train, len(y) - n_val - 1000)
+    tr, rest = harness.split_rows(y, n_train, None, seed)
+    va = rest[:n_val]
+    Xtr, Xva = harness.encode(X.iloc[tr], X.iloc[va])
+    return Xtr, y[tr], Xva, y[va]
+
+
+def _val_loss(est, X, y) -> float:
+    p = np.clip(est.predict_proba(X)[np.arange(len(y)), y], 1e-12, 1)
+    return float(-np.mean(np.log(p)))
+
+
+def lds(args) -> list[dict]:
+    from sklearn.base import clone
+
+    rows = []
+    for data in args.data:
+        Xtr, ytr, Xva, yva = _load(data, args.n_train, args.n_val, args.seed)
+        rng = np.random.RandomState(args.seed)
+        subsets = np.zeros((args.halves, len(ytr)), bool)
+        for m in range(args.halves):
+            subsets[m, rng.permutation(len(ytr))[: len(ytr) // 2]] = True
+        for model in args.models:
+            est = MODELS[model](args.trees, args.leaves, args.seed).fit(Xtr, ytr)
+            measured = np.array(
+                [_val_loss(clone(est).fit(Xtr[s], ytr[s]), Xva, yva) for s in subsets]
+            )
+            for method in args.methods:
+                with harness.stopwatch() as sw:
+                    scores = compute_influence(est, Xtr, ytr, Xva, yva, method=method)
+                score = linear_datamodeling_score(scores, subsets, measured)
+                rows.append(dict(data=data, model=model, method=method, lds=score,
+                                 seconds=sw["seconds"], n_train=len(ytr), halves=args.halves))
+                harness.log(f"{data} {model} {method}: LDS {score:.3f}")
+    return rows
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("part", choices=["speed", "scale", "lds"])
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--n-train", type=int, default=30_000)
+    parser.add_argument("--n-val", type=int, default=6_000)
+    parser.add_argument("--n-rows", type=int, default=1_000_000)
+    parser.add_argument("--trees", type=int, default=None)
+    parser.add_argument("--leaves", type=int, default=31)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--halves", type=int, default=100)
+    parser.add_argument("--data", nargs="+", default=["adult", "compas"])
+    parser.add_argument("--models", nargs="+", default=["lightgbm", "hgb"])
+    parser.add_argument("--methods", nargs="+",
+                        default=["ip", "influence_function", "boostin", "loss"])
+    args = parser.parse_args(argv)
+    args.trees = args.trees or {"speed": 200, "scale": 500, "lds": 100}[args.part]
+    threads = harness.set_threads(args.threads)
+    harness.log(f"torch threads: {threads}")
+    rows = {"speed": speed, "scale": scale, "lds": lds}[args.part](args)
+    header = "\n".join(harness.run_header("bench_trees.py", argv))
+    for row in rows:
+        row["run"] = header.splitlines()[0][2:]
+    path = RESULTS / f"trees_{args.part}.csv"
+    harness.append_csv(path, rows, list(rows[0]))
+    harness.log(f"appended {len(rows)} rows to {path}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
