@@ -27,7 +27,12 @@ from sklearn.utils.metadata_routing import MetadataRouter, MethodMapping
 from sklearn.utils.validation import check_is_fitted
 
 from ._actions import n_prune, plan_round, removal_floor
-from ._compute import compute_influence, resolve_method, resolve_objective
+from ._compute import (
+    compute_influence,
+    relabel_influence,
+    resolve_method,
+    resolve_objective,
+)
 from ._progress import reach
 from ._influence_inputs import Problem, as_python
 from ._memory import cache
@@ -198,37 +203,36 @@ def fit_and_score(
     method,
     batch_size,
     seed,
-    label_sets=None,
+    relabel_to=None,
 ):
     """Fit a clone on ``(X, y)`` and score its rows: the step ``memory`` caches.
 
     Returns the fitted clone and the scores, shape ``(len(objectives),
-    len(label_sets), n_rows)``: one score per row for each objective
-    (the target, then the constraint) and each labelling of the rows (their
-    own labels, or, to relabel, every class in turn).
+    n_labels, n_rows)``: one score per row for each objective (the target,
+    then the constraint) and each labelling of the rows: their own labels
+    (``n_labels = 1``), or, with ``relabel_to`` (the labels ``fit`` takes,
+    one per class), each class in turn, everything the method computes from
+    the labels taken at the rows' own (:func:`relabel_influence`).
     """
     with seeded(seed):
         fitted = clone(estimator).fit(X, y, **fit_params)
     out = []
     for objective in objectives:
-        per_labels = []
-        for labels in [y] if label_sets is None else label_sets:
-            with seeded(seed):
-                per_labels.append(
-                    compute_influence(
-                        fitted,
-                        X,
-                        labels,
-                        X_val,
-                        y_val,
-                        objective=objective,
-                        method=method,
-                        sensitive_features_val=s_val,
-                        batch_size=batch_size,
-                        random_state=seed,
-                    )
+        options = {
+            "objective": objective,
+            "method": method,
+            "sensitive_features_val": s_val,
+            "batch_size": batch_size,
+            "random_state": seed,
+        }
+        with seeded(seed):
+            if relabel_to is None:
+                scores = compute_influence(fitted, X, y, X_val, y_val, **options)[None]
+            else:
+                scores = relabel_influence(
+                    fitted, X, y, X_val, y_val, classes=relabel_to, **options
                 )
-        out.append(per_labels)
+        out.append(scores)
     return fitted, np.asarray(out, dtype=np.float64)
 
 
@@ -461,6 +465,8 @@ def clean(
     -------
     Cleaning
     """
+    if action == "relabel":
+        problem.method.check_relabel()  # before any work
     rng = check_random_state(random_state)
     split_seed, seed = derive_seed(rng), derive_seed(rng)
     train, val, (X_val, y_val, y_val_fit, s_val) = _validation_rows(
@@ -484,14 +490,11 @@ def clean(
     prepared = prepared_estimator(estimator, problem, seed, weighted=action == "reweight")
     objectives = (problem.objective,) + (() if constraint is None else (constraint,))
     n_classes = len(problem.classes)
-    label_sets = None
+    relabel_to = None  # the label fit takes for each class, in class order
     if action == "relabel":
-        label_sets = [
-            info.adapter.fit_target(
-                np.full(len(train), c), np.repeat(problem.classes[c:c + 1], len(train)), info.final
-            )
-            for c in range(n_classes)
-        ]
+        relabel_to = info.adapter.fit_target(
+            np.arange(n_classes), problem.classes, info.final
+        )
     cached = cache(memory, fit_and_score)
 
     n_train = len(train)
@@ -510,7 +513,6 @@ def clean(
         params = _check_method_params(problem.X, problem.fit_params, indices=X_rows)
         if action == "reweight" and np.any(weights[rows] < 1):
             params = with_weights(prepared, params, weights[rows])
-        sets = None if label_sets is None else [ls[rows] for ls in label_sets]
         fitted, scores = cached(
             prepared,
             _safe_indexing(problem.X, X_rows),
@@ -523,7 +525,7 @@ def clean(
             problem.method,
             batch_size,
             seed,
-            sets,
+            relabel_to,
         )
         first = fitted if first is None else first
         reach((r + 1) * (steps + 1), stage=f"round {r + 1} of {rounds}: scored")

@@ -203,6 +203,28 @@ def compute_influence(
         return on_dask(
             estimator, X, y, X_val, y_val, random_state=random_state, **options
         )
+    model, method_, bound, batch_size, Xt, yt, extra = _prepare_rows(
+        estimator, X, y, X_val, y_val, options
+    )
+    with verbosity(verbose):
+        scores = method_.score(
+            model,
+            bound,
+            Xt,
+            yt,
+            batch_size=batch_size,
+            random_state=random_state,
+            **extra,
+        )
+    return torch.as_tensor(scores).detach().cpu().numpy().astype(np.float64)
+
+
+def _prepare_rows(estimator, X, y, X_val, y_val, options):
+    """:func:`prepare_scoring`, then the training rows as the method takes them.
+
+    Returns ``(model, method, bound, batch_size, X, y, extra)``: ``extra``
+    holds the ``validation`` rows for a method that reads them.
+    """
     if _n_rows(X) != _n_rows(y):
         raise ValueError(
             f"X and y have different lengths ({_n_rows(X)} and {_n_rows(y)})."
@@ -219,14 +241,109 @@ def compute_influence(
     extra = {}
     if method_.needs_validation_rows:  # the rows as given, not the objective's
         extra["validation"] = prepare_validation(model, X_val, y_val)
+    return model, method_, bound, batch_size, Xt, yt, extra
+
+
+def class_indices(model: TorchModel, classes) -> tuple[np.ndarray, int]:
+    """The model's index of each label of ``classes``, and its number of classes.
+
+    A model that does not know its classes takes labels as indices: it has
+    as many as the largest of ``classes``, plus one.
+    """
+    idx = model.prepare_y(np.asarray(classes)).numpy()
+    n_classes = model.n_classes
+    return idx, int(idx.max()) + 1 if n_classes is None else n_classes
+
+
+def relabel_influence(
+    estimator,
+    X,
+    y,
+    X_val=None,
+    y_val=None,
+    *,
+    classes,
+    objective="utility",
+    method="ip",
+    sensitive_features_val=None,
+    batch_size: int = 2048,
+    random_state=None,
+    verbose: int = 0,
+    **dask_options,
+):
+    """The scores of the rows of ``(X, y)`` as if each row had each label of ``classes``.
+
+    Row ``k`` of the result is, for every training row, the score it would
+    have under label ``classes[k]``, with everything the method computes
+    from the training labels (the objective's gradient, an inverse
+    curvature, kernels, seeds) taken once at the true labels ``y``
+    (:meth:`~skinfluence.methods.Method.score_relabel`). Relabelling row
+    ``i`` from ``y_i`` to ``c`` changes the objective by about
+    ``s[y_i, i] - s[c, i]``. The one entry point of ``action="relabel"``
+    (``InfluenceFilter``) and :func:`skinfluence.dask.relabel_effects`.
+
+    Parameters
+    ----------
+    estimator, X, y, X_val, y_val, objective, method, sensitive_features_val, \
+            batch_size, random_state, verbose
+        As for :func:`compute_influence`.
+    classes : array-like of shape (n_classes,)
+        The labels to score, as ``y`` holds them (each one the fitted model
+        knows).
+    **dask_options
+        For dask input: ``hessian_rows`` and ``client``, as for
+        :func:`skinfluence.dask.compute_influence`.
+
+    Returns
+    -------
+    scores : ndarray of shape (n_classes, n_samples), float64
+        For dask input, lazy: a dask Array of that shape, or a dask
+        DataFrame with one column per class, aligned with the rows.
+
+    Raises
+    ------
+    ValueError
+        When the method defines no relabel scores, before any work.
+    """
+    options = {
+        "objective": objective,
+        "method": method,
+        "sensitive_features_val": sensitive_features_val,
+        "batch_size": batch_size,
+    }
+    resolve_method(method).check_relabel()
+    if _is_dask(X) or _is_dask(y):
+        from ._dask import relabel_influence as on_dask
+
+        return on_dask(
+            estimator,
+            X,
+            y,
+            X_val,
+            y_val,
+            classes=classes,
+            random_state=random_state,
+            **options,
+            **dask_options,
+        )
+    if dask_options:
+        raise TypeError(
+            f"relabel_influence() got unexpected keyword arguments {sorted(dask_options)}."
+        )
+    model, method_, bound, batch_size, Xt, yt, extra = _prepare_rows(
+        estimator, X, y, X_val, y_val, options
+    )
+    idx, n_classes = class_indices(model, classes)
     with verbosity(verbose):
-        scores = method_.score(
+        scores = method_.score_relabel(
             model,
             bound,
             Xt,
             yt,
+            n_classes=n_classes,
             batch_size=batch_size,
             random_state=random_state,
             **extra,
         )
-    return torch.as_tensor(scores).detach().cpu().numpy().astype(np.float64)
+    scores = torch.as_tensor(scores).detach().cpu().numpy().astype(np.float64)
+    return scores[idx]

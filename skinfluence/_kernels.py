@@ -318,6 +318,56 @@ def grad_dot(
     return torch.cat(out) if out else torch.zeros(0, device=model.device)
 
 
+def grad_dot_classes(
+    model: TorchModel,
+    params: Params,
+    v: Params,
+    X: Rows,
+    n_classes: int,
+    batch_size: int,
+) -> Tensor:
+    """``<grad l(x_i, c; theta), v>`` for every row ``i`` and class ``c``.
+
+    :func:`grad_dot` with every row labelled ``c``, for each class: one
+    forward-mode pass per class. The relabel scores of a method whose
+    direction ``v`` is fixed.
+
+    Parameters
+    ----------
+    model : TorchModel
+    params : dict of str to Tensor
+    v : dict of str to Tensor
+    X : Tensor or SparseRows
+        Rows in the model's input space (CPU).
+    n_classes : int
+    batch_size : int
+
+    Returns
+    -------
+    Tensor of shape (n_classes, n), on the model's device
+
+    Examples
+    --------
+    >>> from torch import full, nn, randn
+    >>> from skinfluence.kernels import grad_dot
+    >>> from skinfluence._kernels import grad_dot_classes
+    >>> from skinfluence.models import as_torch_model
+    >>> model = as_torch_model(nn.Linear(3, 3).double(), loss=nn.CrossEntropyLoss())
+    >>> X = randn(5, 3).double()
+    >>> v = {k: randn(p.shape).double() for k, p in model.params.items()}
+    >>> s = grad_dot_classes(model, model.params, v, X, 3, batch_size=2)
+    >>> one = grad_dot(model, model.params, v, X, full((5,), 2), batch_size=2)
+    >>> tuple(s.shape), bool((s[2] - one).abs().max() < 1e-12)
+    ((3, 5), True)
+    """
+    return torch.stack(
+        [
+            grad_dot(model, params, v, X, torch.full((len(X),), c), batch_size)
+            for c in range(n_classes)
+        ]
+    )
+
+
 def per_row_gradients(
     model: TorchModel, params: Params, Xb: Rows, yb: Tensor
 ) -> Tensor:

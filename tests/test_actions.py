@@ -13,7 +13,13 @@ from sklearn.datasets import make_classification
 from sklearn.linear_model import LogisticRegression
 from skorch import NeuralNetClassifier
 
-from skinfluence import InfluenceFilter, InfluenceSampler, compute_influence
+from skinfluence import (
+    InfluenceFilter,
+    InfluenceFunction,
+    InfluenceSampler,
+    compute_influence,
+)
+from skinfluence._compute import relabel_influence
 from skinfluence._actions import n_prune, removal_floor, round_plan, solve_constrained
 from skinfluence.baselines import reweighing_weights
 from skinfluence.models import with_sample_weight
@@ -71,10 +77,11 @@ def test_relabel_scores_equal_brute_force_gradient_differences():
 def test_relabel_effects_predict_real_refits_on_a_convex_problem():
     X, y, _, Xv, yv, _ = _data(n=80, seed=3)
     clf = LogisticRegression(C=1.0).fit(X, y)
-    method = "influence_function"
-    s_y = compute_influence(clf, X, y, Xv, yv, method=method)
-    s_c = compute_influence(clf, X, 1 - y, Xv, yv, method=method)
-    predicted = (s_y - s_c) / len(y)  # change of the validation loss
+    # undamped: the model's own L2 penalty makes the Hessian positive definite
+    method = InfluenceFunction(damping=0.0)
+    s = relabel_influence(clf, X, y, Xv, yv, classes=[0, 1], method=method)
+    rows = np.arange(len(y))
+    predicted = (s[y, rows] - s[1 - y, rows]) / len(y)  # change of the validation loss
 
     def val_loss(model):
         p = model.predict_proba(Xv)[np.arange(len(yv)), yv]

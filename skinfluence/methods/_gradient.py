@@ -33,6 +33,7 @@ class IP(Method):
     """
 
     _key = "ip"
+    row_separable = True
 
     def score(self, model, objective, X, y, *, batch_size, random_state=None):
         """Scores of the rows ``X`` (see :meth:`Method.score`)."""
@@ -68,6 +69,7 @@ class IPEnsemble(Method):
     """
 
     _key = "ip_ensemble"
+    row_separable = True
     _parameter_constraints: dict = {
         "n_members": [Interval(Integral, 1, None, closed="left")],
         "max_dropout": [Interval(Real, 0, 1, closed="left")],
@@ -124,6 +126,7 @@ class TracIn(Method):
     """
 
     _key = "tracin"
+    row_separable = True
     needs_checkpoints = True
     wants_checkpoints = True
 

@@ -15,7 +15,7 @@ from .._curvature import (
     LiSSAInverse,
     curvature_scale,
 )
-from .._kernels import grad_dot, torch_generator
+from .._kernels import grad_dot, grad_dot_classes, torch_generator
 from .._sklearn_compat import Interval, StrOptions
 from ._base import METHODS, Method
 
@@ -350,3 +350,18 @@ class InfluenceFunction(Method):
             model, v, X, y, batch_size=batch_size, random_state=random_state
         )
         return grad_dot(model, model.params, x, X, y, batch_size)
+
+    def score_relabel(
+        self, model, objective, X, y, *, n_classes, batch_size, random_state=None
+    ):
+        """Relabel scores (see :meth:`Method.score_relabel`): one solve, at the true labels.
+
+        ``x = (C + damping I)^-1 grad J`` with the curvature of the rows
+        under their true labels ``y`` (one solve, one seed), then
+        ``s[c, i] = <x, grad l(x_i, c)>``: one forward-mode pass per class.
+        """
+        v = objective.gradient(model.params, batch_size=batch_size)
+        x = self.inverse_hvp(
+            model, v, X, y, batch_size=batch_size, random_state=random_state
+        )
+        return grad_dot_classes(model, model.params, x, X, n_classes, batch_size)

@@ -20,6 +20,12 @@ class SelfInfluence(Method):
     parameters. Rows the model finds hard to fit (often mislabeled) score
     lowest. Uses no objective.
 
+    With ``action="relabel"`` the score under label ``c`` is
+    ``-sum_t eta_t ||grad l(x_i, c; theta_t)||^2``, so the effect of
+    relabelling row ``i`` to ``c``, ``s(y_i) - s(c)``, is the drop of its
+    gradient norm: a row is given the label under which the model finds it
+    easiest, not a predicted change of any objective.
+
     Parameters
     ----------
     use_checkpoints : bool, default=True
@@ -33,6 +39,7 @@ class SelfInfluence(Method):
     """
 
     _key = "self_influence"
+    row_separable = True
     _parameter_constraints: dict = {"use_checkpoints": ["boolean"]}
     needs_objective = False
 
@@ -60,6 +67,12 @@ class SelfInfluence(Method):
 class Loss(Method):
     """Negative training loss at the fitted parameters: ``-l_i(theta)``.
 
+    With ``action="relabel"`` the effect of relabelling row ``i`` to ``c``
+    is ``l(x_i, c) - l(x_i, y_i)``: the rows whose label the model
+    disbelieves most are given the class it predicts (the lowest loss), the
+    classic relabel-to-prediction heuristic, not a predicted change of any
+    objective.
+
     Examples
     --------
     >>> from skinfluence.methods import Loss
@@ -68,6 +81,7 @@ class Loss(Method):
     """
 
     _key = "loss"
+    row_separable = True
     needs_objective = False
 
     def score(self, model, objective, X, y, *, batch_size, random_state=None):
@@ -78,6 +92,11 @@ class Loss(Method):
 @METHODS.register
 class Random(Method):
     """A seeded uniform draw in [0, 1): the random-pruning baseline.
+
+    Its relabel scores (:meth:`score_relabel`) are independent draws per
+    row and class, so ``action="relabel"`` changes rows drawn at random
+    (those whose own draw is not the largest of their row), each to a class
+    drawn uniformly among the others: the random-relabelling baseline.
 
     Examples
     --------
@@ -94,4 +113,23 @@ class Random(Method):
     def score(self, model, objective, X, y, *, batch_size, random_state=None):
         """Scores of the rows ``X`` (see :meth:`Method.score`)."""
         draw = check_random_state(random_state).uniform(size=len(X))
+        return torch.as_tensor(draw.astype(np.float64))
+
+    def score_relabel(
+        self, model, objective, X, y, *, n_classes, batch_size, random_state=None
+    ):
+        """Independent draws in [0, 1), shape ``(n_classes, n_rows)``.
+
+        See :meth:`Method.score_relabel` for the signature.
+
+        Examples
+        --------
+        >>> import torch
+        >>> from skinfluence.methods import Random
+        >>> s = Random().score_relabel(None, None, torch.zeros(4, 1), None,
+        ...                            n_classes=3, batch_size=4, random_state=0)
+        >>> tuple(s.shape), bool(((s >= 0) & (s < 1)).all())
+        ((3, 4), True)
+        """
+        draw = check_random_state(random_state).uniform(size=(n_classes, len(X)))
         return torch.as_tensor(draw.astype(np.float64))
