@@ -21,8 +21,8 @@ from sklearn.utils.validation import (
 from ._compute import resolve_method, resolve_objective
 from ._sklearn_compat import _assert_all_finite, _num_samples, _routing_enabled
 from .methods import Method
-from .metrics._fairness import _as_python as as_python  # a numpy scalar as Python's
-from .metrics._fairness import (
+from .metrics._groups import _as_python as as_python  # a numpy scalar as Python's
+from .metrics._groups import (
     check_pos_label,
     check_sensitive_features,
     encode_groups,

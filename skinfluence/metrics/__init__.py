@@ -4,17 +4,19 @@ from ._counterfactual import linear_datamodeling_score
 from ._detection import detection_f1, detection_roc_auc
 from ._fairness import (
     FAIRNESS_METRICS,
-    MAX_GROUPS,
     MIN_GROUP_ROWS,
     check_fairness_metric,
     check_groups_defined,
-    check_pos_label,
-    check_sensitive_features,
     demographic_parity_difference,
-    encode_groups,
     equal_opportunity_difference,
     equalized_odds_difference,
     metric_conditions,
+)
+from ._groups import (
+    MAX_GROUPS,
+    check_pos_label,
+    check_sensitive_features,
+    encode_groups,
 )
 
 __all__ = [

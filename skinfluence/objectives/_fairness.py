@@ -10,6 +10,8 @@ from ..metrics._fairness import (
     MIN_GROUP_ROWS,
     check_fairness_metric,
     check_groups_defined,
+)
+from ..metrics._groups import (
     check_pos_label,
     check_sensitive_features,
     encode_groups,
