@@ -7,7 +7,7 @@ from numbers import Integral, Real
 from ._sklearn_compat import HasMethods, Interval, RealNotInt, StrOptions
 
 from ._actions import ACTIONS
-from .methods import Method
+from .methods import METHODS, Method
 from .objectives import Objective
 
 PARAM_DOCS = {
@@ -26,18 +26,15 @@ default="utility"
         copies. Pass an instance (``Fairness(metric="equal_opportunity")``)
         to set its parameters; they are then searchable as
         ``objective__<param>``.""",
-    "method": """method : {"ip", "ip_ensemble", "tracin", "influence_function", \
-"self_influence", "loss", "random"} or Method, default="ip"
-        How each training row is scored. With a skorch net, "tracin" (and
-        "self_influence", which then sums over checkpoints) adds a
-        :class:`~skinfluence.callbacks.TracInCheckpoints` callback to the
-        cloned net; other families have no checkpoints, so "tracin" is
-        refused for them.""",
+    # "method": generated from the registry by method_doc(), below
     "prune_ratio": """prune_ratio : float in [0, 1) or "negative", default=0.05
         The fraction of training rows acted on (removed, down-weighted or
-        relabelled, see ``action``): the ``floor(prune_ratio * n_train)``
-        lowest scores (ties broken by row order). "negative" acts on every
-        row with a negative score.""",
+        relabelled, see ``action``). Without a constraint, the
+        ``floor(prune_ratio * n_train)`` lowest scores (ties broken by row
+        order; spread over ``rounds``); with one (the default under a
+        fairness objective), at most that many rows, chosen by the linear
+        program of ``constraint``, which may pass over low scores and act on
+        higher ones. "negative" acts on every row with a negative score.""",
     "action": """action : {"remove", "reweight", "relabel"}, default="remove"
         What happens to the rows selected. "remove" drops them. "reweight"
         gives them weights in [0, 1) (``sample_weight`` of the final fit; a
@@ -92,6 +89,57 @@ default="utility"
         int makes ``fit`` deterministic: same split, scores, kept rows and
         predictions. torch's global random state is restored after ``fit``.""",
 }
+
+
+
+def _summary(cls) -> str:
+    """The first sentence of a class's docstring (its summary line)."""
+    doc = (cls.__doc__ or "").strip()
+    return doc.split("\n\n")[0].replace("\n", " ").strip() or cls.__name__
+
+
+def method_doc() -> str:
+    """The ``method`` parameter's documentation: every key of ``METHODS``.
+
+    Generated from the registry, so the list is the one ``fit`` accepts:
+    each key with the summary line of its class, and whether it needs
+    training checkpoints or measures no objective (from the class's flags).
+    The signals register themselves when :mod:`skinfluence.signals` is
+    imported, which is done here first.
+    """
+    from . import signals  # noqa: F401 - registers the "signal_*" methods
+
+    keys = sorted(METHODS.keys(), key=lambda k: (k.startswith("signal_"), k))
+    items = []
+    for key in keys:
+        cls = METHODS._classes[key]
+        notes = []
+        if cls.needs_checkpoints:
+            notes.append("needs training checkpoints")
+        if not cls.needs_objective:
+            notes.append("measures no objective")
+        note = f" ({'; '.join(notes)})" if notes else ""
+        items.append(f'        - ``"{key}"``{note}: {_summary(cls)}')
+    return (
+        """method : str or Method, default="ip"
+        How each training row is scored: one of the keys below (the
+        registry :data:`skinfluence.methods.METHODS`), or a
+        :class:`~skinfluence.Method` instance to set its parameters (then
+        searchable as ``method__<param>``). A method that needs training
+        checkpoints is refused for a model family that records none; with a
+        skorch net the filter adds a
+        :class:`~skinfluence.callbacks.TracInCheckpoints` callback to the
+        cloned net (also for "self_influence", which then sums over the
+        checkpoints). The ``"signal_*"`` keys are the data-debugging signals
+        of :func:`~skinfluence.compute_signals`, scored as minus the signal
+        (higher is still more beneficial).
+
+"""
+        + "\n".join(items)
+    )
+
+
+PARAM_DOCS["method"] = method_doc()
 
 #: the Parameters section of both estimators, in the order of their signature
 PARAM_DOCS["parameters"] = "\n    ".join(
