@@ -31,6 +31,12 @@ from skinfluence.callbacks import TracInCheckpoints
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
 N, D = 80, 4
+_NET = {
+    "criterion": torch.nn.CrossEntropyLoss,
+    "lr": 0.1,
+    "train_split": None,
+    "verbose": 0,
+}
 
 
 def _data():
@@ -71,14 +77,7 @@ def _plain_net():
     module = torch.nn.Sequential(
         torch.nn.Linear(D, 6), torch.nn.Tanh(), torch.nn.Linear(6, 2)
     )
-    return NeuralNetClassifier(
-        module,
-        criterion=torch.nn.CrossEntropyLoss,
-        max_epochs=4,
-        lr=0.1,
-        train_split=None,
-        verbose=0,
-    )
+    return NeuralNetClassifier(module, max_epochs=4, **_NET)
 
 
 def _cases(tmp_path):
@@ -120,13 +119,7 @@ def memory_nets():
     instance = torch.nn.Sequential(torch.nn.Linear(D, 5), torch.nn.Linear(5, 2))
     torch.manual_seed(1)
     other = torch.nn.Sequential(torch.nn.Linear(D, 5), torch.nn.Linear(5, 2))
-    kw = dict(
-        criterion=torch.nn.CrossEntropyLoss,
-        max_epochs=3,
-        lr=0.1,
-        train_split=None,
-        verbose=0,
-    )
+    kw = dict(max_epochs=3, **_NET)
     return {
         "class": CountingNet(MLP, module__n_in=D, **kw),  # the module given as a class
         "instance": CountingNet(instance, **kw),  # ... as an instance
