@@ -485,3 +485,24 @@ def test_checkpoint_ensemble_needs_checkpoints_and_a_margin():
     J = Utility().bind(model, Xv, yv)
     with pytest.raises(TypeError, match="needs class probabilities"):
         TRAK().score(mse, J, X, y.double(), batch_size=16)
+
+
+def test_damped_solve_flags_an_ill_conditioned_kernel_and_solves_it():
+    """Eigenvalues 1, 1e-3, 1e-11 in a random basis: the condition number is
+    1e11 > 1e10, so a warning gives it, and the solve is still the inverse
+    (no eigenvalue is below rounding); at 1, 1e-3, 1e-6 nothing is said."""
+    rng = np.random.default_rng(0)
+    basis = np.linalg.qr(rng.standard_normal((3, 3)))[0]
+    b = rng.standard_normal(3)
+    for smallest, warns in ((1e-11, True), (1e-6, False)):
+        A = basis @ np.diag([1.0, 1e-3, smallest]) @ basis.T
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            got = _trak.damped_solve(
+                torch.as_tensor(A), torch.as_tensor(b), 0.0, torch.float64
+            )
+        said = [str(w.message) for w in caught]
+        assert (len(said) == 1 and "condition number 1e+11" in said[0]) == warns
+        assert not said or warns
+        expected = basis @ ((basis.T @ b) / np.array([1.0, 1e-3, smallest]))
+        assert rel_err(got, expected) <= (1e-4 if warns else 1e-9)
