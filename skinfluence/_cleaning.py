@@ -28,10 +28,9 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._actions import n_prune, plan_round, removal_floor
 from ._compute import (
-    compute_influence,
-    relabel_influence,
     resolve_method,
     resolve_objective,
+    score_rows,
 )
 from ._progress import reach
 from ._influence_inputs import Problem, as_python
@@ -207,33 +206,47 @@ def fit_and_score(
 ):
     """Fit a clone on ``(X, y)`` and score its rows: the step ``memory`` caches.
 
-    Returns the fitted clone and the scores, shape ``(len(objectives),
+    Returns the fitted clone, the scores, shape ``(len(objectives),
     n_labels, n_rows)``: one score per row for each objective (the target,
     then the constraint) and each labelling of the rows: their own labels
     (``n_labels = 1``), or, with ``relabel_to`` (the labels ``fit`` takes,
     one per class), each class in turn, everything the method computes from
-    the labels taken at the rows' own (:func:`relabel_influence`).
+    the labels taken at the rows' own (:func:`relabel_influence`); and the
+    method object that scored the target (:func:`score_rows`: its fitted
+    state, e.g. a CG solve's ``cg_info_``).
     """
     with seeded(seed):
         fitted = clone(estimator).fit(X, y, **fit_params)
-    out = []
+    out, scorers = [], []
     for objective in objectives:
         options = {
             "objective": objective,
             "method": method,
             "sensitive_features_val": s_val,
             "batch_size": batch_size,
-            "random_state": seed,
         }
         with seeded(seed):
-            if relabel_to is None:
-                scores = compute_influence(fitted, X, y, X_val, y_val, **options)[None]
-            else:
-                scores = relabel_influence(
-                    fitted, X, y, X_val, y_val, classes=relabel_to, **options
-                )
-        out.append(scores)
-    return fitted, np.asarray(out, dtype=np.float64)
+            scores, scorer = score_rows(
+                fitted, X, y, X_val, y_val, options, random_state=seed,
+                classes=relabel_to,
+            )  # fmt: skip
+        out.append(scores[None] if relabel_to is None else scores)
+        scorers.append(scorer)
+    return fitted, np.asarray(out, dtype=np.float64), scorers[0]
+
+
+def carry_fitted(method, scorer) -> None:
+    """Set the public fitted attributes of ``scorer`` (a scoring clone) on ``method``.
+
+    The meta-estimators' ``method_`` is the resolved ``method`` parameter;
+    scoring runs on a clone of it, so what the clone fitted (the last
+    round's ``cg_info_``, ``damping_`` of an ``InfluenceFunction``) is
+    copied back, once the rounds are over (``method`` is part of the
+    ``memory`` key of each round).
+    """
+    for key, value in vars(scorer).items():
+        if key.endswith("_") and not key.startswith("_"):
+            setattr(method, key, value)
 
 
 @dataclass
@@ -513,7 +526,7 @@ def clean(
         params = _check_method_params(problem.X, problem.fit_params, indices=X_rows)
         if action == "reweight" and np.any(weights[rows] < 1):
             params = with_weights(prepared, params, weights[rows])
-        fitted, scores = cached(
+        fitted, scores, scorer = cached(
             prepared,
             _safe_indexing(problem.X, X_rows),
             y_rows,
@@ -567,6 +580,7 @@ def clean(
             codes[hit] = best[open_[delta > 0]]
         _check_classes_left(problem, weights, codes, prune_ratio)
     _warn_damage(problem.classes, problem.codes[train], codes, weights, prune_ratio)
+    carry_fitted(problem.method, scorer)  # after the loop: keys stay unchanged
     return Cleaning(
         train=train,
         validation=val,

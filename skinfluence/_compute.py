@@ -203,20 +203,48 @@ def compute_influence(
         return on_dask(
             estimator, X, y, X_val, y_val, random_state=random_state, **options
         )
+    return score_rows(
+        estimator, X, y, X_val, y_val, options, random_state=random_state,
+        verbose=verbose,
+    )[0]  # fmt: skip
+
+
+def score_rows(
+    estimator,
+    X,
+    y,
+    X_val,
+    y_val,
+    options: dict,
+    *,
+    random_state=None,
+    verbose: int = 0,
+    classes=None,
+) -> tuple[np.ndarray, Method]:
+    """In-memory scoring: the scores, and the method object that computed them.
+
+    The body of :func:`compute_influence` (``classes=None``) and of
+    :func:`relabel_influence` (the scores under each label of ``classes``)
+    for in-memory rows; ``options`` holds their ``objective``, ``method``,
+    ``sensitive_features_val`` and ``batch_size``. The method returned is
+    the clone that scored, with what :meth:`Method.score` fitted on it
+    (``InfluenceFunction``'s ``cg_info_``, ``damping_``): the fitted
+    ``method_`` of a meta-estimator carries it.
+    """
     model, method_, bound, batch_size, Xt, yt, extra = _prepare_rows(
         estimator, X, y, X_val, y_val, options
     )
+    kwargs = {"batch_size": batch_size, "random_state": random_state, **extra}
     with verbosity(verbose):
-        scores = method_.score(
-            model,
-            bound,
-            Xt,
-            yt,
-            batch_size=batch_size,
-            random_state=random_state,
-            **extra,
-        )
-    return torch.as_tensor(scores).detach().cpu().numpy().astype(np.float64)
+        if classes is None:
+            scores = method_.score(model, bound, Xt, yt, **kwargs)
+        else:
+            idx, n_classes = class_indices(model, classes)
+            scores = method_.score_relabel(
+                model, bound, Xt, yt, n_classes=n_classes, **kwargs
+            )
+    scores = torch.as_tensor(scores).detach().cpu().numpy().astype(np.float64)
+    return (scores if classes is None else scores[idx]), method_
 
 
 def _prepare_rows(estimator, X, y, X_val, y_val, options):
@@ -330,20 +358,7 @@ def relabel_influence(
         raise TypeError(
             f"relabel_influence() got unexpected keyword arguments {sorted(dask_options)}."
         )
-    model, method_, bound, batch_size, Xt, yt, extra = _prepare_rows(
-        estimator, X, y, X_val, y_val, options
-    )
-    idx, n_classes = class_indices(model, classes)
-    with verbosity(verbose):
-        scores = method_.score_relabel(
-            model,
-            bound,
-            Xt,
-            yt,
-            n_classes=n_classes,
-            batch_size=batch_size,
-            random_state=random_state,
-            **extra,
-        )
-    scores = torch.as_tensor(scores).detach().cpu().numpy().astype(np.float64)
-    return scores[idx]
+    return score_rows(
+        estimator, X, y, X_val, y_val, options, random_state=random_state,
+        verbose=verbose, classes=classes,
+    )[0]  # fmt: skip

@@ -239,3 +239,30 @@ def test_auto_is_a_parameter_value_that_clones_and_searches():
 def test_a_bad_damping_fails_before_any_work(damping, tiny):
     with pytest.raises(ValueError, match="damping"):
         _score(InfluenceFunction(damping=damping), tiny)
+
+
+def test_a_fitted_filter_carries_the_solve_on_method_():
+    """``method_.cg_info_`` (as documented): the record of the scoring solve.
+
+    One round of a LogisticRegression: the scored model is the one fitted
+    on the training rows, so its closed-form Hessian gives the scale.
+    """
+    X, y = make_classification(n_samples=200, n_features=5, random_state=0)
+    flt = InfluenceFilter(
+        LogisticRegression(), method="influence_function", prune_ratio=0.1,
+        random_state=0,
+    ).fit(X, y)  # fmt: skip
+    method = flt.method_
+    assert method.cg_info_.converged and method.cg_info_.stop == "tol"
+    assert method.damping_ == AUTO
+    train = np.setdiff1d(np.arange(len(y)), flt.validation_indices_)
+    clf = LogisticRegression().fit(X[train], y[train])
+    n = len(train)
+    Z = np.hstack([X[train], np.ones((n, 1))])
+    p = clf.predict_proba(X[train])[:, 1]
+    H = (Z * (p * (1 - p))[:, None]).T @ Z / n
+    H[:-1, :-1] += np.eye(5) / n  # C = 1
+    assert method.curvature_scale_ == pytest.approx(np.trace(H) / 6, rel=1e-5)
+    # the unfitted parameter is untouched, and a clone carries no record
+    assert flt.method == "influence_function"
+    assert not hasattr(clone(method), "cg_info_")
