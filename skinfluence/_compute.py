@@ -99,9 +99,12 @@ def prepare_scoring(
                 f"The {type(objective_).__name__.lower()} objective needs "
                 "sensitive_features_val for the validation rows."
             )
-    if method_.inverts_curvature and _of_a_family(estimator):
+    if _of_a_family(estimator):
         info = check_supported(estimator)
-        info.adapter.check_curvature(info.final)
+        if method_.inverts_curvature:
+            info.adapter.check_curvature(info.final)
+        if objective_ is not None:
+            info.adapter.check_objective(info.final, objective_)
     model = as_torch_model(estimator)
     method_.check_checkpoints(model)
     bound = None

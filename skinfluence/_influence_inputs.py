@@ -296,6 +296,9 @@ def validate_problem(
         info.adapter.check_curvature(info.final)
     _check_action(owner, info)
     constraint, rounds = resolve_schedule(owner, objective, method)
+    for strategy in (objective if uses_objective else None, constraint):
+        if strategy is not None:
+            info.adapter.check_objective(info.final, strategy)
 
     if not validated:
         X, y = validate_X(owner, X, info, reset=True, y=y)

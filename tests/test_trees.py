@@ -318,3 +318,13 @@ def test_boostin_agrees_with_tree_influence_on_lightgbm():
     ref = ref.sum(1) / 100
     assert got @ ref / np.linalg.norm(got) / np.linalg.norm(ref) >= 0.99
     assert_allclose(got, ref, rtol=1e-8, atol=1e-12)
+
+
+def test_robustness_is_refused_before_any_training():
+    X, y = _data(2)
+    est = _hgb()
+    with pytest.raises(ValueError, match="robustness objective attacks"):
+        InfluenceFilter(est, objective="robustness").fit(X, y)
+    assert not hasattr(est, "_predictors")  # the user's estimator untouched, nothing fitted
+    with pytest.raises(ValueError, match="robustness objective attacks"):
+        compute_influence(_lgb().fit(X, y), X, y, X, y, objective="robustness")

@@ -73,6 +73,18 @@ class ModelAdapter:
         objectives need it; trees are not)."""
         return True
 
+    def check_objective(self, estimator, objective) -> None:
+        """Raise ValueError if the model cannot be scored on ``objective``."""
+        if getattr(objective, "needs_input_gradient", False) and not (
+            self.has_input_gradient(estimator)
+        ):
+            raise ValueError(
+                f"The {type(objective).__name__.lower()} objective attacks the "
+                f"model's input along its gradient, and {type(estimator).__name__} "
+                "has none (a tree's output is piecewise constant in its input). "
+                "Use objective='utility' or 'fairness'."
+            )
+
     def records_checkpoints(self, estimator) -> bool:
         """Whether :meth:`with_checkpoints` can make the model record checkpoints."""
         return False

@@ -25,6 +25,8 @@ class Objective(BaseEstimator):
     _key: str = ""
     #: whether ``bind`` needs ``sensitive_features``
     requires_sensitive_features: bool = False
+    #: whether ``bind`` differentiates the model in its input (adversarial rows)
+    needs_input_gradient: bool = False
 
     #: the constructor parameters' accepted values, in scikit-learn's format
     _parameter_constraints: dict = {}

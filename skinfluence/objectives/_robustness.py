@@ -56,6 +56,8 @@ class Robustness(Objective):
         "steps": [Interval(Integral, 1, None, closed="left")],
     }
 
+    needs_input_gradient = True
+
     def __init__(
         self,
         attack: str = "fgsm",
