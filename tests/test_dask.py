@@ -277,6 +277,107 @@ def test_exact_selection_with_ties(monkeypatch, seed):
             np.testing.assert_array_equal(skd.lowest_mask(lazy, k).compute(), want)
 
 
+class _Recording:
+    """The synchronous scheduler, recording what each computation returns.
+
+    What a scheduler's ``get`` returns is what reaches the client: per
+    computation, the number of results and their pickled bytes.
+    """
+
+    def __init__(self):
+        self.results = []  # (number of keys, pickled bytes) per computation
+
+    def __call__(self, dsk, keys, **kwargs):
+        import pickle
+
+        out = dask.get(dsk, keys, **kwargs)
+        flat = list(dask.core.flatten(keys)) if isinstance(keys, list) else [keys]
+        self.results.append((len(flat), len(pickle.dumps(out))))
+        return out
+
+
+def test_selection_client_memory_is_flat_in_the_blocks(monkeypatch):
+    """2,000 blocks: each pass brings one result (at most a 512 KiB histogram)
+    to the client, the same as with 200 blocks, and the exact answers."""
+    from skinfluence import _dask
+
+    monkeypatch.setattr(_dask, "GATHER_LIMIT", 2000)  # force a radix pass
+    rng = np.random.RandomState(7)
+    s = np.round(rng.normal(size=6000), 1)  # ties, within and across blocks
+    s[rng.rand(6000) < 0.1] = -0.0
+    s[rng.rand(6000) < 0.1] = 0.0
+    order = np.argsort(s, kind="stable")
+    k = 3000  # -0.0 and 0.0 (rows 2337 to 3689 in order) are tied past it
+    want = np.zeros(len(s), dtype=bool)
+    want[order[:k]] = True
+    seen = {}
+    for blocks in (200, 2000):
+        with dask.config.set(scheduler="sync"):
+            lazy = da.from_array(s, chunks=len(s) // blocks).persist()
+        assert lazy.numblocks[0] == blocks
+        rec = _Recording()
+        with dask.config.set(scheduler=rec):
+            assert skd.kth_smallest(lazy, 3700) == np.partition(s, 3699)[3699]
+            mask = skd.lowest_mask(lazy, k)
+        assert rec.results and all(n_keys == 1 for n_keys, _ in rec.results)
+        assert max(size for _, size in rec.results) < 2**19 + 2**12
+        seen[blocks] = rec.results
+        with dask.config.set(scheduler="sync"):
+            np.testing.assert_array_equal(mask.compute(), want)
+    assert seen[200] == seen[2000]  # flat: the same results, whatever the blocks
+
+
+def test_write_cleaned_selects_once_per_action(monkeypatch, tmp_path):
+    """One selection and one pass per radix step, whatever the action: the
+    scores persisted, one count, one gathering, one write (with its count)."""
+    from skinfluence import _dask
+
+    rng = np.random.RandomState(3)
+    s = np.round(rng.normal(size=300), 1)  # ties at the threshold
+    k = 45  # floor(0.15 * 300)
+    frame = pd.DataFrame({"x": np.arange(300.0), "label": rng.randint(0, 2, 300)})
+    ddf = dd.from_pandas(frame, npartitions=6)
+    scores = dd.from_pandas(pd.Series(s, name="influence"), npartitions=6)
+    new = dd.from_pandas(pd.Series(1 - frame["label"], name="new"), npartitions=6)
+    order = np.argsort(s, kind="stable")
+    acted = np.zeros(300, dtype=bool)
+    acted[order[:k]] = True
+    selections = []
+    real = _dask._select
+    monkeypatch.setattr(
+        _dask, "_select", lambda *a, **kw: selections.append(1) or real(*a, **kw)
+    )
+    for action in ("remove", "reweight", "relabel"):
+        rec, selections[:] = _Recording(), []
+        with dask.config.set(scheduler=rec):
+            written = skd.write_cleaned(
+                ddf,
+                scores,
+                tmp_path / action,
+                prune_ratio=0.15,
+                action=action,
+                label="label",
+                new_labels=new,
+            )
+        assert len(selections) == 1
+        assert len(rec.results) == 4, action  # persist, count, gather, write
+        out = pd.read_parquet(tmp_path / action).sort_index()
+        if action == "remove":
+            np.testing.assert_array_equal(out.index, np.flatnonzero(~acted))
+            assert written.n_acted == k
+        elif action == "reweight":  # 0 at the lowest, 1 at the (k + 1)-th
+            edge, low = np.sort(s)[k], s.min()
+            w = np.where(acted, 1 - (edge - s) / (edge - low), 1.0)
+            np.testing.assert_allclose(out["sample_weight"], w[w > 0], rtol=1e-15)
+            assert written.n_acted == np.sum(w < 1)
+        else:
+            flip = acted & (s < 0)
+            label = np.where(flip, 1 - frame["label"], frame["label"])
+            np.testing.assert_array_equal(out["label"], label)
+            assert written.n_acted == flip.sum()
+        assert written.threshold == np.sort(s)[k - 1]
+
+
 def test_spec_is_loaded_once_per_worker_and_torch_runs_one_thread(problem, dask_client):
     from skinfluence import _dask
 
