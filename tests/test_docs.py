@@ -3,7 +3,8 @@
 The sources (docs/, examples/, benchmarks/results/) are copied to a temporary
 directory and built there with ``sphinx-build -W --keep-going -b html``; the
 gallery's examples run at reduced size (``SKINFLUENCE_EXAMPLE_QUICK=1``).
-Skipped without the ``docs`` extra.
+The build's tests are skipped without the ``docs`` extra; the docstring
+tests run always.
 """
 
 from __future__ import annotations
@@ -17,17 +18,31 @@ from pathlib import Path
 
 import pytest
 
-for _name in ("sphinx", "numpydoc", "sphinx_gallery", "matplotlib"):
-    pytest.importorskip(_name, reason="the docs extra is not installed")
-
 ROOT = Path(__file__).resolve().parents[1]
 BUILD_OUTPUTS = shutil.ignore_patterns(
     "_build", "generated", "auto_examples", "sg_execution_times.rst", "__pycache__"
 )
 
 
+def needs_docs_extra():
+    for name in ("sphinx", "numpydoc", "sphinx_gallery", "matplotlib"):
+        pytest.importorskip(name, reason="the docs extra is not installed")
+
+
+def docs_ext():
+    """The documentation's helper module (docs/_ext/skinfluence_docs.py)."""
+    needs_docs_extra()
+    sys.path.insert(0, str(ROOT / "docs" / "_ext"))
+    try:
+        import skinfluence_docs
+    finally:
+        sys.path.pop(0)
+    return skinfluence_docs
+
+
 @pytest.fixture(scope="module")
 def html(tmp_path_factory):
+    needs_docs_extra()
     src = tmp_path_factory.mktemp("docs_src")
     for part in ("docs", "examples", "benchmarks/results"):
         shutil.copytree(ROOT / part, src / part, ignore=BUILD_OUTPUTS)
@@ -50,8 +65,45 @@ def text_of(path: Path) -> str:
 
 
 def test_pages_are_built(html):
-    for page in ("index", "user_guide", "signals", "api", "benchmarks"):
+    for page in ("index", "user_guide", "choosing", "signals", "api", "benchmarks"):
         assert (html / f"{page}.html").is_file(), page
+
+
+def test_choosing_page_links_its_numbers_to_the_results(html):
+    page = (html / "choosing.html").read_text(encoding="utf-8")
+    rst = (ROOT / "docs" / "choosing.rst").read_text(encoding="utf-8")
+    quoted = re.findall(r":bench:`[^`<]+<([\w-]+)>`", rst)
+    assert len(quoted) >= 20
+    for stem in set(quoted):
+        assert f'href="benchmarks.html#benchmark-{stem}"' in page, stem
+    assert ":bench:" not in text_of(html / "choosing.html")
+
+
+def test_quoted_numbers_are_matched_whole():
+    found = docs_ext().quoted_number_found
+    text = "DP 0.193 -> 0.082 (57% fall), -0.50 points; -13\nto -21% at 10%"
+    for number in ("0.082", "57%", "-0.50", "0.193", "-13 to -21%", "10%"):
+        assert found(number, text), number
+    for number in ("0.08", "7%", "0.50", "0.19", "0.5", "-0.5", "1%", "13"):
+        assert not found(number, text), number
+
+
+def test_method_docstrings_name_every_registered_method():
+    """The shared ``method`` text lists every key fit accepts, read after import.
+
+    A method registered after the docstring was built (by a module imported
+    later) would be missing: this reads the registry as a user's session has it.
+    """
+    import skinfluence
+    from skinfluence.methods import METHODS
+
+    keys = METHODS.keys()
+    assert {"ip", "trak", "influence_function", "signal_aum"} <= set(keys)
+    for est in (skinfluence.InfluenceFilter, skinfluence.InfluenceSampler):
+        doc = est.__doc__
+        section = doc[doc.index("    method : ") : doc.index("    prune_ratio : ")]
+        named = re.findall(r'``"(\w+)"``', section)
+        assert sorted(named) == sorted(keys), est.__name__
 
 
 def test_api_pages_cover_the_public_names(html):
@@ -134,11 +186,7 @@ def _doctree(rst: str):
 
 
 def test_markdown_to_rst_parses_cleanly_and_keeps_the_text():
-    sys.path.insert(0, str(ROOT / "docs" / "_ext"))
-    try:
-        from skinfluence_docs import markdown_to_rst
-    finally:
-        sys.path.pop(0)
+    markdown_to_rst = docs_ext().markdown_to_rst
     rst = markdown_to_rst(MARKDOWN, level=0)
     tree, messages = _doctree(rst)
     assert messages == [], rst
@@ -169,11 +217,7 @@ def test_markdown_to_rst_parses_cleanly_and_keeps_the_text():
 
 
 def test_texts_that_skip_heading_levels_share_one_page():
-    sys.path.insert(0, str(ROOT / "docs" / "_ext"))
-    try:
-        from skinfluence_docs import markdown_to_rst
-    finally:
-        sys.path.pop(0)
+    markdown_to_rst = docs_ext().markdown_to_rst
     first = markdown_to_rst("# A\n\n## B\n\n#### C\n\ntext c\n", level=1)
     second = markdown_to_rst("# D\n\n## E\n\n### F\n\ntext f\n", level=1)
     page = "Page\n====\n\n" + first + "\n" + second

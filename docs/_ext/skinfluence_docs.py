@@ -5,6 +5,8 @@
   (headings, paragraphs, lists, pipe tables, code fences, inline code, bold,
   italics, links) to reStructuredText, escaping everything else, so the
   documentation needs no Markdown parser.
+- the ``bench`` role: a measured number quoted from a benchmark result,
+  checked against that file (see :func:`quoted_number_found`).
 - :class:`ExampleOrder`: the order of the gallery.
 - :func:`reset_state`: run by sphinx-gallery before each example.
 """
@@ -233,6 +235,71 @@ def benchmark_results(results_dir: Path, order=()) -> tuple[str, list[Path]]:
     return "\n".join(parts), files
 
 
+# ------------------------------------------------------------- quoted numbers
+_BENCH_ROLE = re.compile(r"^(?P<text>.+?)\s*<(?P<stem>[\w-]+)>$", re.S)
+
+
+def quoted_number_found(text: str, markdown: str) -> bool:
+    """Whether ``text`` (a number as quoted, e.g. "-57%" or "0.082") is in ``markdown``.
+
+    Matched whole and with its sign: "0.08" is not found in "0.082", nor
+    "2%" in "12%", nor "0.5" in "-0.5" ("+0.5" holds "0.5").
+    """
+    body = r"\s+".join(re.escape(part) for part in text.split())  # any line breaks
+    pattern = r"(?<![\w.-])" + body + r"(?![\w%]|\.\d)"
+    return re.search(pattern, markdown) is not None
+
+
+def bench_role(name, rawtext, text, lineno, inliner, options=None, content=None):
+    """``:bench:`-57% <fairness>```: a number quoted from a benchmark's results.
+
+    Renders the number as a link to the results of that benchmark on the
+    benchmarks page (``benchmark-<stem>``) and checks that the number is in
+    ``benchmarks/results/<stem>.md``; if it is not (the benchmark was rerun
+    and its numbers moved), the build warns, so that no page quotes a number
+    the results no longer hold.
+    """
+    from docutils import nodes
+    from sphinx import addnodes
+
+    m = _BENCH_ROLE.match(text)
+    if m is None:
+        msg = inliner.reporter.error(
+            f"bench role: write :bench:`<number> <results stem>`, got {text!r}",
+            line=lineno,
+        )
+        return [inliner.problematic(rawtext, rawtext, msg)], [msg]
+    number, stem = m.group("text"), m.group("stem")
+    env = inliner.document.settings.env
+    path = Path(env.srcdir).parent / "benchmarks" / "results" / f"{stem}.md"
+    messages = []
+    if not path.is_file():
+        messages.append(
+            inliner.reporter.warning(f"bench role: no {path}", line=lineno)
+        )
+    else:
+        env.note_dependency(str(path))
+        if not quoted_number_found(number, path.read_text(encoding="utf-8")):
+            messages.append(
+                inliner.reporter.warning(
+                    f"bench role: {number!r} is not in benchmarks/results/{stem}.md "
+                    "(rerun benchmark? update the page that quotes it)",
+                    line=lineno,
+                )
+            )
+    ref = addnodes.pending_xref(
+        rawtext,
+        refdomain="std",
+        reftype="ref",
+        reftarget=f"benchmark-{stem}",
+        refexplicit=True,
+        refwarn=True,
+    )
+    ref["refdoc"] = env.docname
+    ref += nodes.inline(number, number)
+    return [ref], messages
+
+
 # ------------------------------------------------------------------ gallery
 EXAMPLE_ORDER = [
     "plot_fairness_adult.py",
@@ -269,7 +336,7 @@ def reset_state(gallery_conf, fname):
 
 # ---------------------------------------------------------------- directive
 def setup(app):
-    """Sphinx extension: the ``benchmark-results`` directive."""
+    """Sphinx extension: the ``benchmark-results`` directive and the ``bench`` role."""
     from docutils.parsers.rst import Directive, directives
 
     class BenchmarkResults(Directive):
@@ -295,4 +362,5 @@ def setup(app):
             return []
 
     app.add_directive("benchmark-results", BenchmarkResults)
+    app.add_role("bench", bench_role)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
