@@ -74,6 +74,7 @@ class InfluenceMixin:
         action="remove",
         constraint="auto",
         rounds="auto",
+        surrogate=None,
         validation_size=0.2,
         refit_on="train",
         batch_size=2048,
@@ -88,6 +89,7 @@ class InfluenceMixin:
         self.action = action
         self.constraint = constraint
         self.rounds = rounds
+        self.surrogate = surrogate
         self.validation_size = validation_size
         self.refit_on = refit_on
         self.batch_size = batch_size
@@ -402,6 +404,12 @@ def prepared_estimator(estimator, problem: Problem, seed: int, *, weighted=False
     est = rebuild_final(est, lambda adapter, model: adapter.prepared(model))
     if weighted:  # last: it sets metadata requests, which a rebuild may drop
         est = with_sample_weight(est)
+    return seed_random_states(est, seed)
+
+
+def seed_random_states(est, seed: int):
+    """``est`` with every ``random_state`` parameter left unseeded (None or a
+    RandomState) set to ``seed``; the seeds the user set are kept."""
     seeds = {
         name: seed
         for name, value in est.get_params(deep=True).items()

@@ -15,6 +15,7 @@ from ._cleaning import (
     clean,
     metadata_router,
     prepared_estimator,
+    seed_random_states,
     fit_steps,
     seeded,
     with_weights,
@@ -107,12 +108,38 @@ def _final_rows(n: int, cleaning: Cleaning, problem: Problem, refit_on):
     return weights, codes
 
 
-def _refit(estimator, problem: Problem, cleaning: Cleaning, weights, codes, refit_on):
-    """The final model: a fresh clone fitted on the kept rows, from the same seed."""
+def _refit_through_surrogate(estimator, X_fit, y_fit, params, w, seed):
+    """The user's estimator, scored through a surrogate: a seeded clone fitted
+    on the kept rows, with ``sample_weight`` (a Pipeline's last step's) when
+    rows were down-weighted."""
+    from sklearn.base import clone
+    from sklearn.pipeline import Pipeline
+
+    final = seed_random_states(clone(estimator), seed)
+    if np.any(w < 1):
+        name = "sample_weight"
+        if isinstance(final, Pipeline) and not _routing_enabled():
+            name = f"{final.steps[-1][0]}__sample_weight"
+        elif isinstance(final, Pipeline):
+            final.steps[-1][1].set_fit_request(sample_weight=True)
+        params = {**params, name: w * np.asarray(params.get(name, 1.0))}
+    with seeded(seed):
+        return final.fit(X_fit, y_fit, **params)
+
+
+def _refit(
+    estimator, problem: Problem, cleaning: Cleaning, weights, codes, refit_on, *,
+    surrogate=False,
+):
+    """The final model: a fresh clone fitted on the kept rows, from the same seed.
+
+    With ``surrogate`` the rows were scored on a surrogate model and
+    ``estimator`` is of no registered family: it is fitted as it is.
+    """
     untouched = np.all(cleaning.weights == 1) and np.array_equal(
         cleaning.codes, problem.codes[cleaning.train]
     )
-    if refit_on == "train" and untouched:
+    if refit_on == "train" and untouched and not surrogate:
         return cleaning.first  # same rows, same labels, same seed: same model
     info = problem.info
     rows = np.flatnonzero(weights > 0)
@@ -124,6 +151,11 @@ def _refit(estimator, problem: Problem, cleaning: Cleaning, weights, codes, refi
         X_fit = _concat_rows(X_fit, problem.X_val)
         y_fit = np.concatenate([y_fit, problem.y_val_fit])
         w = np.r_[w, np.ones(_num_samples(problem.X_val))]
+    if surrogate:
+        labels = problem.classes[codes[rows]]
+        if refit_on == "all" and problem.X_val is not None:
+            labels = np.concatenate([labels, problem.y_val])
+        return _refit_through_surrogate(estimator, X_fit, labels, params, w, cleaning.seed)
     reweighted = np.any(w < 1)
     final = prepared_estimator(estimator, problem, cleaning.seed, weighted=reweighted)
     if reweighted:
@@ -153,6 +185,9 @@ class InfluenceFilter(
     ----------
     estimator_ : estimator
         The clone refitted on the kept rows; it makes the predictions.
+    surrogate_ : estimator
+        With ``surrogate``: the surrogate fitted on the training rows (the
+        first round's), whose scores chose the rows.
     objective_ : Objective
         The objective used (the ``objective`` string resolved to an instance).
     method_ : Method
@@ -282,11 +317,14 @@ class InfluenceFilter(
             reach(total - fit_steps(problem, 0, refit=True), stage="refit")
             weights, codes = _final_rows(n, cleaning, problem, self.refit_on)
             estimator = _refit(
-                self.estimator, problem, cleaning, weights, codes, self.refit_on
+                self.estimator, problem, cleaning, weights, codes, self.refit_on,
+                surrogate=self.surrogate is not None,
             )
             reach(total, stage="done")
 
         self.estimator_ = estimator
+        if self.surrogate is not None:
+            self.surrogate_ = cleaning.first
         self.objective_ = problem.objective
         self.method_ = problem.method
         self.constraint_ = problem.constraint

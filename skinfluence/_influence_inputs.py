@@ -19,6 +19,7 @@ from sklearn.utils.validation import (
 )
 
 from ._compute import resolve_method, resolve_objective
+from ._influence_params import scoring_estimator
 from ._sklearn_compat import _assert_all_finite, _num_samples, _routing_enabled
 from .methods import Method
 from .metrics._groups import _as_python as as_python  # a numpy scalar as Python's
@@ -217,6 +218,25 @@ def resolve_schedule(owner, objective, method) -> tuple[Objective | None, int]:
     return constraint, int(rounds)
 
 
+def _check_surrogate(owner) -> None:
+    """With ``surrogate``, ``estimator`` is only refitted: it needs ``fit``, and
+    ``sample_weight`` for "reweight"."""
+    from sklearn.pipeline import Pipeline
+    from sklearn.utils.validation import has_fit_parameter
+
+    if getattr(owner, "surrogate", None) is None:
+        return
+    est = owner.estimator
+    final = est.steps[-1][1] if isinstance(est, Pipeline) else est
+    if getattr(owner, "action", "remove") == "reweight" and not has_fit_parameter(
+        final, "sample_weight"
+    ):
+        raise ValueError(
+            f"action='reweight' refits the estimator with sample_weight, and "
+            f"{type(final).__name__}.fit takes none. Use action='remove' or 'relabel'."
+        )
+
+
 def _check_action(owner, info: SupportInfo) -> None:
     """``action`` against the estimator, before any training."""
     action = getattr(owner, "action", "remove")
@@ -284,7 +304,8 @@ def validate_problem(
     validated : bool, default=False
         Whether ``X`` and ``y`` went through :func:`validate_X` already.
     """
-    info = check_supported(owner.estimator)
+    info = check_supported(scoring_estimator(owner))
+    _check_surrogate(owner)
     objective = resolve_objective(owner.objective)
     method = resolve_method(owner.method)
     uses_objective = method.needs_objective

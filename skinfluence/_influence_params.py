@@ -15,9 +15,21 @@ PARAM_DOCS = {
         The classifier to clean the training set for, unfitted: a skorch
         ``NeuralNetClassifier`` (``CrossEntropyLoss`` or ``NLLLoss``) or
         ``NeuralNetBinaryClassifier``, a ``LogisticRegression``, a binary
-        ``SGDClassifier(loss="log_loss")``, or a ``Pipeline`` ending in one of
+        ``SGDClassifier(loss="log_loss")``, a boosted-trees classifier
+        (``HistGradientBoostingClassifier``, LightGBM's ``LGBMClassifier``,
+        XGBoost's ``XGBClassifier``), or a ``Pipeline`` ending in one of
         these (influence is then computed in the model's input space, after
-        the earlier steps). It is cloned, never fitted itself.""",
+        the earlier steps). Any other classifier is cleaned through
+        ``surrogate``. It is cloned, never fitted itself.""",
+    "surrogate": """surrogate : estimator object or None, default=None
+        A model of a supported family that scores the rows in place of
+        ``estimator``, for an ``estimator`` that cannot be scored itself (a
+        random forest, an SVC, any classifier with ``fit``): the surrogate is
+        fitted on the same training rows, scored, the plan is made on its
+        scores, and ``estimator`` is refitted on the result (with
+        ``sample_weight`` for "reweight"). The scores then measure how rows
+        move the surrogate, not ``estimator``: pick a surrogate that fits the
+        data about as well. The fitted one is ``surrogate_``.""",
     "objective": """objective : {"utility", "fairness", "robustness"} or Objective, \
 default="utility"
         What influence is measured on, over the validation rows: the mean
@@ -152,6 +164,7 @@ PARAM_DOCS["parameters"] = "\n    ".join(
         "action",
         "constraint",
         "rounds",
+        "surrogate",
         "validation_size",
         "refit_on",
         "batch_size",
@@ -187,6 +200,7 @@ default=None
 
 PARAMETER_CONSTRAINTS = {
     "estimator": [HasMethods(["fit"])],
+    "surrogate": [None, HasMethods(["fit"])],
     "objective": [str, Objective],
     "method": [str, Method],
     "prune_ratio": [Interval(Real, 0, 1, closed="left"), StrOptions({"negative"})],
@@ -205,10 +219,15 @@ PARAMETER_CONSTRAINTS = {
 }
 
 
+def scoring_estimator(owner):
+    """The estimator whose fits are scored: ``surrogate`` when given."""
+    return owner.estimator if owner.surrogate is None else owner.surrogate
+
+
 def cleaning_settings(owner) -> dict:
     """The parameters of ``owner`` that :func:`skinfluence._cleaning.clean` takes."""
     return {
-        "estimator": owner.estimator,
+        "estimator": scoring_estimator(owner),
         "prune_ratio": owner.prune_ratio,
         "validation_size": owner.validation_size,
         "batch_size": owner.batch_size,

@@ -12,6 +12,7 @@ from ._influence_params import (
     PARAM_DOCS,
     PARAMETER_CONSTRAINTS,
     cleaning_settings,
+    scoring_estimator,
 )
 from ._progress import stage_bar, verbosity
 from ._sklearn_compat import METADATA_METHODS, _num_samples, _safe_indexing
@@ -125,7 +126,8 @@ class InfluenceSampler(InfluenceMixin, _Base):
     def _check_X_y(self, X, y, accept_sparse=None):
         """imbalanced-learn's input hook: X as the estimator takes it."""
         y, binarize_y = check_target_type(y, indicate_one_vs_all=True)
-        X, y = validate_X(self, X, check_supported(self.estimator), reset=True, y=y)
+        info = check_supported(scoring_estimator(self))
+        X, y = validate_X(self, X, info, reset=True, y=y)
         return X, y, binarize_y
 
     def _fit_resample(self, X, y, **params):

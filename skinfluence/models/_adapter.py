@@ -213,7 +213,9 @@ def adapter_for(estimator) -> ModelAdapter:
             return adapter
     raise TypeError(
         f"{type(estimator).__name__} is not supported. Supported: "
-        f"{supported_families()}."
+        f"{supported_families()}. InfluenceFilter and InfluenceSampler clean "
+        "for any other classifier through a supported surrogate: "
+        "InfluenceFilter(estimator, surrogate=LogisticRegression())."
     )
 
 
