@@ -6,6 +6,8 @@ Run from the repository root::
     python benchmarks/bench_fairness.py --quick     # smoke run (< 2 min) -> fairness_quick.*
     python benchmarks/bench_fairness.py --dev       # method choice on seed 100 -> fairness_dev.md
     python benchmarks/bench_fairness.py --render    # rebuild tables and plot from the CSV
+    python benchmarks/bench_fairness.py --constraint-check  # constraint after refit, per
+                                                    # action (dev seeds) -> fairness_constraint.*
 
 For Adult (sex) and COMPAS (race: African-American vs Caucasian rows), the
 harness's LogisticRegression and skorch MLP, and seeds 0-4, each seed draws a
@@ -102,6 +104,7 @@ CSV_COLUMNS = [
     "dataset", "model", "seed", "method", "objective", "action", "constraint",
     "rounds", "param", "n_train", "n_touched", "weight_removed", "test_acc",
     "test_dp", "test_eo", "sel_acc", "sel_dp", "sel_eo", "fit_s", "note",
+    "val_loss",
 ]  # fmt: skip
 KEY = [
     "dataset",
@@ -118,6 +121,9 @@ CONFIG = ["objective", "action", "constraint", "rounds", "param"]
 #: accuracy changes are means of multiples of 100 / n_rows points: a cost
 #: equal to a cap up to floating-point rounding is within it
 COST_TOL = 1e-9
+#: a refit's validation loss above the first fit's by more than this "rose"
+#: (float32 nets: differences below it are rounding)
+VAL_TOL = 1e-6
 OBJECTIVES = {"dp": "demographic_parity", "eo": "equal_opportunity"}
 ACTIONS = ["remove", "reweight", "relabel"]
 CONSTRAINTS = ["none", "utility"]
@@ -164,6 +170,13 @@ def make_config(args) -> dict:
             "mlp": {"dp": "influence_function", "eo": "influence_function"},
         },
         "dev_seeds": [100, 101],
+        # --constraint-check: the utility constraint after the refit, per action
+        # (and, on LogisticRegression, the same without the constraint to compare)
+        "constraint_check": {
+            "models": ["logreg", "mlp"],
+            "ratios": [0.05, 0.1],
+            "constraints": {"logreg": ["utility", "none"], "mlp": ["utility"]},
+        },
         "if_logreg": {"solver": "exact", "damping": 0.0},
         # curvature="hessian": the full run was made before GGN became the default
         "if_mlp": {"solver": "cg", "damping": 0.1, "max_iter": 50, "curvature": "hessian",
@@ -279,13 +292,22 @@ def metrics(prefix: str, y, pred, s) -> dict:
     }
 
 
-def evaluate(predict, d: dict) -> dict:
+def evaluate(predict, d: dict, parts=("sel", "test")) -> dict:
     """Selection and test metrics of ``predict(X, s)``."""
     out = {}
-    for part in ("sel", "test"):
+    for part in parts:
         X, y, s = d[part]
         out.update(metrics(part, y, predict(X, s), s))
     return out
+
+
+def validation_loss(model, d: dict) -> float:
+    """Mean cross-entropy of ``model`` on the validation rows: the utility
+    constraint's objective, which the constraint asks the cleaning not to raise."""
+    Xv, yv, _ = d["val"]
+    proba = np.asarray(model.predict_proba(Xv), dtype=np.float64)
+    cols = np.searchsorted(np.asarray(model.classes_), yv)
+    return float(-np.mean(np.log(np.clip(proba[np.arange(len(yv)), cols], 1e-300, None))))
 
 
 def row(key: dict, **values) -> dict:
@@ -310,9 +332,10 @@ def key_of(r) -> tuple:
 class Group:
     """One (data set, model, seed): the split, the cache, the rows done."""
 
-    def __init__(self, ds, kind, seed, cfg, done, csv_path, memory):
+    def __init__(self, ds, kind, seed, cfg, done, csv_path, memory, parts=("sel", "test")):
         self.ds, self.kind, self.seed, self.cfg = ds, kind, seed, cfg
         self.done, self.csv_path, self.memory = done, csv_path, memory
+        self.parts = parts  # the rows evaluated (the constraint check: selection only)
         self.d = for_model(kind, load_split(ds, seed, cfg))
         self.n_train = len(self.d["train"][1])
 
@@ -381,7 +404,7 @@ class Group:
         w = np.asarray(flt.sample_weight_, dtype=float)
         touched = w < 1
         touched[np.asarray(flt.relabeled_indices_, dtype=int)] = True
-        res = evaluate(lambda Xp, sp: flt.predict(Xp), self.d)
+        res = evaluate(lambda Xp, sp: flt.predict(Xp), self.d, self.parts)
         self.save(
             row(
                 key,
@@ -390,6 +413,7 @@ class Group:
                 weight_removed=float(np.sum(1 - w)),
                 fit_s=round(sw["seconds"], 2),
                 note=note,
+                val_loss=validation_loss(flt, self.d),
                 **res,
             )
         )
@@ -610,23 +634,29 @@ def paired(frame: pd.DataFrame) -> pd.DataFrame:
     """Rows with the ``none`` row of the same (dataset, model, seed) joined in."""
     none = frame[frame.method == "none"][
         ["dataset", "model", "seed", "test_acc", "test_dp", "test_eo",
-         "sel_acc", "sel_dp", "sel_eo"]
+         "sel_acc", "sel_dp", "sel_eo", "val_loss"]
     ]  # fmt: skip
     return frame.merge(none, on=["dataset", "model", "seed"], suffixes=("", "_none"))
 
 
 def summarise(frame: pd.DataFrame) -> pd.DataFrame:
     """Per configuration (over seeds): means, paired accuracy changes, touched share."""
-    f = paired(frame[frame.test_acc.notna()].copy())
+    f = paired(frame[frame.sel_acc.notna()].copy())
     f["touched"] = f.n_touched / f.n_train
     for part in ("test", "sel"):
         f[f"{part}_dacc"] = 100 * (f[f"{part}_acc"] - f[f"{part}_acc_none"])
+    # the utility constraint, checked after the refit: did the validation loss rise?
+    f["val_dloss"] = f.val_loss - f.val_loss_none
+    f["val_rose"] = (f.val_dloss > VAL_TOL).astype(float).where(f.val_dloss.notna())
     keys = ["dataset", "model", "method", *CONFIG]
     cols = ["test_acc", "test_dp", "test_eo", "sel_acc", "sel_dp", "sel_eo",
             "test_dacc", "sel_dacc", "touched", "test_dp_none", "test_eo_none",
-            "sel_dp_none", "sel_eo_none", "test_acc_none", "fit_s"]  # fmt: skip
+            "sel_dp_none", "sel_eo_none", "test_acc_none", "fit_s",
+            "val_loss", "val_loss_none", "val_dloss", "val_rose"]  # fmt: skip
     g = f.groupby(keys, dropna=False, sort=False)
     out = g[cols].mean()
+    out["val_rose"] = g.val_rose.sum(min_count=1)
+    out["val_checked"] = g.val_dloss.count()
     out["seeds"] = g.size()
     out["test_acc_sd"] = g.test_acc.std()
     out["touched_max"] = g.touched.max()
@@ -933,9 +963,18 @@ def grid_rows(summary, ds, kind) -> list[list]:
                 f"{r.sel_dacc:+.2f}",
                 f"{r.sel_dp:.3f}",
                 f"{r.sel_eo:.3f}",
+                val_check(r),
             ]
         )
     return out
+
+
+def val_check(r) -> str:
+    """The validation loss's mean change after the refit, and in how many seeds it
+    rose ("—" for rows written before the column existed)."""
+    if not r.get("val_checked", 0):
+        return "—"
+    return f"{r.val_dloss:+.4f} ({int(r.val_rose)}/{int(r.val_checked)})"
 
 
 def plot_front(summary: pd.DataFrame, path: Path, cfg: dict) -> bool:
@@ -1068,6 +1107,9 @@ def read_rows(csv_path: Path) -> pd.DataFrame:
     frame = read_csv(csv_path, CSV_COLUMNS)
     if frame.empty:
         return frame
+    for c in CSV_COLUMNS:  # a column added since the CSV was written: empty
+        if c not in frame.columns:
+            frame[c] = np.nan
     keys = [key_of(r) for _, r in frame.iterrows()]
     return frame[~pd.Series(keys, index=frame.index).duplicated()].reset_index(
         drop=True
@@ -1172,14 +1214,18 @@ def render(csv_path: Path, md_path: Path, png_path: Path, cfg: dict, meta: dict)
         "## Every configuration of ours",
         "",
         "Test: accuracy change (points, paired), DP and EO gaps (change relative to "
-        "`none`). Selection rows: the same, from which choices are made.",
+        "`none`). Selection rows: the same, from which choices are made. Val Δ loss: "
+        "the refit's validation cross-entropy minus the first fit's (mean over seeds), "
+        "and in how many seeds it rose: the utility constraint asks that it not rise "
+        "(— for runs recorded before this check).",
     ]
     lines += _per_model_tables(
         cfg,
         lambda ds, kind: grid_rows(summary, ds, kind),
         ["objective", "action", "constraint", "rounds", "ratio", "seeds", "touched",
-         "test Δ acc", "test DP", "test EO", "sel Δ acc", "sel DP", "sel EO"],
-        "lllrrrrrrrrrr",
+         "test Δ acc", "test DP", "test EO", "sel Δ acc", "sel DP", "sel EO",
+         "val Δ loss (rose)"],
+        "lllrrrrrrrrrrr",
     )  # fmt: skip
     if len(errors):
         lines += ["", "## Errors", ""]
@@ -1366,6 +1412,118 @@ def run_dev(cfg: dict, out: Path) -> None:
     write_result(out, "\n".join(lines) + "\n")
 
 
+# ---------------------------------------------------- constraint check run
+def run_constraint_check(cfg: dict, csv_path: Path, md_path: Path, argv) -> None:
+    """Does the utility constraint hold after the refit, for every action?
+
+    Adult, the development seeds, LogisticRegression and the MLP, the DP
+    objective with ``constraint="utility"`` and three rounds (the defaults
+    under a fairness objective), each action at 5% and 10%; the refit's
+    validation cross-entropy against the first fit's, and accuracy and DP on
+    the selection rows. No test rows are evaluated.
+    """
+    cc = cfg["constraint_check"]
+    upgrade_csv(csv_path)
+    done = {key_of(r) for _, r in read_csv(csv_path, CSV_COLUMNS).iterrows()}
+    t0 = time.time()
+    for seed in cfg["dev_seeds"]:
+        for kind in cc["models"]:
+            cache = tempfile.mkdtemp(prefix="bench_fairness_cc_")
+            try:
+                g = Group("adult", kind, seed, cfg, done, csv_path, cache, parts=("sel",))
+                g.run_filter("none", "dp", "remove", "none", 1, 0.0)
+                for constraint in cc["constraints"][kind]:
+                    for action in ACTIONS:
+                        for ratio in cc["ratios"]:
+                            g.run_filter("ours", "dp", action, constraint, 3, ratio)
+                log(f"constraint check {kind} seed {seed}: total "
+                    f"{(time.time() - t0) / 60:.1f} min")  # fmt: skip
+            finally:
+                shutil.rmtree(cache, ignore_errors=True)
+    render_constraint_check(csv_path, md_path, cfg, run_header("bench_fairness.py", argv))
+
+
+def render_constraint_check(csv_path: Path, md_path: Path, cfg: dict, header) -> str:
+    frame = read_rows(csv_path)
+    for c in ("constraint", "objective", "action"):
+        frame[c] = frame[c].fillna("")
+    summary = summarise(frame)
+    s = summary[summary.method == "ours"].sort_values(
+        ["model", "constraint", "action", "param"], ascending=[True, False, True, True]
+    )
+    rows = [
+        [
+            MODEL_LABELS[r.model],
+            r.constraint,
+            r.action,
+            f"{100 * float(r.param):g}%",
+            int(r.seeds),
+            f"{100 * r.touched:.1f}%",
+            f"{r.sel_dacc:+.2f}",
+            f"{r.sel_dp_none:.3f} -> {r.sel_dp:.3f}",
+            f"{r.val_loss_none:.4f} -> {r.val_loss:.4f}",
+            f"{r.val_dloss:+.4f}",
+            f"{int(r.val_rose)}/{int(r.val_checked)}",
+            f"{r.fit_s:.0f}",
+        ]
+        for _, r in s.iterrows()
+    ]
+    rose = s[(s.val_rose > 0) & (s.constraint == "utility")]
+    lines = [
+        "# Fairness benchmark: is the utility constraint kept after the refit?",
+        "",
+        *header,
+        "",
+        f"Adult (train {cfg['adult_sizes'][0]:,} rows, validation {cfg['adult_sizes'][1]:,}, "
+        f"selection {cfg['adult_sizes'][2]:,}), development seeds {cfg['dev_seeds']} "
+        "(reported nowhere else), objective `Fairness(\"demographic_parity\")` with "
+        '`constraint="utility"` and `rounds=3` (the defaults under a fairness objective), '
+        "the full run's scoring methods. The utility constraint asks that the planned action "
+        "not raise the validation cross-entropy (predicted by the influence scores); here it "
+        "is measured after the refit: the refit's validation loss against the first fit's "
+        "(`none`). Accuracy and DP gap on the selection rows, paired with `none` of the same "
+        "seed; no test rows are evaluated. On LogisticRegression the same runs without "
+        "the constraint (`constraint=None`) are shown for comparison.",
+        "",
+    ]
+    lines += md_table(
+        ["model", "constraint", "action", "ratio", "seeds", "touched", "sel Δ acc (pts)",
+         "sel DP", "val loss", "val Δ loss", "rose", "fit s"],
+        rows,
+        "llllrrrrrrrr",
+    )  # fmt: skip
+    lines += [
+        "",
+        (
+            "Under the constraint, the validation loss rose after the refit in "
+            + ", ".join(
+                f"{MODEL_LABELS[r.model]} {r.action} {100 * float(r.param):g}% "
+                f"({int(r.val_rose)}/{int(r.val_checked)} seeds, {r.val_dloss:+.4f})"
+                for _, r in rose.iterrows()
+            )
+            + "."
+        )
+        if len(rose)
+        else "Under the constraint, the validation loss did not rise after the refit in any run.",
+    ]
+    text = "\n".join(lines) + "\n"
+    write_result(md_path, text)
+    return text
+
+
+def upgrade_csv(csv_path: Path) -> None:
+    """Add the columns a CSV written by an earlier version lacks (empty), so that
+    rows appended now line up with its header."""
+    if not csv_path.exists():
+        return
+    frame = pd.read_csv(csv_path)
+    missing = [c for c in CSV_COLUMNS if c not in frame.columns]
+    if missing:
+        for c in missing:
+            frame[c] = np.nan
+        frame[CSV_COLUMNS].to_csv(csv_path, index=False)
+
+
 # ----------------------------------------------------------------------- main
 def chosen_family(csv_path: Path, cfg: dict):
     """(objective, action, constraint, rounds) chosen for the MLP on Adult."""
@@ -1388,6 +1546,11 @@ def main(argv=None) -> None:
     p.add_argument("--quick", action="store_true", help="smoke run (< 2 min)")
     p.add_argument("--dev", action="store_true", help="method choice on seed 100")
     p.add_argument("--render", action="store_true", help="rebuild tables from the CSV")
+    p.add_argument(
+        "--constraint-check",
+        action="store_true",
+        help="the utility constraint after the refit, every action (development seeds)",
+    )
     p.add_argument("--seeds", type=int, nargs="+")
     p.add_argument("--datasets", nargs="+", choices=["adult", "compas"])
     p.add_argument("--models", nargs="+", choices=["logreg", "mlp", "mlp2"])
@@ -1403,6 +1566,16 @@ def main(argv=None) -> None:
     if args.dev:
         run_dev(cfg, RESULTS_DIR / "fairness_dev.md")
         return
+    if args.constraint_check:
+        name = args.out or "fairness_constraint"
+        csv_path, md_path = RESULTS_DIR / f"{name}.csv", RESULTS_DIR / f"{name}.md"
+        if args.render:
+            render_constraint_check(
+                csv_path, md_path, cfg, run_header("bench_fairness.py", argv)
+            )
+        else:
+            run_constraint_check(cfg, csv_path, md_path, argv)
+        return
     name = args.out or ("fairness_quick" if args.quick else "fairness")
     csv_path, md_path = RESULTS_DIR / f"{name}.csv", RESULTS_DIR / f"{name}.md"
     png_path = RESULTS_DIR / f"{name}_front.png"
@@ -1415,6 +1588,7 @@ def main(argv=None) -> None:
     meta["aif360"] = check_aif360(cfg)
     log(f"Kamiran-Calders vs AIF360: {meta['aif360']}")
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    upgrade_csv(csv_path)
     done = {key_of(r) for _, r in read_csv(csv_path, CSV_COLUMNS).iterrows()}
     t0 = time.time()
     for ds in cfg["datasets"]:

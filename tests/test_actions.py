@@ -19,8 +19,8 @@ from skinfluence import (
     InfluenceSampler,
     compute_influence,
 )
-from skinfluence._compute import relabel_influence
 from skinfluence._actions import n_prune, removal_floor, round_plan, solve_constrained
+from skinfluence._compute import relabel_influence
 from skinfluence.baselines import reweighing_weights
 from skinfluence.models import with_sample_weight
 from skinfluence.objectives import Fairness, Utility

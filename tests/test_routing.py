@@ -25,8 +25,12 @@ from skinfluence import InfluenceFilter
 @pytest.fixture(scope="module")
 def data():
     X, y = make_classification(
-        n_samples=150, n_features=4, n_informative=3, n_redundant=0,
-        flip_y=0.1, random_state=0,
+        n_samples=150,
+        n_features=4,
+        n_informative=3,
+        n_redundant=0,
+        flip_y=0.1,
+        random_state=0,
     )
     return X, y
 
@@ -141,12 +145,20 @@ def _frame(X):
 
 def _column_net():
     ct = ColumnTransformer(
-        [("num", StandardScaler(), ["a", "b", "c"]),
-         ("cat", OneHotEncoder(sparse_output=False), ["g"])]
+        [
+            ("num", StandardScaler(), ["a", "b", "c"]),
+            ("cat", OneHotEncoder(sparse_output=False), ["g"]),
+        ]
     )
     net = NeuralNetClassifier(
-        FixedInitMLP, criterion=torch.nn.CrossEntropyLoss, optimizer=torch.optim.SGD,
-        lr=LR, max_epochs=EPOCHS, batch_size=-1, train_split=None, verbose=0,
+        FixedInitMLP,
+        criterion=torch.nn.CrossEntropyLoss,
+        optimizer=torch.optim.SGD,
+        lr=LR,
+        max_epochs=EPOCHS,
+        batch_size=-1,
+        train_split=None,
+        verbose=0,
     )
     return make_pipeline(ct, net)
 
@@ -186,7 +198,8 @@ def test_reweight_a_column_transformer_and_skorch_net(data, routing):
             assert_allclose(ours[name].numpy(), p.numpy(), rtol=1e-4, atol=1e-6)
         unweighted = _train_by_hand(Z, y[m], np.ones(m.sum()))
         assert not np.allclose(
-            ours["out.weight"].numpy(), unweighted.state_dict()["out.weight"].numpy(),
+            ours["out.weight"].numpy(),
+            unweighted.state_dict()["out.weight"].numpy(),
             atol=1e-4,
         )
     finally:
