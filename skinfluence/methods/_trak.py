@@ -367,7 +367,8 @@ def _condition_estimate(A: Tensor, L: Tensor, iters: int = 30) -> float:
     for _ in range(iters):
         top = A @ top
         top = top / top.norm()
-        low = torch.cholesky_solve(low[:, None], L)[:, 0]
+        low = torch.linalg.solve_triangular(L, low[:, None], upper=False)
+        low = torch.linalg.solve_triangular(L.mT, low, upper=True)[:, 0]
         low = low / low.norm()
     return float(top @ A @ top) / float(low @ A @ low)
 
