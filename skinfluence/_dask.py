@@ -1210,8 +1210,6 @@ def relabel_influence(
     y_val=None,
     *,
     classes,
-    random_state=None,
-    hessian_rows: int = 100_000,
     client=None,
     **options,
 ):
@@ -1221,6 +1219,8 @@ def relabel_influence(
     (the objective's gradients, ``(C + damping I)^-1 v`` on the Hessian rows
     with their true labels, the seed) as :func:`compute_influence` does, and
     every block runs the method's ``score_relabel`` on its rows.
+    ``options`` are those of :func:`compute_influence` (``random_state``,
+    ``hessian_rows``, ...), with its defaults.
 
     Returns
     -------
@@ -1230,16 +1230,10 @@ def relabel_influence(
     """
     from ._compute import class_indices
 
-    inputs, spec = client_spec(
-        estimator,
-        X,
-        y,
-        X_val,
-        y_val,
-        random_state=random_state,
-        hessian_rows=hessian_rows,
-        **options,
-    )
+    defaults = inspect.signature(compute_influence).parameters
+    for name in ("random_state", "hessian_rows"):
+        options.setdefault(name, defaults[name].default)
+    inputs, spec = client_spec(estimator, X, y, X_val, y_val, **options)
     classes = np.asarray(classes)
     idx, n_classes = class_indices(spec.model, classes)
     spec.method = _Relabelled(spec.method, n_classes)

@@ -97,6 +97,9 @@ class SignalMethod(Method):
     signal: str = ""
     needs_objective = False
     needs_validation_rows: bool = False
+    #: a row's signal reads its own label only (Dask scores block by block;
+    #: ``action="relabel"`` rescores every row under each class)
+    row_separable = True
     #: the signals are defined over training checkpoints: a meta-estimator
     #: that fits a skorch net for one records them
     wants_checkpoints = True
