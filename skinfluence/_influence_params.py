@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from numbers import Integral, Real
 
-from ._sklearn_compat import HasMethods, Interval, RealNotInt, StrOptions
-
 from ._actions import ACTIONS
+from ._sklearn_compat import HasMethods, Interval, RealNotInt, StrOptions
 from .methods import METHODS, Method
 from .objectives import Objective
 
@@ -46,7 +45,9 @@ default="utility"
         order; spread over ``rounds``); with one (the default under a
         fairness objective), at most that many rows, chosen by the linear
         program of ``constraint``, which may pass over low scores and act on
-        higher ones. "negative" acts on every row with a negative score.""",
+        higher ones. "negative" acts on every row with a negative score.
+        With a bound on the objective (``Fairness(bound=b)``): the cap on the
+        rows acted on over all rounds (a float is then required).""",
     "action": """action : {"remove", "reweight", "relabel"}, default="remove"
         What happens to the rows selected. "remove" drops them. "reweight"
         gives them weights in [0, 1) (``sample_weight`` of the final fit; a
@@ -69,7 +70,12 @@ default="utility"
         steps). Each round costs one fit and one scoring pass; rounds that
         would change nothing are skipped. "auto" is 3 under a fairness
         objective (the benchmark's best for fairness) and 1 otherwise;
-        ``rounds_`` holds the number used.""",
+        ``rounds_`` holds the number used. With a bound on the objective
+        (``Fairness(bound=b)``) it is the most rounds ("auto": 10): each
+        round acts on the fewest rows whose predicted change brings the
+        validation gap to the bound, and the rounds stop as soon as a refit
+        is at or below it (``gap_path_``); one more fit measures the last
+        round, and is the final model.""",
     "validation_size": """validation_size : float in (0, 1) or int, default=0.2
         The held-out rows influence is measured on: a fraction of the rows of
         ``X`` (rounded up) or a number of rows. The split is stratified by
@@ -103,7 +109,6 @@ default="utility"
 }
 
 
-
 def _summary(cls) -> str:
     """The first sentence of a class's docstring (its summary line)."""
     doc = (cls.__doc__ or "").strip()
@@ -132,8 +137,7 @@ def method_doc() -> str:
             notes.append("measures no objective")
         note = f" ({'; '.join(notes)})" if notes else ""
         items.append(f'        - ``"{key}"``{note}: {_summary(cls)}')
-    return (
-        """method : str or Method, default="ip"
+    return """method : str or Method, default="ip"
         How each training row is scored: one of the keys below (the
         registry :data:`skinfluence.methods.METHODS`), or a
         :class:`~skinfluence.Method` instance to set its parameters (then
@@ -146,9 +150,7 @@ def method_doc() -> str:
         of :func:`~skinfluence.compute_signals`, scored as minus the signal
         (higher is still more beneficial).
 
-"""
-        + "\n".join(items)
-    )
+""" + "\n".join(items)
 
 
 PARAM_DOCS["method"] = method_doc()

@@ -53,7 +53,7 @@ def html(tmp_path_factory):
     cmd = [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-b", "html"]
     cmd += ["-d", str(src / "_doctrees"), str(src / "docs"), str(out)]
     proc = subprocess.run(
-        cmd, cwd=src, env=env, capture_output=True, text=True, timeout=170
+        cmd, cwd=src, env=env, capture_output=True, text=True, timeout=900
     )
     assert proc.returncode == 0, proc.stderr[-6000:] or proc.stdout[-6000:]
     assert "WARNING" not in proc.stderr, proc.stderr[-6000:]

@@ -186,7 +186,9 @@ def printed(blocks: list[Block], runs: dict) -> dict[int, str]:
             continue
         above = [p for p in blocks[:i] if p.lang == "python"]
         if not above or above[-1].section != b.section:
-            raise ValueError(f"README.md:{b.start}: no python block above in its section")
+            raise ValueError(
+                f"README.md:{b.start}: no python block above in its section"
+            )
         k = sections(blocks)[b.section].index(above[-1])
         out[b.start] = _clean(runs["section", b.section][1][k])
     return out
@@ -314,8 +316,12 @@ if pytest is not None:
         )
 
     def test_differences_allow_last_digits_only():
-        table = "   ratio  accuracy\n0   0.05  0.828000  -0.162150\ngap -32.7%, 1266 rows"
-        same = "   ratio  accuracy\n0   0.05   0.828400  -0.161300\ngap -32.6%, 1266 rows"
+        table = (
+            "   ratio  accuracy\n0   0.05  0.828000  -0.162150\ngap -32.7%, 1266 rows"
+        )
+        same = (
+            "   ratio  accuracy\n0   0.05   0.828400  -0.161300\ngap -32.6%, 1266 rows"
+        )
         assert differences(table, same) == []
         assert len(differences(table, same.replace("0.828400", "0.830000"))) == 1
         assert len(differences(table, same.replace("-32.6%", "-33.0%"))) == 1

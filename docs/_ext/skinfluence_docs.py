@@ -274,9 +274,7 @@ def bench_role(name, rawtext, text, lineno, inliner, options=None, content=None)
     path = Path(env.srcdir).parent / "benchmarks" / "results" / f"{stem}.md"
     messages = []
     if not path.is_file():
-        messages.append(
-            inliner.reporter.warning(f"bench role: no {path}", line=lineno)
-        )
+        messages.append(inliner.reporter.warning(f"bench role: no {path}", line=lineno))
     else:
         env.note_dependency(str(path))
         if not quoted_number_found(number, path.read_text(encoding="utf-8")):
