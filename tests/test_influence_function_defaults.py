@@ -25,7 +25,8 @@ from skinfluence.methods import CGConvergenceError
 from skinfluence.models import as_torch_model
 from skinfluence.objectives import Utility
 
-AUTO = 3.0  # the first damping damping="auto" tries (documented)
+AUTO = 3.0  # the first damping damping="auto" tries on a network (documented)
+AUTO_LINEAR = 0.01  # ... and on a model linear in its parameters
 
 
 # ---------------------------------------------------------------- problems
@@ -254,7 +255,7 @@ def test_a_fitted_filter_carries_the_solve_on_method_():
     ).fit(X, y)  # fmt: skip
     method = flt.method_
     assert method.cg_info_.converged and method.cg_info_.stop == "tol"
-    assert method.damping_ == AUTO
+    assert method.damping_ == AUTO_LINEAR  # a model linear in its parameters
     train = np.setdiff1d(np.arange(len(y)), flt.validation_indices_)
     clf = LogisticRegression().fit(X[train], y[train])
     n = len(train)
@@ -266,3 +267,4 @@ def test_a_fitted_filter_carries_the_solve_on_method_():
     # the unfitted parameter is untouched, and a clone carries no record
     assert flt.method == "influence_function"
     assert not hasattr(clone(method), "cg_info_")
+

@@ -77,6 +77,10 @@ class TorchModel:
         The dtype of the module's dense input rows (the parameters' dtype by
         default; an integer dtype for modules that take indices, such as the
         leaf indices of boosted trees).
+    linear_in_params : bool, default=False
+        Whether the module's output is linear in its parameters (a logistic
+        regression, boosted trees' leaf values): its training objective is
+        then convex, which sets ``InfluenceFunction``'s default damping.
     """
 
     def __init__(
@@ -92,6 +96,7 @@ class TorchModel:
         family: str = "torch",
         n_features_in: int | None = None,
         input_dtype: torch.dtype | None = None,
+        linear_in_params: bool = False,
     ) -> None:
         if output not in OUTPUT_KINDS:
             raise ValueError(f"output must be one of {OUTPUT_KINDS}, got {output!r}.")
@@ -107,6 +112,7 @@ class TorchModel:
         self.device = first.device
         self.dtype = first.dtype
         self.input_dtype = first.dtype if input_dtype is None else input_dtype
+        self.linear_in_params = linear_in_params
         self._row_loss = row_loss
         self.output = output
         self.classes = None if classes is None else np.asarray(classes)

@@ -47,6 +47,7 @@ def _build(est, l2, *, family: str) -> TorchModel:
         l2=l2,
         family=family,
         n_features_in=getattr(est, "n_features_in_", None),
+        linear_in_params=True,
     )
 
 

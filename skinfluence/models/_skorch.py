@@ -395,6 +395,7 @@ class SkorchAdapter(ModelAdapter):
             l2=l2,
             checkpoints=_recorded_checkpoints(net),
             family=type(net).__name__,
+            linear_in_params=isinstance(net.module_, nn.Linear),
         )
 
 

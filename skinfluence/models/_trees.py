@@ -222,6 +222,7 @@ class TreeEnsembleAdapter(ModelAdapter):
             family=type(est).__name__,
             n_features_in=getattr(est, "n_features_in_", None),
             input_dtype=torch.from_numpy(np.zeros(0, indices.dtype)).dtype,
+            linear_in_params=True,
         )
         model.trees = ens
         model.input_gradients = False
