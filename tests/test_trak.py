@@ -238,7 +238,17 @@ def test_ill_conditioned_kernel_warns_with_its_condition_number():
         UserWarning,
         match=r"ill-conditioned: condition number (inf|[\d.e+]+) .*proj_dim=5, damping=0",
     ):
-        compute_influence(*args, method=TRAK(proj_dim=5, damping=0.0), random_state=0)
+        got = compute_influence(
+            *args, method=TRAK(proj_dim=5, damping=0.0), random_state=0
+        )
+    # the pseudo-inverse of the unprojected kernel (LogisticRegression is float64)
+    G = np.c_[X[:70], np.ones(70)] * np.where(y[:70] == 1, 1.0, -1.0)[:, None]
+    model = as_torch_model(clf)
+    g = tree.flatten(
+        Utility().bind(model, X[70:], y[70:]).gradient(model.params)
+    ).numpy()
+    p = clf.predict_proba(X[:70])[np.arange(70), y[:70]]
+    assert rel_err(got, _dense([G], [(G, p, g, None)], 0.0)) <= 1e-10
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         compute_influence(*args, method=TRAK(proj_dim=5), random_state=0)

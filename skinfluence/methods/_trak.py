@@ -61,7 +61,7 @@ class TRAK(Method):
     (``eigh``); when its condition number exceeds ``1e10`` (or
     ``1 / eps`` of the gradients' dtype, if smaller) a ``UserWarning``
     gives it, and the solve is a pseudo-inverse (eigenvalues below
-    ``proj_dim * eps * max`` dropped).
+    ``proj_dim * eps * max`` dropped, ``eps`` of the gradients' dtype).
 
     ``Phi`` is never held: one pass over the rows (per-row margin gradients
     of a chunk times ``R``) accumulates ``Phi^T Phi``, and a second,
@@ -315,7 +315,8 @@ def damped_solve(gram: Tensor, b: Tensor, damping: float, dtype) -> Tensor:
         Relative to the mean eigenvalue ``trace(gram) / k``.
     dtype : torch.dtype
         The dtype ``gram`` was computed from: its ``1 / eps`` caps the
-        condition number accepted without a warning.
+        condition number accepted without a warning, and eigenvalues below
+        ``k * eps * max`` are rounding, dropped by the pseudo-inverse.
 
     Returns
     -------
@@ -350,7 +351,7 @@ def damped_solve(gram: Tensor, b: Tensor, damping: float, dtype) -> Tensor:
             UserWarning,
             stacklevel=4,
         )
-    keep = evals > k * torch.finfo(torch.float64).eps * max(top, 0.0)
+    keep = evals > k * torch.finfo(dtype).eps * max(top, 0.0)
     inv = torch.where(keep, 1.0 / torch.where(keep, evals, 1.0), 0.0)
     return evecs @ (inv * (evecs.T @ b))
 
