@@ -27,6 +27,12 @@ current value overshoots: ``floor = -n * J(theta)`` keeps the predicted value
 ``J + sum_i delta_i t_i / n`` at or above zero. A vertex of this program has at
 most three fractional entries; :func:`round_plan` turns it into a 0/1 plan
 that keeps the three constraints.
+
+With a bound on the target (``Fairness(bound=b)``) each round is sized by the
+predicted change still needed, ``J - b``: :func:`rows_to_bound` counts the
+fewest rows, lowest effect first, whose predicted change ``sum_i t_i / n``
+reaches ``-(J - b)`` without passing ``-J``, and that count is the round's
+``k`` in :func:`plan_round` (with the floor at the objective's zero).
 """
 
 from __future__ import annotations
@@ -70,6 +76,38 @@ def removal_floor(value: float, n: int) -> float:
         ``-n * J``, at most 0 (so that acting on no row is always allowed).
     """
     return -float(n) * max(float(value), 0.0)
+
+
+def rows_to_bound(target: np.ndarray, need: float, floor: float | None = None) -> int:
+    """The fewest rows, lowest effect first, whose summed effect reaches ``-need``.
+
+    Parameters
+    ----------
+    target : ndarray of shape (n_rows,)
+        Per-row effect of acting fully on the row (in units of ``1 / n``:
+        acting on row ``i`` changes the objective by about ``t_i / n``).
+    need : float
+        ``n * (J - bound)``: the predicted change still needed, in the same
+        units; at most 0 needs no row.
+    floor : float or None, default=None
+        :func:`removal_floor`: the rows counted stop before their summed
+        effect passes it (never a plan past the objective's zero).
+
+    Returns
+    -------
+    int
+        The count: all rows of negative effect when they do not reach
+        ``-need`` together; 0 when ``need <= 0`` or no row lowers the target.
+    """
+    if need <= 0:
+        return 0
+    t = np.sort(np.asarray(target, dtype=np.float64))
+    csum = np.cumsum(t[t < 0])  # decreasing
+    reached = np.flatnonzero(csum <= -need)
+    k = int(reached[0]) + 1 if len(reached) else len(csum)
+    if floor is not None:
+        k = min(k, int(np.sum(csum >= min(floor, 0.0))))
+    return k
 
 
 def solve_constrained(
