@@ -349,8 +349,7 @@ def grad_dot_classes(
     Examples
     --------
     >>> from torch import full, nn, randn
-    >>> from skinfluence.kernels import grad_dot
-    >>> from skinfluence._kernels import grad_dot_classes
+    >>> from skinfluence.kernels import grad_dot, grad_dot_classes
     >>> from skinfluence.models import as_torch_model
     >>> model = as_torch_model(nn.Linear(3, 3).double(), loss=nn.CrossEntropyLoss())
     >>> X = randn(5, 3).double()

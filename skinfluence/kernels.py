@@ -9,7 +9,8 @@ taken in chunks of ``batch_size`` rows so that memory is
    validation rows).
 2. ``<grad l_i(theta), v>`` for every row ``i``: :func:`grad_dot`, one
    forward-mode pass (``torch.func.jvp`` of the per-row losses along ``v``)
-   that never forms a per-row gradient.
+   that never forms a per-row gradient. :func:`grad_dot_classes` is the
+   same with every row labelled each class in turn (relabel scores).
 3. ``||grad l_i(theta)||^2`` for every row: :func:`grad_sq_norms`, in closed
    form for networks of ``nn.Linear`` layers (``||a_i||^2 ||d_i||^2`` per
    layer), else from :func:`per_row_gradients` (``vmap(grad)``).
@@ -99,6 +100,7 @@ from ._kernels import (
     chunks,
     derive_seed,
     grad_dot,
+    grad_dot_classes,
     grad_sq_norms,
     per_row_gradients,
     projected_gradients,
@@ -135,6 +137,7 @@ __all__ = [
     "exact_solve",
     "ggn_split",
     "grad_dot",
+    "grad_dot_classes",
     "grad_sq_norms",
     "hessian_matrix",
     "lissa",

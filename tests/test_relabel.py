@@ -408,6 +408,21 @@ def test_dask_relabel_equals_in_memory_with_one_client_solve(monkeypatch):
         )
         assert_allclose(effect.compute(), ref_effect, rtol=1e-10, atol=1e-15)
         assert_array_equal(best.compute(), ref_best)
+        # a sampled Hessian (30 of 60 rows) is drawn once, with the true labels:
+        # the true labels' row is compute_influence's score on the same sample
+        from skinfluence.dask import compute_influence
+
+        sampled = relabel_influence(
+            model, Xd, y.numpy(), Xv, yv, classes=classes, method=method,
+            batch_size=16, hessian_rows=30, random_state=4,
+        ).compute()
+        own = compute_influence(
+            model, Xd, y.numpy(), Xv, yv, method=method, batch_size=16,
+            hessian_rows=30, random_state=4,
+        ).compute()
+        rows = np.arange(60)
+        assert_allclose(sampled[y.numpy(), rows], own, rtol=1e-12, atol=0)
+        assert not np.allclose(sampled, ref, rtol=1e-3)  # it is a sample
         frame = pd.DataFrame(X.numpy(), columns=list("abcd")).assign(label=y.numpy())
         ddf = dd.from_pandas(frame, npartitions=3)
         effect_f, best_f = relabel_effects(

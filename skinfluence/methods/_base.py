@@ -17,7 +17,12 @@ class Method(BaseEstimator):
     A subclass sets a string ``_key`` and is registered with
     ``METHODS.register``; the key is then accepted wherever a method is.
     Scores follow one sign: higher means the row is more beneficial to the
-    objective, so the lowest scores are pruned.
+    objective, so the lowest scores are pruned. ``action="relabel"`` asks
+    :meth:`score_relabel` for every row's score under every class: a method
+    whose row scores read only their own row's label sets
+    ``row_separable = True`` and inherits it; one whose scores depend on
+    every row's label (a curvature, a kernel) implements it with those
+    quantities at the true labels.
     """
 
     _key: str = ""
