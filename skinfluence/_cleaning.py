@@ -26,18 +26,19 @@ from sklearn.utils import check_random_state, get_tags
 from sklearn.utils.metadata_routing import MetadataRouter, MethodMapping
 from sklearn.utils.validation import check_is_fitted
 
-from ._actions import n_prune, plan_round, removal_floor
+from ._actions import n_prune, plan_round, removal_floor, rows_to_bound
 from ._compute import (
     resolve_method,
     resolve_objective,
     score_rows,
 )
 from ._progress import reach
-from ._influence_inputs import Problem, as_python
+from ._influence_inputs import Problem, as_python, target_bound
 from ._memory import cache
 from ._sklearn_compat import _check_method_params, _safe_indexing
 from .kernels import derive_seed
 from .metrics import MIN_GROUP_ROWS, check_groups_defined, encode_groups
+from .metrics._fairness import _hard_gaps
 from .models import (
     ModelAdapter,
     as_torch_model,
@@ -262,6 +263,10 @@ class Cleaning:
     codes: np.ndarray  # per training row: its class index after relabelling
     first: object  # the fitted first model
     seed: int
+    #: with a bound: the fit on the final rows (measured; the filter's refit)
+    final: object = None
+    #: with a bound: one record per measured fit (:func:`measure_gap`)
+    gap_path: list | None = None
 
     @property
     def removed(self) -> np.ndarray:
@@ -480,7 +485,14 @@ def clean(
         What happens to the rows selected. ``prune_ratio`` is spread over
         ``problem.rounds`` rounds, with a refit and new scores between them;
         after a round that changes nothing the next ones would repeat it, so
-        they are skipped.
+        they are skipped. With a bound on the objective
+        (``Fairness(bound=b)``), every fit is measured (the objective's value
+        ``J`` on the validation rows, :func:`measure_gap`) and the rounds go
+        on until ``J <= b``, ``problem.rounds`` rounds are done or the
+        ``prune_ratio`` cap is used: each round's ``k`` is the fewest rows
+        whose predicted change brings ``J`` to the bound
+        (``_actions.rows_to_bound``), planned by ``_actions.plan_round`` with
+        the floor at ``J = 0``. The last fit is then the final model.
 
     Returns
     -------
@@ -509,7 +521,11 @@ def clean(
     info, constraint, rounds = problem.info, problem.constraint, problem.rounds
     steps = info.adapter.fit_steps(info.final)
     prepared = prepared_estimator(estimator, problem, seed, weighted=action == "reweight")
-    objectives = (problem.objective,) + (() if constraint is None else (constraint,))
+    bound = target_bound(problem.objective)
+    target = problem.objective
+    if bound is not None:  # scores do not depend on it: one cache key for every bound
+        target = clone(target).set_params(bound=None)
+    objectives = (target,) + (() if constraint is None else (constraint,))
     n_classes = len(problem.classes)
     relabel_to = None  # the label fit takes for each class, in class order
     if action == "relabel":
@@ -525,8 +541,10 @@ def clean(
     sizes = None if prune_ratio == "negative" else _round_sizes(
         n_prune(prune_ratio, n_train), rounds
     )
-    first = None  # the first round's fit
-    for r in range(rounds):
+    path = None if bound is None else []
+    cap = None if bound is None else n_prune(prune_ratio, n_train)
+    first = final = None  # the first round's fit; with a bound, the last
+    for r in range(rounds if bound is None else rounds + 1):
         reach(r * (steps + 1), stage=f"round {r + 1} of {rounds}: fit")
         rows = np.flatnonzero(weights > 0)
         X_rows = train[rows]
@@ -564,7 +582,21 @@ def clean(
         open_ = np.flatnonzero(~acted[rows])
         k = sizes[r] if sizes is not None else int(np.sum(effect[open_] < 0))
         floor = None
-        if guard is not None:  # the plan's predicted change stops at J = 0
+        if bound is not None:  # measure the fit; stop at the bound, else size k
+            held = (X_val, y_val, y_val_fit, s_val)
+            record = measure_gap(fitted, problem, held, batch_size, seed, r, acted)
+            path.append(record)
+            value, left = record["gap"], cap - int(acted.sum())
+            floor = removal_floor(value, len(rows))
+            need = len(rows) * (value - bound)
+            k = min(rows_to_bound(effect[open_], need, floor), left)
+            if value <= bound or r == rounds or k <= 0:
+                final = fitted
+                if value > bound:
+                    why = "rounds" if r == rounds else "cap" if left <= 0 else "rows"
+                    _warn_bound(record, bound, prune_ratio, cap, rounds, why)
+                break
+        elif guard is not None:  # the plan's predicted change stops at J = 0
             value = objective_value(
                 fitted, problem.objective, X_val, y_val_fit, s_val, batch_size, seed
             )
@@ -578,6 +610,9 @@ def clean(
         )
         hit = rows[open_[delta > 0]]
         if not len(hit):  # nothing changed: a further round would repeat this one
+            if bound is not None:  # the plan found no row: this fit is the last
+                final = fitted
+                _warn_bound(path[-1], bound, prune_ratio, cap, rounds, "rows")
             break
         acted[hit] = True
         if action == "remove":
@@ -597,6 +632,69 @@ def clean(
         codes=codes,
         first=first,
         seed=seed,
+        final=final,
+        gap_path=path,
+    )
+
+
+def hard_gap(metric, y_true, y_pred, sensitive_features, pos_label) -> float:
+    """The gap of hard predictions, in the soft objective's convention.
+
+    The gap of :mod:`skinfluence.metrics` for each of the metric's conditions,
+    summed (equalized odds: the TPR gap plus the FPR gap, as
+    :class:`~skinfluence.objectives.Fairness`; fairlearn takes the larger).
+    The groups' warnings are left to ``fit``, which gave them once.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return float(
+            sum(_hard_gaps(metric, y_true, y_pred, sensitive_features, pos_label))
+        )
+
+
+def measure_gap(fitted, problem: Problem, val, batch_size, seed, r, acted) -> dict:
+    """One record of ``gap_path_``: a fit of round ``r`` on the validation rows.
+
+    ``val`` is ``(X_val, y_val, y_val_fit, s_val)``; ``acted`` flags the
+    training rows acted on before this fit. The record holds ``round``,
+    ``rows_acted``, ``gap`` (the objective's value ``J``: the soft gap the
+    bound is on), ``hard_gap`` (:func:`hard_gap` of the predictions) and
+    ``accuracy`` (of the predictions).
+    """
+    X_val, y_val, y_val_fit, s_val = val
+    value = objective_value(
+        fitted, problem.objective, X_val, y_val_fit, s_val, batch_size, seed
+    )
+    info = problem.info
+    pred = info.adapter.labels_from_predictions(fitted.predict(X_val), problem.classes)
+    pred, y_val = np.asarray(pred).reshape(-1), np.asarray(y_val).reshape(-1)
+    return {
+        "round": int(r),
+        "rows_acted": int(np.sum(acted)),
+        "gap": float(value),
+        "hard_gap": hard_gap(
+            problem.objective.metric, y_val, pred, s_val, problem.pos_label
+        ),
+        "accuracy": float(np.mean(pred == y_val)),
+    }
+
+
+def _warn_bound(record, bound, prune_ratio, cap, rounds, why) -> None:
+    """The cleaning stopped above the bound: say the gap, the bound, the rows used."""
+    reason = {
+        "cap": f"prune_ratio={prune_ratio!r} caps the rows acted on at {cap}",
+        "rounds": f"rounds={rounds} are done",
+        "rows": "no further row is predicted to lower the gap (without a plan "
+        "past a zero gap)",
+    }[why]
+    warnings.warn(
+        f"The validation gap is {record['gap']:.4g} (hard predictions: "
+        f"{record['hard_gap']:.4g}), above the bound {bound:g}: {reason}; "
+        f"{record['rows_acted']} of the {cap} rows allowed were acted on, in "
+        f"{record['round']} rounds. Raise prune_ratio or rounds, or loosen the "
+        "bound.",
+        UserWarning,
+        stacklevel=4,
     )
 
 

@@ -20,7 +20,7 @@ from ._cleaning import (
     seeded,
     with_weights,
 )
-from ._influence_inputs import Problem, validate_X, validate_problem
+from ._influence_inputs import Problem, target_bound, validate_X, validate_problem
 from ._influence_params import (
     FIT_PARAMS_DOC,
     PARAM_DOCS,
@@ -141,6 +141,8 @@ def _refit(
     )
     if refit_on == "train" and untouched and not surrogate:
         return cleaning.first  # same rows, same labels, same seed: same model
+    if refit_on == "train" and cleaning.final is not None and not surrogate:
+        return cleaning.final  # a bound's last fit, measured: the same model
     info = problem.info
     rows = np.flatnonzero(weights > 0)
     X_fit = _safe_indexing(problem.X, rows)
@@ -217,7 +219,18 @@ class InfluenceFilter(
         to the utility objective under a fairness objective, else None).
     rounds_ : int
         The rounds of cleaning (``rounds``, "auto" resolved: 3 under a
-        fairness objective, else 1).
+        fairness objective, else 1; with a bound, ``Fairness(bound=b)``, the
+        most rounds: "auto" is 10).
+    gap_path_ : list of dict or None
+        With a bound on the objective: one record per fit of the rounds, in
+        order (``pandas.DataFrame(gap_path_)`` tabulates them): ``round``
+        (0: the first fit), ``rows_acted`` (training rows acted on before
+        that fit), ``gap`` (the objective's value on the validation rows, the
+        soft gap the bound is on), ``hard_gap`` (the gap of the fit's
+        predictions, :mod:`skinfluence.metrics`; equalized odds as the sum of
+        its two gaps) and ``accuracy`` (of its predictions on the validation
+        rows). The last record is the final model's (``estimator_`` with
+        ``refit_on="train"``). None without a bound.
     validation_indices_ : ndarray of int
         The rows of ``X`` held out as validation rows, in increasing order
         (empty when ``X_val`` is passed).
@@ -311,7 +324,8 @@ class InfluenceFilter(
         )
         n = _num_samples(problem.X)
         _check_refit_on(self.refit_on, problem, n)
-        total = fit_steps(problem, problem.rounds, refit=True)
+        bounded = target_bound(problem.objective) is not None  # last fit is the refit
+        total = fit_steps(problem, problem.rounds + bounded, refit=not bounded)
         with verbosity(self.verbose), stage_bar(type(self).__name__, total, self.verbose):
             cleaning = clean(problem, **cleaning_settings(self))
             reach(total - fit_steps(problem, 0, refit=True), stage="refit")
@@ -329,6 +343,7 @@ class InfluenceFilter(
         self.method_ = problem.method
         self.constraint_ = problem.constraint
         self.rounds_ = problem.rounds
+        self.gap_path_ = cleaning.gap_path
         self.classes_ = problem.classes
         self.influence_ = cleaning.influence(n)
         self.sample_mask_ = weights > 0

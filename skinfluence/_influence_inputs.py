@@ -190,10 +190,42 @@ def _check_checkpoints(method, method_param, info: SupportInfo) -> None:
 #: benchmarks/bench_fairness.py's best configuration for fairness
 #: (results/fairness.md); under any other objective, no constraint and one round
 AUTO_FAIRNESS = {"constraint": "utility", "rounds": 3}
+#: what rounds="auto" becomes with a bound (``Fairness(bound=b)``): the most
+#: rounds; they stop as soon as a refit reaches the bound
+AUTO_BOUND_ROUNDS = 10
+
+
+def target_bound(objective) -> float | None:
+    """The bound on the target objective's value (``Fairness(bound=b)``), or None."""
+    return getattr(objective, "bound", None)
+
+
+def _check_bound(owner, objective, method) -> None:
+    """A bound needs a method that predicts the objective's change, and a cap."""
+    if target_bound(objective) is None:
+        return
+    objective.validate()
+    if not method.needs_objective:
+        raise ValueError(
+            f"A bound (bound={objective.bound!r}) sizes the rounds by the "
+            f"predicted change of the objective, and method={owner.method!r} "
+            "measures none. Use a method that measures an objective ('ip', "
+            "'influence_function', ...) or drop the bound."
+        )
+    if owner.prune_ratio == "negative":
+        raise ValueError(
+            f"With a bound (bound={objective.bound!r}) prune_ratio caps the rows "
+            "acted on: pass a float prune_ratio, not 'negative'."
+        )
 
 
 def resolve_schedule(owner, objective, method) -> tuple[Objective | None, int]:
-    """``owner``'s constraint and rounds, "auto" resolved, checked before any training."""
+    """``owner``'s constraint and rounds, "auto" resolved, checked before any training.
+
+    With a bound on the objective, ``rounds`` is the most rounds ("auto":
+    :data:`AUTO_BOUND_ROUNDS`).
+    """
+    _check_bound(owner, objective, method)
     fair = isinstance(objective, Fairness) and method.needs_objective
     negative = owner.prune_ratio == "negative"
     constraint = getattr(owner, "constraint", None)
@@ -201,7 +233,10 @@ def resolve_schedule(owner, objective, method) -> tuple[Objective | None, int]:
     if isinstance(constraint, str) and constraint == "auto":
         constraint = AUTO_FAIRNESS["constraint"] if fair else None
     if isinstance(rounds, str) and rounds == "auto":
-        rounds = AUTO_FAIRNESS["rounds"] if fair and not negative else 1
+        if target_bound(objective) is not None:
+            rounds = AUTO_BOUND_ROUNDS
+        else:
+            rounds = AUTO_FAIRNESS["rounds"] if fair and not negative else 1
     if rounds > 1 and negative:
         raise ValueError(
             "rounds > 1 spreads a fraction of the rows over the rounds; "

@@ -6,7 +6,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 
 from ._cleaning import InfluenceMixin, clean, fit_steps, metadata_router
-from ._influence_inputs import validate_X, validate_problem
+from ._influence_inputs import target_bound, validate_problem, validate_X
 from ._influence_params import (
     FIT_PARAMS_DOC,
     PARAM_DOCS,
@@ -56,6 +56,10 @@ class InfluenceSampler(InfluenceMixin, _Base):
         passed).
     influence_ : ndarray of shape (n_samples,)
         The score of each row of ``X``; NaN for validation rows.
+    gap_path_ : list of dict or None
+        With a bound on the objective (``Fairness(bound=b)``): one record
+        per fit of the rounds, as :class:`~skinfluence.InfluenceFilter`'s
+        (the last one is a fit on the rows returned). None without a bound.
     estimator_ : estimator
         The clone fitted on the training rows, whose influence was measured.
     objective_ : Objective
@@ -144,7 +148,8 @@ class InfluenceSampler(InfluenceMixin, _Base):
             self, X, y, *own, params, caller=caller, validated=True
         )
         n = _num_samples(problem.X)
-        total = fit_steps(problem, problem.rounds, refit=False)
+        bounded = target_bound(problem.objective) is not None  # one more fit
+        total = fit_steps(problem, problem.rounds + bounded, refit=False)
         with verbosity(self.verbose), stage_bar(type(self).__name__, total, self.verbose):
             cleaning = clean(problem, **cleaning_settings(self))
         mask = np.ones(n, dtype=bool)
@@ -158,6 +163,7 @@ class InfluenceSampler(InfluenceMixin, _Base):
         self.relabeled_indices_ = np.flatnonzero(labels != problem.y)
         self.validation_indices_ = cleaning.validation
         self.influence_ = cleaning.influence(n)
+        self.gap_path_ = cleaning.gap_path
         self.estimator_ = cleaning.first
         self.objective_ = problem.objective
         self.method_ = problem.method

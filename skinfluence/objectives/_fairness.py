@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from numbers import Real
+
 import numpy as np
 import torch
 from sklearn.base import clone
@@ -54,6 +56,18 @@ class _SoftGap(BoundObjective):
         return w
 
 
+def check_bound(bound) -> float | None:
+    """``bound`` if it is None or a real number in (0, 1), else raise ValueError."""
+    if bound is None:
+        return None
+    if isinstance(bound, bool) or not isinstance(bound, Real) or not 0 < bound < 1:
+        raise ValueError(
+            f"bound must be None or a number in (0, 1) (a gap between rates), "
+            f"got {bound!r}."
+        )
+    return float(bound)
+
+
 @OBJECTIVES.register
 class Fairness(Objective):
     """Gap of a soft rate between groups, for a binary target.
@@ -82,6 +96,17 @@ class Fairness(Objective):
         ``"yes"`` of ``{"no", "yes"}``), the positive class of
         scikit-learn's binary classifiers, ``classes_[1]``. One rule with the
         metrics: :func:`skinfluence.metrics.check_pos_label`.
+    bound : float in (0, 1) or None, default=None
+        The gap to reach, as fairlearn's ``difference_bound``. ``None``: no
+        bound; the estimators act on ``prune_ratio`` of the rows, as given.
+        With a bound, :class:`~skinfluence.InfluenceFilter` and
+        :class:`~skinfluence.InfluenceSampler` act round by round until the
+        gap of the refitted model on the validation rows (this objective's
+        value, the soft gap) is at most ``bound``: each round acts on the
+        fewest rows whose predicted change brings the gap to the bound, and
+        ``prune_ratio`` caps the rows acted on in total (see their
+        ``rounds`` and ``gap_path_``). :func:`~skinfluence.compute_influence`
+        ignores it.
 
     See Also
     --------
@@ -92,6 +117,10 @@ class Fairness(Objective):
 
     Notes
     -----
+    The bound is on the soft gap, the value the cleaning lowers; the
+    estimators also record the gap at hard predictions (``gap_path_``),
+    which can differ from it by a few points.
+
     At hard 0/1 predictions the gaps equal fairlearn's
     ``demographic_parity_difference`` and ``equal_opportunity_difference``;
     the soft rate makes them differentiable. The gradient is the one of the
@@ -107,6 +136,8 @@ class Fairness(Objective):
     >>> from skinfluence.objectives import Fairness
     >>> Fairness(metric="equal_opportunity")
     Fairness(metric='equal_opportunity')
+    >>> Fairness(bound=0.05)
+    Fairness(bound=0.05)
     """
 
     _key = "fairness"
@@ -115,9 +146,12 @@ class Fairness(Objective):
     #: training, score with a copy that does not (:meth:`_quiet`)
     _warn_groups = True
 
-    def __init__(self, metric: str = "demographic_parity", pos_label=None) -> None:
+    def __init__(
+        self, metric: str = "demographic_parity", pos_label=None, bound=None
+    ) -> None:
         self.metric = metric
         self.pos_label = pos_label
+        self.bound = bound
 
     def _pos_index(self, model, X) -> int:
         """The column of the positive class in the model's probabilities.
@@ -152,8 +186,9 @@ class Fairness(Objective):
         return copy
 
     def validate(self) -> None:
-        """Check ``metric``."""
+        """Check ``metric`` and ``bound``."""
         check_fairness_metric(self.metric)
+        check_bound(self.bound)
 
     def bind(self, model, X_val, y_val, sensitive_features=None):
         """Return the bound gap over ``(X_val, y_val)`` and its groups.
