@@ -12,18 +12,17 @@ Jacobians of the logits, all in float64 on a small tanh MLP with 3 classes.
 import numpy as np
 import pytest
 import torch
-from numpy.testing import assert_allclose, assert_array_equal
-from sklearn.datasets import make_classification
-from sklearn.linear_model import LogisticRegression
-from torch import nn
-
 from _brute import flat_grad, per_row_grads, rel_err
 from _tiny_nets import one_torch_thread  # noqa: F401 (autouse fixture)
 from cases import make_case
+from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.datasets import make_classification
+from sklearn.linear_model import LogisticRegression
+
 from skinfluence import TRAK, InfluenceFilter, InfluenceFunction, Method
 from skinfluence._cleaning import _effects
 from skinfluence._compute import relabel_influence
-from skinfluence.methods import IP, IPEnsemble, Loss, Random, SelfInfluence
+from skinfluence.methods import IP, IPEnsemble, Loss, SelfInfluence
 from skinfluence.models import as_torch_model
 from skinfluence.objectives import Utility
 
@@ -76,7 +75,9 @@ def _ggn(model, X, y):
     G = torch.zeros(len(theta), len(theta), dtype=torch.float64)
     for i in range(len(X)):
         J = torch.autograd.functional.jacobian(
-            lambda th, i=i: model.outputs(_unflatten(th, model.params), X[i : i + 1])[0],
+            lambda th, i=i: model.outputs(_unflatten(th, model.params), X[i : i + 1])[
+                0
+            ],
             theta,
         )
         p = torch.softmax(model.outputs(model.params, X[i : i + 1])[0], -1)
@@ -129,7 +130,9 @@ def test_ip_relabel_is_the_gradient_under_each_class(mlp):
 
 
 @pytest.mark.parametrize("curvature", ["hessian", "ggn"])
-def test_influence_function_relabel_uses_the_curvature_at_the_true_labels(mlp, curvature):
+def test_influence_function_relabel_uses_the_curvature_at_the_true_labels(
+    mlp, curvature
+):
     model, J, X, y = mlp["args"]
     x = _damped_solve(mlp[curvature], mlp["ggn"], 1.0, mlp["v"])
     method = InfluenceFunction(solver="exact", curvature=curvature, damping=1.0)
@@ -155,7 +158,9 @@ def test_lissa_relabel_is_the_exact_solve_when_it_converges(mlp):
     (the largest is 15 times it) it converges like 0.7^depth: at depth 150, to
     the exact solve."""
     x = _damped_solve(mlp["ggn"], mlp["ggn"], 10.0, mlp["v"])
-    method = InfluenceFunction(solver="lissa", curvature="ggn", damping=10.0, max_iter=150)
+    method = InfluenceFunction(
+        solver="lissa", curvature="ggn", damping=10.0, max_iter=150
+    )
     with pytest.warns(UserWarning, match="solver='exact'"):  # it is a small model
         ours = _relabel(method, *mlp["args"])
     assert rel_err(ours, _brute(mlp, x)) < 1e-8
@@ -169,7 +174,9 @@ def test_seeded_lissa_relabel_uses_one_solve_for_every_class(mlp):
     """
     model, J, X, y = mlp["args"]
     G = mlp["ggn"]
-    damped_max = torch.linalg.eigvalsh(mlp["hessian"]).max() + 12.0 * torch.trace(G) / len(G)
+    damped_max = torch.linalg.eigvalsh(mlp["hessian"]).max() + 12.0 * torch.trace(
+        G
+    ) / len(G)
     method = InfluenceFunction(
         solver="lissa",
         curvature="hessian",
@@ -193,7 +200,8 @@ def test_seeded_lissa_relabel_uses_one_solve_for_every_class(mlp):
 
 
 @pytest.mark.skipif(
-    "score_relabel" not in TRAK.__dict__, reason="TRAK does not implement score_relabel yet"
+    "score_relabel" not in TRAK.__dict__,
+    reason="TRAK does not implement score_relabel yet",
 )
 def test_trak_relabel_uses_the_kernel_at_the_true_labels():
     """TRAK's score is linear in the row's loss gradient, ``Q (1 - p) grad margin =
@@ -204,11 +212,15 @@ def test_trak_relabel_uses_the_kernel_at_the_true_labels():
     ours = _relabel(method, model, J, X, y).numpy()
     own = method.score(model, J, X, y, batch_size=16, random_state=0).numpy()
     rows = np.arange(len(y))
-    assert_allclose(ours[y.numpy(), rows], own, rtol=1e-10, atol=1e-12 * np.abs(own).max())
+    assert_allclose(
+        ours[y.numpy(), rows], own, rtol=1e-10, atol=1e-12 * np.abs(own).max()
+    )
     G_y = per_row_grads(model, model.params, X, y).numpy()
     u, *_ = np.linalg.lstsq(G_y, own, rcond=1e-10)
     assert np.abs(G_y @ u - own).max() < 1e-8 * np.abs(own).max()  # G_y spans the rows
-    predicted = np.stack([_class_grads(model, X, c).numpy() @ u for c in range(N_CLASSES)])
+    predicted = np.stack(
+        [_class_grads(model, X, c).numpy() @ u for c in range(N_CLASSES)]
+    )
     assert np.abs(predicted - ours).max() < 1e-8 * np.abs(ours).max()
 
 
@@ -229,7 +241,9 @@ def test_ip_ensemble_relabel_uses_each_members_gradient_once(mlp):
     brute = 0
     for params in members:
         v = flat_grad(lambda p: model.row_loss(p, Xv, yv).mean(), params)
-        G = [per_row_grads(model, params, X, torch.full((len(X),), c)) for c in range(3)]
+        G = [
+            per_row_grads(model, params, X, torch.full((len(X),), c)) for c in range(3)
+        ]
         brute = brute + torch.stack([g @ v for g in G]) / len(members)
     counter = _Counting(J)
     assert rel_err(_relabel(method, model, counter, X, y, seed=5), brute) < 1e-12
@@ -286,8 +300,14 @@ class _nothing:
 
 def _lr_data(n_classes, n=150, seed=0):
     X, y = make_classification(
-        n_samples=n + 60, n_features=5, n_informative=4, n_redundant=0,
-        n_classes=n_classes, n_clusters_per_class=1, flip_y=0.05, random_state=seed,
+        n_samples=n + 60,
+        n_features=5,
+        n_informative=4,
+        n_redundant=0,
+        n_classes=n_classes,
+        n_clusters_per_class=1,
+        flip_y=0.05,
+        random_state=seed,
     )
     return X[:n], y[:n], X[n:], y[n:]
 
@@ -319,7 +339,12 @@ def test_the_filter_solves_once_per_objective(monkeypatch):
         # the filter's effects are the entry point's, combined per row
         clf = LogisticRegression().fit(X, y)
         s = relabel_influence(
-            clf, X, y, Xv, yv, classes=np.unique(y),
+            clf,
+            X,
+            y,
+            Xv,
+            yv,
+            classes=np.unique(y),
             method=InfluenceFunction(damping=1e-3),
         )
         effect, _ = _effects(s, y, "relabel")
@@ -392,7 +417,9 @@ def test_dask_relabel_equals_in_memory_with_one_client_solve(monkeypatch):
     model, X, y, Xv, yv, J = _problem(n=60)
     method = InfluenceFunction(solver="exact", curvature="hessian", damping=1.0)
     classes = np.arange(N_CLASSES)
-    ref = relabel_influence(model, X, y, Xv, yv, classes=classes, method=method, batch_size=16)
+    ref = relabel_influence(
+        model, X, y, Xv, yv, classes=classes, method=method, batch_size=16
+    )
     ref_effect, ref_best = _effects(ref, y.numpy(), "relabel")
     Xd = da.from_array(X.numpy(), chunks=(16, 4))
     calls.clear()
@@ -413,12 +440,27 @@ def test_dask_relabel_equals_in_memory_with_one_client_solve(monkeypatch):
         from skinfluence.dask import compute_influence
 
         sampled = relabel_influence(
-            model, Xd, y.numpy(), Xv, yv, classes=classes, method=method,
-            batch_size=16, hessian_rows=30, random_state=4,
+            model,
+            Xd,
+            y.numpy(),
+            Xv,
+            yv,
+            classes=classes,
+            method=method,
+            batch_size=16,
+            hessian_rows=30,
+            random_state=4,
         ).compute()
         own = compute_influence(
-            model, Xd, y.numpy(), Xv, yv, method=method, batch_size=16,
-            hessian_rows=30, random_state=4,
+            model,
+            Xd,
+            y.numpy(),
+            Xv,
+            yv,
+            method=method,
+            batch_size=16,
+            hessian_rows=30,
+            random_state=4,
         ).compute()
         rows = np.arange(60)
         assert_allclose(sampled[y.numpy(), rows], own, rtol=1e-12, atol=0)
@@ -428,5 +470,7 @@ def test_dask_relabel_equals_in_memory_with_one_client_solve(monkeypatch):
         effect_f, best_f = relabel_effects(
             model, ddf[list("abcd")], ddf["label"], Xv, yv, method=method, batch_size=16
         )
-        assert_allclose(effect_f.compute().to_numpy(), ref_effect, rtol=1e-10, atol=1e-15)
+        assert_allclose(
+            effect_f.compute().to_numpy(), ref_effect, rtol=1e-10, atol=1e-15
+        )
         assert_array_equal(best_f.compute().to_numpy(), ref_best)

@@ -83,7 +83,16 @@ class Method(BaseEstimator):
         raise NotImplementedError
 
     def score_relabel(
-        self, model, objective, X, y, *, n_classes, batch_size, random_state=None, **kwargs
+        self,
+        model,
+        objective,
+        X,
+        y,
+        *,
+        n_classes,
+        batch_size,
+        random_state=None,
+        **kwargs,
     ):
         """Score every row as if its label were each class in turn.
 
@@ -163,7 +172,13 @@ class Method(BaseEstimator):
             labels = torch.full((len(X),), c, dtype=torch.int64)
             draw = copy.deepcopy(frozen)  # a RandomState: the same draws per class
             scores = self.score(
-                model, once, X, labels, batch_size=batch_size, random_state=draw, **kwargs
+                model,
+                once,
+                X,
+                labels,
+                batch_size=batch_size,
+                random_state=draw,
+                **kwargs,
             )
             out.append(torch.as_tensor(scores))
             if once is not None:
