@@ -2,6 +2,7 @@
 
 from ._compute import compute_influence
 from ._filter import InfluenceFilter
+from ._front import fairness_front
 from ._sampler import InfluenceSampler
 from .methods import (
     IP,
@@ -42,4 +43,5 @@ __all__ = [
     "as_torch_model",
     "compute_influence",
     "compute_signals",
+    "fairness_front",
 ]

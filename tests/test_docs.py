@@ -118,7 +118,7 @@ def test_api_pages_cover_the_public_names(html):
         if name in ("as_torch_model", "TorchModel", "Checkpoint"):
             page = html / "generated" / f"skinfluence.models.{name}.html"
         assert page.is_file(), name
-    for name in ("plot_influence", "plot_pruning_curve"):
+    for name in ("plot_influence", "plot_pruning_curve", "plot_fairness_front"):
         assert (html / "generated" / f"skinfluence.plotting.{name}.html").is_file()
 
 
