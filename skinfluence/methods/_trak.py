@@ -57,16 +57,17 @@ class TRAK(Method):
 
     ``lambda_m = damping * trace(Phi_m^T Phi_m / n) / proj_dim``: relative
     to the kernel's mean eigenvalue, so its meaning does not depend on the
-    scale of the gradients. The kernel is factored once
-    (``eigh``); when its condition number exceeds ``1e10`` (or
-    ``1 / eps`` of the gradients' dtype, if smaller) a ``UserWarning``
-    gives it, and the solve is a pseudo-inverse (eigenvalues below
-    ``proj_dim * eps * max`` dropped, ``eps`` of the gradients' dtype).
+    scale of the gradients. The kernel is factored once (Cholesky) and its
+    condition number estimated (power and inverse iterations); when it
+    exceeds ``1e10`` (or ``1 / eps`` of the gradients' dtype, if smaller),
+    a ``UserWarning`` gives the exact one (``eigh``), and the solve is a
+    pseudo-inverse (eigenvalues below ``proj_dim * eps * max`` dropped,
+    ``eps`` of the gradients' dtype).
 
     ``Phi`` is never held: one pass over the rows (per-row margin gradients
     of a chunk times ``R``) accumulates ``Phi^T Phi``, and a second,
     forward-mode pass computes ``phi_i . w = <grad f_i, R w>`` with
-    ``w = K^-1 phi_J``, and ``f_i`` (so ``Q_i``) with it. Memory: one
+    ``w = K^-1 phi_J``; a forward pass gives ``f_i`` (so ``Q_i``). Memory: one
     chunk's per-row gradients (at most ``batch_size`` rows and ``2**25``
     entries), ``R`` (``P x proj_dim``, or a block of it at a time beyond
     ``2**26`` entries) and ``proj_dim x proj_dim``. Any objective works: its
@@ -85,8 +86,9 @@ class TRAK(Method):
         Where the members come from: "auto" takes checkpoints when the
         model has them, else dropout copies. The paper's members are
         independently trained models: give their parameters as the
-        model's checkpoints (``as_torch_model(module, loss=...,
-        checkpoints=[Checkpoint(params_k, 1.0), ...])``). Checkpoints of
+        model's checkpoints, the fitted model's own among them
+        (``as_torch_model(module, loss=..., checkpoints=[Checkpoint(params_k,
+        1.0), ...])``, :class:`~skinfluence.models.Checkpoint`). Checkpoints of
         one training run (``TracInCheckpoints``) and dropout copies of the
         fitted model are cheaper approximations of that ensemble.
     max_dropout : float, default=0.01
@@ -104,7 +106,10 @@ class TRAK(Method):
         ``benchmarks/bench_counterfactual.py`` (development data: Adult's
         train subset and COMPAS; LogisticRegression and an MLP; validation
         loss and demographic-parity gap). More damping predicted better on
-        the MLPs and worse where ``proj_dim = P`` on LogisticRegression.
+        the MLPs and worse where ``proj_dim = P`` on LogisticRegression. On
+        held-out data (2,000 rows of Adult's test subset, 100 halves) the
+        default's LDS was 0.39-0.89 with one member against dattri's
+        0.35-0.87, cell by cell at least as high.
 
     See Also
     --------
