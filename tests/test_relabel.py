@@ -9,6 +9,8 @@ each class by one autograd call per row, the Hessian by
 Jacobians of the logits, all in float64 on a small tanh MLP with 3 classes.
 """
 
+from contextlib import nullcontext
+
 import numpy as np
 import pytest
 import torch
@@ -265,37 +267,34 @@ class _Counting:
         return getattr(self.bound, name)
 
 
-@pytest.mark.parametrize("solver", ["exact", "cg", "lissa"])
-def test_one_solve_whatever_the_number_of_classes(monkeypatch, solver):
-    counts = {"solves": 0, "products": 0}
+@pytest.fixture
+def solves(monkeypatch):
+    """The calls of InfluenceFunction's solve (``inverse_hvp``), as a list."""
+    calls = []
     solve = InfluenceFunction.inverse_hvp
+    monkeypatch.setattr(
+        InfluenceFunction,
+        "inverse_hvp",
+        lambda self, *a, **k: calls.append(1) or solve(self, *a, **k),
+    )
+    return calls
 
-    def counted_solve(self, *args, **kwargs):
-        counts["solves"] += 1
-        return solve(self, *args, **kwargs)
 
-    monkeypatch.setattr(InfluenceFunction, "inverse_hvp", counted_solve)
+@pytest.mark.parametrize("solver", ["exact", "cg", "lissa"])
+def test_one_solve_whatever_the_number_of_classes(solves, solver):
     seen = {}
     for n_classes in (2, 3):
         model, X, y, Xv, yv, J = _problem(n_classes=n_classes)
         counter = _Counting(J)
-        counts.update(solves=0)
+        solves.clear()
         method = InfluenceFunction(solver=solver, damping=1.0, max_iter=20)
-        with pytest.warns(UserWarning) if solver == "lissa" else _nothing():
+        with pytest.warns(UserWarning) if solver == "lissa" else nullcontext():
             s = method.score_relabel(
                 model, counter, X, y, n_classes=n_classes, batch_size=16, random_state=0
             )
         assert s.shape == (n_classes, len(X))
-        seen[n_classes] = (counts["solves"], counter.calls)
+        seen[n_classes] = (len(solves), counter.calls)
     assert seen[2] == seen[3] == (1, 1)
-
-
-class _nothing:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 def _lr_data(n_classes, n=150, seed=0):
@@ -312,20 +311,13 @@ def _lr_data(n_classes, n=150, seed=0):
     return X[:n], y[:n], X[n:], y[n:]
 
 
-def test_the_filter_solves_once_per_objective(monkeypatch):
+def test_the_filter_solves_once_per_objective(solves):
     """InfluenceFilter(action="relabel"): one solve per objective and round,
-    for 2 classes as for 3 (a rerun per class made it 2 then 3)."""
-    calls = []
-    solve = InfluenceFunction.inverse_hvp
-    monkeypatch.setattr(
-        InfluenceFunction,
-        "inverse_hvp",
-        lambda self, *a, **k: calls.append(1) or solve(self, *a, **k),
-    )
+    for 2 classes as for 3 (a rerun per class made it 4 then 6)."""
     per_classes = {}
     for n_classes in (2, 3):
         X, y, Xv, yv = _lr_data(n_classes)
-        calls.clear()
+        solves.clear()
         flt = InfluenceFilter(
             LogisticRegression(),
             method=InfluenceFunction(damping=1e-3),
@@ -335,7 +327,7 @@ def test_the_filter_solves_once_per_objective(monkeypatch):
             rounds=1,
             random_state=0,
         ).fit(X, y, X_val=Xv, y_val=yv)
-        per_classes[n_classes] = len(calls)
+        per_classes[n_classes] = len(solves)
         # the filter's effects are the entry point's, combined per row
         clf = LogisticRegression().fit(X, y)
         s = relabel_influence(
@@ -399,7 +391,7 @@ def test_random_relabels_seeded_rows_to_other_classes():
 
 
 # --------------------------------------------------------------------- Dask
-def test_dask_relabel_equals_in_memory_with_one_client_solve(monkeypatch):
+def test_dask_relabel_equals_in_memory_with_one_client_solve(solves):
     dask = pytest.importorskip("dask")
     import dask.array as da
     import dask.dataframe as dd
@@ -407,13 +399,6 @@ def test_dask_relabel_equals_in_memory_with_one_client_solve(monkeypatch):
 
     from skinfluence.dask import relabel_effects
 
-    calls = []
-    solve = InfluenceFunction.inverse_hvp
-    monkeypatch.setattr(
-        InfluenceFunction,
-        "inverse_hvp",
-        lambda self, *a, **k: calls.append(1) or solve(self, *a, **k),
-    )
     model, X, y, Xv, yv, J = _problem(n=60)
     method = InfluenceFunction(solver="exact", curvature="hessian", damping=1.0)
     classes = np.arange(N_CLASSES)
@@ -422,14 +407,14 @@ def test_dask_relabel_equals_in_memory_with_one_client_solve(monkeypatch):
     )
     ref_effect, ref_best = _effects(ref, y.numpy(), "relabel")
     Xd = da.from_array(X.numpy(), chunks=(16, 4))
-    calls.clear()
+    solves.clear()
     with dask.config.set(scheduler="sync"):
         lazy = relabel_influence(
             model, Xd, y.numpy(), Xv, yv, classes=classes, method=method, batch_size=16
         )
         assert lazy.shape == (N_CLASSES, 60)
         assert_allclose(lazy.compute(), ref, rtol=1e-12, atol=1e-15 * np.abs(ref).max())
-        assert len(calls) == 1  # on the client, at the true labels; blocks replay it
+        assert len(solves) == 1  # on the client, at the true labels; blocks replay it
         effect, best = relabel_effects(
             model, Xd, y.numpy(), Xv, yv, method=method, batch_size=16
         )
