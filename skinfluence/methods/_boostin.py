@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import torch
+from torch import nn
 
 from .._kernels import chunks
 from .._sklearn_compat import StrOptions
+from ..models import TorchModel
 from ._base import METHODS, Method
 
 
@@ -69,15 +73,37 @@ class _Staging:
         before = torch.cumsum(contrib, dim=1) - contrib
         return before + self.start
 
-    def params_before(self, j: int, values: torch.Tensor) -> torch.Tensor:
-        """Leaf values whose model is the ensemble before round ``j``."""
-        keep = self.tree_of_leaf < j * self.K
-        staged = torch.where(keep, values, torch.zeros_like(values))
-        if j == 0:  # every row reaches one leaf of each first-round tree
-            first = self.tree_of_leaf < self.K
-            out = torch.as_tensor(self.ens.tree_output)[self.tree_of_leaf[first]]
-            staged[first] = self.init[out]
-        return staged
+
+class _Outputs(nn.Module):
+    """The rows' raw scores as the parameter: ``forward(rows) = F[rows]``."""
+
+    def __init__(self, F: torch.Tensor) -> None:
+        super().__init__()
+        self.F = nn.Parameter(F)
+
+    def forward(self, rows: torch.Tensor) -> torch.Tensor:
+        return self.F[rows.long().reshape(-1)]
+
+
+def _output_gradient(objective):
+    """``F -> dJ/dF``: the objective's gradient in the validation rows' raw
+    scores (shape ``(m, K)``), evaluated at any raw scores ``F``.
+
+    The objective is rebound to a model whose parameters are the raw scores
+    themselves, so each evaluation costs O(m K), not a pass over the trees.
+    """
+    model = objective.model
+    m, K = len(objective), model.module.assign.shape[1]
+    proxy = TorchModel(
+        _Outputs(torch.zeros(m, K, dtype=torch.float64)),
+        model._row_loss,
+        output=model.output,
+        classes=model.classes,
+        input_dtype=torch.int64,
+    )
+    bound = copy.copy(objective)
+    bound.model, bound.X = proxy, torch.arange(m)
+    return lambda F: bound.gradient({"F": F}, batch_size=max(m, 1))["F"]
 
 
 def _grad_hess(raw: torch.Tensor, y: torch.Tensor, factor: float):
@@ -165,14 +191,16 @@ class BoostIn(Method):
             ids = ids_all[sl].long()
             _, h = _grad_hess(stage.raw_before_rounds(ids), y[sl], ens.hessian_factor)
             H.index_add_(0, ids.reshape(-1), h.reshape(len(ids), -1).reshape(-1))
-        # the objective's gradient in the leaf values, before each round
+        # the objective's gradient in the leaf values, before each round: its
+        # gradient in the validation rows' raw scores, summed over each leaf
         dJ = torch.zeros(L, dtype=torch.float64)
-        round_of_leaf = stage.tree_of_leaf // stage.K
+        dJ_dF = _output_gradient(objective)
+        ids_val = torch.as_tensor(objective.X).long()
+        before = stage.raw_before_rounds(ids_val)  # (m, n_rounds, K)
         for j in range(stage.n_rounds):
-            params = {"leaf_values": stage.params_before(j, values).to(model.device, model.dtype)}
-            g = objective.gradient(params, batch_size=batch_size)["leaf_values"]
-            mine = round_of_leaf == j
-            dJ[mine] = g.detach().to("cpu", torch.float64)[mine]
+            g = dJ_dF(before[:, j, :].contiguous()).detach().to("cpu", torch.float64)
+            trees = ids_val[:, j * stage.K : (j + 1) * stage.K]
+            dJ.index_add_(0, trees.reshape(-1), g.reshape(-1))
         w = stage.values / (ens.learning_rate if self.leaf_value == "newton" else 1.0)
         factor = ens.learning_rate * dJ / (H + ens.l2)
         # pass 2: per row, sum over trees of -dJ/dv * dv/dw_i
