@@ -51,6 +51,10 @@ RANDOM_GROUP = 2**16
 #: at most this many candidate scores are gathered on the client by the
 #: exact selection; above it, one more radix pass narrows them
 GATHER_LIMIT = 2**20
+#: default byte budget of the Hessian rows on the client (``hessian_bytes``)
+HESSIAN_BYTES = 2**28
+#: rows read first to measure what one training row takes on the client
+PILOT_ROWS = 64
 
 #: spec token -> times it was deserialised in this process
 LOADS: dict[str, int] = {}
@@ -338,18 +342,69 @@ def _frozen(random_state):
     return random_state
 
 
-def _hessian_rows(inputs: _Inputs, n_max: int, random_state):
-    """All training rows, or a uniform sample of ``n_max`` of them; and n.
+def _nbytes(a) -> int:
+    """Bytes of an in-memory array, pandas object, sparse matrix or tensor."""
+    if isinstance(a, torch.Tensor):
+        if a.layout != torch.strided:
+            a = a.coalesce() if a.is_sparse else a
+            return _nbytes(a.values()) + _nbytes(a.indices())
+        return a.element_size() * a.nelement()
+    if hasattr(a, "memory_usage"):  # pandas: object columns counted deeply
+        return int(np.sum(a.memory_usage(deep=True, index=False)))
+    if hasattr(a, "indptr"):  # scipy.sparse
+        return a.data.nbytes + a.indices.nbytes + a.indptr.nbytes
+    return int(np.asarray(a).nbytes)
 
-    Returns ``(X, y, n_rows)`` in memory (NumPy or pandas).
+
+def _row_bytes(inputs: _Inputs, model, lengths) -> float:
+    """Bytes one training row takes on the client, as read and as the model sees it.
+
+    Measured on the first :data:`PILOT_ROWS` rows (of the first partition
+    that has rows): exact for numeric arrays, an estimate for frames with
+    text columns.
     """
     import dask
 
+    if inputs.frame:
+        first = int(np.argmax(np.asarray(lengths) > 0))
+        X, y = (
+            c.partitions[first].head(PILOT_ROWS, npartitions=1, compute=False)
+            for c in (inputs.X, inputs.y)
+        )
+    else:
+        X, y = inputs.X[:PILOT_ROWS], inputs.y[:PILOT_ROWS]
+    X, y = dask.compute(X, y)
+    if len(X) == 0:
+        return 0.0
+    read = _nbytes(X) + _nbytes(y)
+    seen = _nbytes(model.prepare_X(X)) + _nbytes(model.prepare_y(y))
+    return (read + seen) / len(X)
+
+
+def _hessian_rows(inputs: _Inputs, n_max: int, max_bytes: int, random_state, model):
+    """All training rows, or a uniform sample of them; and n.
+
+    The sample has at most ``n_max`` rows and at most ``max_bytes`` bytes on
+    the client, counting each row as read and as the model sees it (its
+    prepared tensors): ``rows <= max_bytes / row bytes``. Returns
+    ``(X, y, n_rows)`` in memory (NumPy or pandas).
+    """
+    import dask
+
+    lengths = None
     if inputs.frame:
         lengths = inputs.X.map_partitions(len).compute()
         n = int(np.sum(lengths))
     else:
         n = inputs.n_rows
+    row_bytes = _row_bytes(inputs, model, lengths) if n else 0.0
+    if row_bytes > max_bytes:
+        raise ValueError(
+            f"hessian_bytes={max_bytes} is less than one training row on the client "
+            f"({row_bytes:.0f} bytes as read and as the model sees it)."
+        )
+    if row_bytes:
+        n_max = min(n_max, int(max_bytes // row_bytes))
     if n <= n_max:
         X, y = dask.compute(inputs.X, inputs.y)
         return X, y, n
@@ -404,6 +459,7 @@ def build_spec(
     batch_size: int,
     random_state,
     hessian_rows: int,
+    hessian_bytes: int = HESSIAN_BYTES,
 ) -> ScoringSpec:
     """The client's part: the vectors, the seed and the validation rows, once."""
     frozen = _frozen(random_state)
@@ -422,7 +478,7 @@ def build_spec(
         )
     if isinstance(method_, InfluenceFunction):
         v = bound.gradient(model.params, batch_size=batch_size)
-        X_h, y_h, n = _hessian_rows(inputs, hessian_rows, frozen)
+        X_h, y_h, n = _hessian_rows(inputs, hessian_rows, hessian_bytes, frozen, model)
         X_t, y_t = model.prepare_X(X_h), model.prepare_y(y_h)
         hmodel = model if len(X_t) == n else _FullPenalty(model, n)
         x = method_.inverse_hvp(
@@ -532,6 +588,7 @@ def compute_influence(
     random_state=None,
     verbose: int = 0,
     hessian_rows: int = 100_000,
+    hessian_bytes: int = HESSIAN_BYTES,
     client=None,
     **options,
 ):
@@ -564,6 +621,14 @@ def compute_influence(
         rows (seeded by ``random_state``), plus the penalty of all rows.
         They are brought to the client, which solves for
         ``(H + damping I)^-1 v`` once.
+    hessian_bytes : int, default=2**28
+        ``method="influence_function"`` only: the most bytes the Hessian rows
+        take on the client, each row counted as read and as the model sees
+        it (its prepared tensors), measured on the first 64 rows. The sample
+        has at most ``hessian_bytes / row bytes`` rows (256 MiB: 100,000 rows
+        of about 160 float64 features); the solver's own memory is that of
+        the in-memory path (``P x P`` for ``solver="exact"``, ``batch_size x
+        P`` for "cg" and "lissa").
     client : distributed.Client, default=None
         Where the scoring spec is scattered (``broadcast=True``), and so
         where the scores must be computed. ``None``: the client dask
@@ -602,12 +667,24 @@ def compute_influence(
         y_val,
         random_state=random_state,
         hessian_rows=hessian_rows,
+        hessian_bytes=hessian_bytes,
         **options,
     )
     return lazy_scores(inputs, ship(spec, client), spec.token)
 
 
-def client_spec(estimator, X, y, X_val, y_val, *, random_state, hessian_rows, **options):
+def client_spec(
+    estimator,
+    X,
+    y,
+    X_val,
+    y_val,
+    *,
+    random_state,
+    hessian_rows,
+    hessian_bytes=HESSIAN_BYTES,
+    **options,
+):
     """The client's work of :func:`compute_influence`: the inputs and the spec.
 
     Returns ``(inputs, spec)``: the rows as dask collections with the same
@@ -619,11 +696,15 @@ def client_spec(estimator, X, y, X_val, y_val, *, random_state, hessian_rows, **
     names = ("objective", "method", "sensitive_features_val", "batch_size")
     unknown = sorted(set(options) - set(names))
     if unknown:
-        raise TypeError(f"compute_influence() got unexpected keyword arguments {unknown}.")
+        raise TypeError(
+            f"compute_influence() got unexpected keyword arguments {unknown}."
+        )
     defaults = inspect.signature(in_memory).parameters  # one place for the defaults
     options = {name: options.get(name, defaults[name].default) for name in names}
     if not (isinstance(hessian_rows, int | np.integer) and hessian_rows >= 1):
         raise ValueError(f"hessian_rows must be an int >= 1, got {hessian_rows!r}.")
+    if not (isinstance(hessian_bytes, int | np.integer) and hessian_bytes >= 1):
+        raise ValueError(f"hessian_bytes must be an int >= 1, got {hessian_bytes!r}.")
     inputs = _as_inputs(X, y)
     model, method_, bound, batch_size = prepare_scoring(
         estimator, X_val, y_val, **options
@@ -638,6 +719,7 @@ def client_spec(estimator, X, y, X_val, y_val, *, random_state, hessian_rows, **
         batch_size=batch_size,
         random_state=random_state,
         hessian_rows=int(hessian_rows),
+        hessian_bytes=int(hessian_bytes),
     )
     return inputs, spec
 

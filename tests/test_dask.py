@@ -193,6 +193,41 @@ def test_influence_function_from_a_sample(problem):
     assert np.corrcoef(sample, ref)[0, 1] > 0.99
 
 
+def test_hessian_sample_is_bounded_in_bytes(problem, monkeypatch):
+    """hessian_bytes bounds the rows on the client, as read and as the model
+    sees them: float64 X (4 columns) and int64 y, twice, 80 bytes a row."""
+    model, X, y, X_val, y_val = problem
+    seen = []
+    real = methods.InfluenceFunction.inverse_hvp
+
+    def spy(self, model, v, X, y, **kw):
+        seen.append((X, y))
+        return real(self, model, v, X, y, **kw)
+
+    monkeypatch.setattr(methods.InfluenceFunction, "inverse_hvp", spy)
+    method = methods.InfluenceFunction(solver="exact", damping=0.01)
+    row = 2 * (D * 8 + 8)
+    budget = 150 * row + row - 1
+    Xd = da.from_array(X, chunks=(60, D))
+    with dask.config.set(scheduler="sync"):
+        skd.compute_influence(
+            model, Xd, y, X_val, y_val, method=method, hessian_bytes=budget
+        )
+        ((Xs, ys),) = seen
+        assert (
+            len(Xs) == 150
+            and Xs.nbytes + ys.nbytes + X[:150].nbytes + y[:150].nbytes <= budget
+        )
+        rows = {tuple(r) for r in X.tolist()}
+        assert len({tuple(r) for r in Xs.tolist()} & rows) == 150  # distinct rows of X
+        with pytest.raises(ValueError, match="less than one training row"):
+            skd.compute_influence(
+                model, Xd, y, X_val, y_val, method=method, hessian_bytes=row - 1
+            )
+        with pytest.raises(ValueError, match="hessian_bytes must be"):
+            skd.compute_influence(model, Xd, y, X_val, y_val, hessian_bytes=0)
+
+
 @pytest.mark.filterwarnings("ignore:prune_ratio=0.15 leaves")  # relabelling
 @pytest.mark.parametrize("action", ["remove", "reweight", "relabel"])
 def test_parquet_holds_the_rows_the_filter_keeps(dask_client, tmp_path, action):
