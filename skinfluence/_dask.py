@@ -11,13 +11,16 @@ worker once (``Client.scatter(..., broadcast=True)``; without a distributed
 client, one key of the graph). Every block then runs the method's own
 ``score`` on its rows, as the in-memory path runs it on all of them, with
 the objective replaced by a replay of the client's vectors: the scores are
-the in-memory ones, bit for bit when the blocks start at multiples of
-``batch_size``.
+the in-memory ones, bit for bit in the same process when the blocks start at
+multiples of ``batch_size``, and to rounding in another process (its BLAS
+may sum in another order).
 
 Cleaning (:func:`write_cleaned`) picks the rows of lowest score exactly: the
 k-th smallest score by a radix selection over the (persisted) scores, ties
 broken by position as ``numpy.argsort(kind="stable")`` breaks them, so the
-rows written are those ``InfluenceFilter`` keeps on the same data.
+rows written are those ``InfluenceFilter`` keeps on the same data. Every
+pass of the selection is a tree reduction on the workers: the client
+receives one result per pass, whatever the number of blocks.
 """
 
 from __future__ import annotations
@@ -651,8 +654,11 @@ def compute_influence(
     Notes
     -----
     Each block runs the method's ``score`` on its rows as the in-memory path
-    runs it on all rows, so the scores equal the in-memory ones, bit for bit
-    when every block starts at a multiple of ``batch_size``. Exceptions:
+    runs it on all rows, so the scores equal the in-memory ones: bit for bit
+    on the synchronous or threaded scheduler (in the client's process) when
+    every block starts at a multiple of ``batch_size``; in a worker process,
+    to rounding (about one unit in the last place: its BLAS kernels may sum
+    in another order; the tests allow 1e-12 relative). Exceptions:
     "random" draws from streams seeded per group of 65,536 rows (per
     partition for a DataFrame), so its draws are not the in-memory ones (and
     on a DataFrame they depend on the partitioning); "influence_function"
@@ -1066,7 +1072,8 @@ def lowest_mask(scores, k: int):
     Parameters
     ----------
     scores : dask Array of shape (n,) or dask Series
-        Persist them first: the selection reads them up to seven times.
+        Persist them first: the selection reads them up to six times (and
+        the mask twice more when ties at the threshold are split).
     k : int
         In ``0 .. n``.
 
