@@ -25,6 +25,7 @@ import tempfile
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 import sklearn
 from sklearn.compose import make_column_selector, make_column_transformer
 from sklearn.linear_model import LogisticRegression
@@ -75,6 +76,12 @@ pipe = make_pipeline(preprocess, influence_filter)
 # is better when smaller, so the scorer is negated and named ``neg_dp_gap``,
 # following scikit-learn's convention). The refitted candidate is the one
 # with the smallest gap among those within half a point of the best accuracy.
+# The table printed below holds the fold means: influence pruning narrows
+# the gap as the ratio grows, random pruning does not. The rule is only as
+# good as the accuracies it compares: on few rows (the documentation's run
+# uses 1,500) the random candidates' accuracies differ by fold noise, and
+# half a point may leave no influence candidate in, so the rule can pick a
+# random one.
 neg_dp_gap = make_scorer(
     demographic_parity_difference, greater_is_better=False
 ).set_score_request(sensitive_features=True)
@@ -98,6 +105,12 @@ search = GridSearchCV(
     cv=StratifiedKFold(3, shuffle=True, random_state=0),
 )
 search.fit(X_train, y_train, sensitive_features=s_train)
+table = pd.DataFrame(search.cv_results_).pivot_table(
+    index="param_influencefilter__prune_ratio",
+    columns="param_influencefilter__method",
+    values=["mean_test_accuracy", "mean_test_neg_dp_gap"],
+)
+print(table.round(4).rename_axis(index="prune_ratio", columns=[None, "method"]))
 print("chosen:", search.best_params_)
 
 best = search.best_estimator_

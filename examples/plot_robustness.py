@@ -137,8 +137,11 @@ print(
 # %%
 # :func:`~skinfluence.plotting.plot_pruning_curve` takes such a table of runs
 # too, and averages over the seeds. Pruning by influence on the adversarial
-# loss raises the robust accuracy of the refitted net, at some cost in clean
-# accuracy; random pruning changes neither much.
+# loss raises the robust accuracy of the refitted net as the ratio grows, at
+# a cost in clean accuracy that grows too (the table above); random pruning
+# does not raise it. One run on a subsample is noisy, small ratios most:
+# the cleaning benchmark (``benchmarks/results/cleaning.md``) averages over
+# seeds.
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
 plot_pruning_curve(runs, metrics="robust_accuracy", by="method", ax=axes[0])
 plot_pruning_curve(runs, metrics="accuracy", by="method", ax=axes[1])
