@@ -224,7 +224,7 @@ def test_linear_models_never_densify(monkeypatch):
 
 
 def test_no_chunk_beyond_the_bound_is_densified(monkeypatch):
-    import skinfluence._kernels as kernels_impl
+    import skinfluence._kernels._rows as kernels_impl
 
     # 60 float64 features: 480 bytes a row, so 5 rows per densified chunk
     monkeypatch.setattr(kernels_impl, "DENSE_CHUNK_BYTES", 5 * 60 * 8)

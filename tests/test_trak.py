@@ -448,7 +448,7 @@ def test_memory_is_one_chunk_of_rows(monkeypatch):
         seen.append(len(Xb))
         return real(model, params, Xb, yb)
 
-    import skinfluence._kernels as kernels_module
+    import skinfluence._kernels._projection as kernels_module
 
     monkeypatch.setattr(kernels_module, "per_row_gradients", spy)
     monkeypatch.setattr(kernels_module, "_PROJECTION_CHUNK_ENTRIES", 52 * 10)
@@ -476,7 +476,7 @@ def test_memory_is_one_chunk_of_rows(monkeypatch):
 )
 def test_bad_parameters_fail_before_any_work(params, match, monkeypatch):
     model, X, y, Xv, yv = _net()
-    import skinfluence._kernels as kernels_module
+    import skinfluence._kernels._projection as kernels_module
 
     monkeypatch.setattr(
         kernels_module, "per_row_gradients", lambda *a: pytest.fail("worked first")
