@@ -5,6 +5,7 @@ verdicts are in ``benchmarks/README.md``.
     python benchmarks/bench_trees.py speed      # Adult, 30,000 x 6,000, LightGBM 200 x 31
     python benchmarks/bench_trees.py scale      # 1,000,000 rows x 500 trees
     python benchmarks/bench_trees.py lds        # LDS over 100 random halves
+    python benchmarks/bench_trees.py surrogate  # a random forest cleaned through a surrogate
 
 tree_influence (Brophy et al.) is compared when it is importable: its PyPI
 sdist does not build, so build its source (``python setup.py build_ext
@@ -153,9 +154,69 @@ def lds(args) -> list[dict]:
     return rows
 
 
+# ------------------------------------------------------------------ surrogate
+def _adult_train_test():
+    X, y, s = harness.load_dataset("adult", subset="train")
+    Xt, yt, st = harness.load_dataset("adult", subset="test")
+    Xtr, Xte = harness.encode(X, Xt)
+    return Xtr, y, s, Xte, yt, st
+
+
+def _fair_row(name, est, Xte, yte, ste, seconds, touched):
+    from skinfluence.metrics import demographic_parity_difference
+
+    pred = est.predict(Xte)
+    return dict(config=name, accuracy=float(np.mean(pred == yte)),
+                dp_gap=demographic_parity_difference(yte, pred, sensitive_features=ste),
+                rows_touched=touched, seconds=seconds)
+
+
+def surrogate(args) -> list[dict]:
+    """RandomForest on Adult's full train subset, cleaned for demographic
+    parity through a LogisticRegression surrogate, against random removal of
+    as many rows and Kamiran-Calders weights on the same forest (test subset)."""
+    from sklearn.base import clone
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+
+    from skinfluence import InfluenceFilter
+    from skinfluence.baselines import reweighing_weights
+
+    Xtr, ytr, s, Xte, yte, ste = _adult_train_test()
+    forest = RandomForestClassifier(
+        n_estimators=args.trees, min_samples_leaf=5, n_jobs=1, random_state=args.seed
+    )
+    rows = []
+    with harness.stopwatch() as sw:
+        base = clone(forest).fit(Xtr, ytr)
+    rows.append(_fair_row("forest", base, Xte, yte, ste, sw["seconds"], 0))
+    with harness.stopwatch() as sw:
+        kc = clone(forest).fit(Xtr, ytr, sample_weight=reweighing_weights(ytr, sensitive_features=s))
+    rows.append(_fair_row("Kamiran-Calders", kc, Xte, yte, ste, sw["seconds"], len(ytr)))
+    for ratio in args.ratios:
+        for action in ("remove", "reweight"):
+            flt = InfluenceFilter(
+                forest, surrogate=LogisticRegression(max_iter=1000), objective="fairness",
+                prune_ratio=ratio, action=action, refit_on="all", random_state=args.seed,
+            )
+            with harness.stopwatch() as sw:
+                flt.fit(Xtr, ytr, sensitive_features=s)
+            touched = int(np.sum(flt.sample_weight_ < 1))  # refit_on="all": the rest weigh 1
+            rows.append(_fair_row(f"surrogate {action} {ratio:g}", flt, Xte, yte, ste,
+                                  sw["seconds"], touched))
+            if action == "remove":  # random removal of as many training rows
+                n_drop = len(flt.removed_indices_)
+                keep = np.ones(len(ytr), bool)
+                keep[np.random.RandomState(args.seed).choice(len(ytr), n_drop, replace=False)] = False
+                rnd = clone(forest).fit(Xtr[keep], ytr[keep])
+                rows.append(_fair_row(f"random remove {ratio:g}", rnd, Xte, yte, ste, 0.0, n_drop))
+            harness.log(f"{rows[-1]}")
+    return rows
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("part", choices=["speed", "scale", "lds"])
+    parser.add_argument("part", choices=["speed", "scale", "lds", "surrogate"])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--n-train", type=int, default=30_000)
@@ -167,13 +228,17 @@ def main(argv=None) -> None:
     parser.add_argument("--halves", type=int, default=100)
     parser.add_argument("--data", nargs="+", default=["adult", "compas"])
     parser.add_argument("--models", nargs="+", default=["lightgbm", "hgb"])
+    parser.add_argument("--ratios", nargs="+", type=float, default=[0.02, 0.05, 0.1])
     parser.add_argument("--methods", nargs="+",
                         default=["ip", "influence_function", "boostin", "loss"])
     args = parser.parse_args(argv)
-    args.trees = args.trees or {"speed": 200, "scale": 500, "lds": 100}[args.part]
+    args.trees = args.trees or {"speed": 200, "scale": 500, "lds": 100, "surrogate": 100}[
+        args.part
+    ]
     threads = harness.set_threads(args.threads)
     harness.log(f"torch threads: {threads}")
-    rows = {"speed": speed, "scale": scale, "lds": lds}[args.part](args)
+    parts = {"speed": speed, "scale": scale, "lds": lds, "surrogate": surrogate}
+    rows = parts[args.part](args)
     header = "\n".join(harness.run_header("bench_trees.py", argv))
     for row in rows:
         row["run"] = header.splitlines()[0][2:]

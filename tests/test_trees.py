@@ -328,3 +328,27 @@ def test_robustness_is_refused_before_any_training():
     assert not hasattr(est, "_predictors")  # the user's estimator untouched, nothing fitted
     with pytest.raises(ValueError, match="robustness objective attacks"):
         compute_influence(_lgb().fit(X, y), X, y, X, y, objective="robustness")
+
+
+def test_what_the_libraries_do_behind_the_user_s_back_is_said():
+    from skinfluence.methods import InfluenceFunction
+
+    X, y = _data(2, n=300)
+    tr, va = slice(0, 250), slice(250, None)
+    # an L1 leaf penalty: no Hessian to invert
+    est = _xgb(reg_alpha=0.5).fit(X[tr], y[tr])
+    with pytest.raises(ValueError, match="L1 penalty on its leaf values"):
+        compute_influence(est, X[tr], y[tr], X[va], y[va], method="influence_function")
+    with pytest.raises(ValueError, match="L1 penalty on its leaf values"):
+        InfluenceFilter(_lgb(reg_alpha=0.5), method=InfluenceFunction()).fit(X, y)
+    # clipped leaves are not Newton steps
+    est = _xgb(max_delta_step=0.1).fit(X[tr], y[tr])
+    with pytest.raises(ValueError, match="max_delta_step=0.1 clips"):
+        compute_influence(est, X[tr], y[tr], X[va], y[va], method="boostin")
+    # row subsampling and early stopping: warned with the share
+    est = _lgb(subsample=0.5, subsample_freq=1).fit(X[tr], y[tr])
+    with pytest.warns(UserWarning, match="grew each tree on 50% of the rows"):
+        compute_influence(est, X[tr], y[tr], X[va], y[va], method="boostin")
+    est = _hgb(early_stopping=True, validation_fraction=0.2, max_iter=20).fit(X[tr], y[tr])
+    with pytest.warns(UserWarning, match="held 20% of the rows out"):
+        compute_influence(est, X[tr], y[tr], X[va], y[va], method="boostin")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import warnings
 
 import numpy as np
 import torch
@@ -27,6 +28,24 @@ def _ensemble(model):
             f"method='boostin' needs Newton leaf values; this {ens.library} model "
             f"has an L1 leaf penalty ({ens.l1:g}), whose leaf values are "
             "soft-thresholded. Set it to 0, or use method='ip'."
+        )
+    if ens.not_newton is not None:
+        raise ValueError(
+            f"method='boostin' needs Newton leaf values; this {ens.library} model's "
+            f"{ens.not_newton}. Use method='ip' or 'influence_function'."
+        )
+    if ens.row_share < 1 or ens.held_out > 0:
+        what = (
+            f"grew each tree on {ens.row_share:.0%} of the rows"
+            if ens.row_share < 1
+            else f"held {ens.held_out:.0%} of the rows out of every tree (early stopping)"
+        )
+        warnings.warn(
+            f"This {ens.library} model {what}, while BoostIn's leaf sums run over "
+            "every row scored: its scores approximate the library's trees. Turn "
+            "the subsampling (or early stopping) off for exact leaf derivatives.",
+            UserWarning,
+            stacklevel=4,
         )
     return ens
 

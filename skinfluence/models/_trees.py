@@ -68,6 +68,15 @@ class TreeEnsemble:
         leaves instead of to ``base`` (LightGBM's ``boost_from_average``).
     library : str
         For messages.
+    not_newton : str or None
+        What makes the leaves other than Newton steps of the stated penalty
+        (a clipped or smoothed leaf value), for BoostIn's message; None when
+        they are Newton steps.
+    row_share : float
+        The share of the rows each tree was grown on (row subsampling).
+    held_out : float
+        The share of the rows the library held out of every tree (early
+        stopping's validation split).
     """
 
     leaf_values: np.ndarray
@@ -81,6 +90,9 @@ class TreeEnsemble:
     hessian_factor: float
     first_tree_holds_base: bool
     library: str
+    not_newton: str | None = None
+    row_share: float = 1.0
+    held_out: float = 0.0
 
     @property
     def n_trees(self) -> int:
@@ -197,6 +209,20 @@ class TreeEnsembleAdapter(ModelAdapter):
     def ensemble(self, est) -> tuple[TreeEnsemble, LeafIndices]:
         raise NotImplementedError
 
+    def leaf_l1(self, est) -> float:
+        """The L1 penalty on leaf values (soft-thresholded leaves)."""
+        return 0.0
+
+    def check_curvature(self, est) -> None:
+        l1 = self.leaf_l1(est)
+        if l1 > 0:
+            raise ValueError(
+                f"{type(est).__name__} has an L1 penalty on its leaf values "
+                f"({l1:g}), whose Hessian is undefined at zero leaves, so "
+                "influence_function cannot invert the curvature of its training "
+                "objective. Set it to 0, or use method='ip'."
+            )
+
     def has_input_gradient(self, est) -> bool:
         return False
 
@@ -270,6 +296,10 @@ class HistGradientBoostingAdapter(TreeEnsembleAdapter):
             hessian_factor=1.0,
             first_tree_holds_base=False,
             library="scikit-learn",
+            held_out=float(est.validation_fraction or 0.0)
+            if getattr(est, "do_early_stopping_", False)
+            and not isinstance(est.validation_fraction, int)
+            else 0.0,
         )
         return ens, LeafIndices(_HGBApply(est), table)
 
@@ -321,6 +351,9 @@ class LightGBMAdapter(TreeEnsembleAdapter):
     def accepts_sparse(self, est) -> bool:
         return True
 
+    def leaf_l1(self, est) -> float:
+        return float(est.get_params().get("reg_alpha") or 0.0)
+
     def ensemble(self, est):
         booster = est.booster_
         info = booster.dump_model()["tree_info"]
@@ -347,8 +380,27 @@ class LightGBMAdapter(TreeEnsembleAdapter):
             hessian_factor=1.0 if k == 2 else k / (k - 1),
             first_tree_holds_base=True,
             library="lightgbm",
+            not_newton=_lgb_not_newton(booster.params),
+            row_share=_lgb_row_share(params),
         )
         return ens, LeafIndices(_LGBApply(booster), table)
+
+
+def _lgb_not_newton(params: dict) -> str | None:
+    for name in ("max_delta_step", "path_smooth"):
+        if float(params.get(name) or 0.0) > 0:
+            return f"{name}={params[name]} changes its leaf values"
+    if params.get("linear_tree"):
+        return "linear_tree=True fits linear models in its leaves"
+    return None
+
+
+def _lgb_row_share(params: dict) -> float:
+    if params.get("boosting_type") == "goss":
+        return 0.3  # GOSS keeps the top 20% gradients and samples 10% of the rest
+    if int(params.get("subsample_freq") or 0) > 0:
+        return float(params.get("subsample") or 1.0)
+    return 1.0
 
 
 class _XGBApply:
@@ -382,6 +434,9 @@ class XGBoostAdapter(TreeEnsembleAdapter):
 
     def accepts_sparse(self, est) -> bool:
         return True
+
+    def leaf_l1(self, est) -> float:
+        return float(est.get_xgb_params().get("reg_alpha") or 0.0)
 
     def ensemble(self, est):
         import xgboost
@@ -420,6 +475,12 @@ class XGBoostAdapter(TreeEnsembleAdapter):
             hessian_factor=1.0 if k == 2 else 2.0,
             first_tree_holds_base=False,
             library="xgboost",
+            not_newton=(
+                f"max_delta_step={params['max_delta_step']} clips its leaf values"
+                if float(params.get("max_delta_step") or 0.0) > 0
+                else None
+            ),
+            row_share=float(params.get("subsample") or 1.0),
         )
         return ens, LeafIndices(_XGBApply(booster), table)
 
