@@ -352,3 +352,47 @@ def test_what_the_libraries_do_behind_the_user_s_back_is_said():
     est = _hgb(early_stopping=True, validation_fraction=0.2, max_iter=20).fit(X[tr], y[tr])
     with pytest.warns(UserWarning, match="held 20% of the rows out"):
         compute_influence(est, X[tr], y[tr], X[va], y[va], method="boostin")
+
+
+def test_boostin_relabel_scores_keep_the_leaf_sums_at_the_true_labels():
+    """By hand: the score with row i's label changed to c, every other
+    quantity (leaf Hessian sums, starting score, validation gradients) as at
+    the true labels, is the by-hand BoostIn's with g_i taken at label c."""
+    from skinfluence._compute import relabel_influence
+
+    X, y = _data(2, n=200, seed=3)
+    est = _xgb(n_estimators=3).fit(X[:150], y[:150])
+    got = relabel_influence(est, X[:150], y[:150], X[150:], y[150:], classes=[0, 1],
+                            method="boostin")
+    for c in (0, 1):
+        # h does not depend on the label (log loss): only g moves, linearly in y
+        s_true = _boostin_by_hand(est, X[:150], y[:150], X[150:], y[150:], False)
+        s_flip = _boostin_by_hand_labels(est, X[:150], y[:150], np.full(150, c), X[150:], y[150:])
+        assert_allclose(got[c], np.where(y[:150] == c, s_true, s_flip), rtol=1e-6, atol=1e-12)
+
+
+def _boostin_by_hand_labels(est, X, y, labels, Xv, yv):
+    """As _boostin_by_hand (shrunk leaf values), the leaves' sums at ``y`` and
+    each row's own gradient at ``labels``."""
+    ids, leaf = _leaf_table(est, X)
+    ids_v, _ = _leaf_table(est, Xv)
+    T = ids.shape[1]
+    lam = est.get_params().get("reg_lambda")
+    lam = 1.0 if lam is None else lam
+    values = np.array([[leaf(t, i) for i in ids[:, t]] for t in range(T)]).T
+    values_v = np.array([[leaf(t, i) for i in ids_v[:, t]] for t in range(T)]).T
+    F = _raw(est, X).reshape(-1) - values.sum(1)
+    Fv = _raw(est, Xv).reshape(-1) - values_v.sum(1)
+    eta = est.get_params()["learning_rate"] or 0.3
+    sig = lambda z: 1 / (1 + np.exp(-z))  # noqa: E731
+    scores = np.zeros(len(X))
+    for t in range(T):
+        p, pv = sig(F), sig(Fv)
+        g, h = p - labels, p * (1 - p)
+        gv = (pv - yv) / len(yv)
+        for i in np.unique(ids[:, t]):
+            rows = ids[:, t] == i
+            dv = -eta * (g[rows] + values[rows, t][0] * h[rows]) / (h[rows].sum() + lam)
+            scores[rows] += -gv[ids_v[:, t] == i].sum() * dv
+        F, Fv = F + values[:, t], Fv + values_v[:, t]
+    return scores

@@ -196,6 +196,16 @@ class BoostIn(Method):
         """Scores of the rows ``X`` (see :meth:`Method.score`)."""
         return self._scores(model, objective, X, y, [y], batch_size)[0]
 
+    def score_relabel(
+        self, model, objective, X, y, *, n_classes, batch_size, random_state=None, **kwargs
+    ):
+        """Scores with every row labelled each class in turn (see
+        :meth:`Method.score_relabel`): the leaf sums ``H``, the starting score
+        and the objective's gradients at the true labels, only each row's own
+        ``g_i`` at label ``c``."""
+        sets = [torch.full_like(y, c) for c in range(n_classes)]
+        return torch.stack(self._scores(model, objective, X, y, sets, batch_size))
+
     def _scores(self, model, objective, X, y, label_sets, batch_size):
         """Scores under each labelling of the rows (the leaf sums at ``y``)."""
         self.validate()
