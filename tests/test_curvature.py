@@ -1,5 +1,6 @@
 """Curvature operators (Hessian, GGN) and their inverses against dense brute force."""
 
+import numpy as np
 import pytest
 import torch
 from _brute import flat_grad, rel_err
@@ -15,7 +16,6 @@ from skinfluence import kernels as K
 from skinfluence.methods import CGConvergenceError
 from skinfluence.models import as_torch_model
 from skinfluence.objectives import Utility
-
 
 # one torch thread: tests/conftest.py pins it for the session
 
@@ -117,6 +117,33 @@ def test_ggn_of_probabilities_is_the_fisher_of_the_log_probabilities():
     assert rel_err(got, expected) <= 1e-8
 
 
+def _logistic_curvature(coef, intercept, X, C, n_rows=None):
+    """scikit-learn's logistic objective / (C n), its Hessian written out in numpy.
+
+    ``X~^T D X~ / n + I / (C n_rows)`` on the weights (the intercept is not
+    penalised), ``X~ = [X, 1]``; ``D_i = p_i (1 - p_i)`` (binary) or
+    ``diag(p_i) - p_i p_i^T`` (softmax), in the order of the parameters:
+    the weights row by row, then the intercepts.
+    """
+    n, d = X.shape
+    n_rows = n if n_rows is None else n_rows
+    logits = X @ coef.T + intercept  # (n, k)
+    k = logits.shape[1]
+    if k == 1:
+        p = 1 / (1 + np.exp(-logits))
+        D = (p * (1 - p))[:, :, None]
+    else:
+        p = np.exp(logits - logits.max(1, keepdims=True))
+        p /= p.sum(1, keepdims=True)
+        D = p[:, :, None] * np.eye(k) - p[:, :, None] * p[:, None, :]
+    Xa = np.hstack([X, np.ones((n, 1))])
+    H = np.einsum("iab,ij,il->ajbl", D, Xa, Xa).reshape(k * (d + 1), k * (d + 1)) / n
+    order = [a * (d + 1) + j for a in range(k) for j in range(d)]
+    order += [a * (d + 1) + d for a in range(k)]
+    H = H[np.ix_(order, order)]
+    return H + np.diag(np.r_[np.full(k * d, 1 / (C * n_rows)), np.zeros(k)])
+
+
 @pytest.mark.parametrize("n_classes", [2, 3])
 def test_ggn_equals_the_hessian_on_logistic_regression(n_classes):
     X, y = make_classification(n_samples=90, n_features=5, n_informative=4, n_redundant=0,
@@ -125,9 +152,10 @@ def test_ggn_equals_the_hessian_on_logistic_regression(n_classes):
     clf = LogisticRegression(C=0.7, tol=1e-12, max_iter=10_000).fit(X, y)
     model = as_torch_model(clf)
     Xt, yt = model.prepare_X(X), model.prepare_y(y)
+    expected = torch.as_tensor(_logistic_curvature(clf.coef_, clf.intercept_, X, C=0.7))
     H = K.hessian_matrix(model, model.params, Xt, yt, 16)
     G = K.dense_matrix(K.GGN(model, model.params, Xt, yt, 16))
-    assert rel_err(G, H) <= 1e-10
+    assert rel_err(H, expected) <= 1e-10 and rel_err(G, expected) <= 1e-10
     for solver in ["exact", "cg"]:
         scores = {
             c: compute_influence(clf, X, y, Xv, yv, method=InfluenceFunction(
@@ -211,18 +239,21 @@ def test_every_solver_composes_with_every_curvature(curvature):
 
 
 def test_a_subsample_keeps_the_l2_penalty_of_all_rows():
-    clf = LogisticRegression(C=0.5).fit(*make_classification(n_samples=40, random_state=0))
-    model = as_torch_model(clf)
     X, y = make_classification(n_samples=40, random_state=0)
+    clf = LogisticRegression(C=0.5).fit(X, y)
+    model = as_torch_model(clf)
     Xt, yt = model.prepare_X(X), model.prepare_y(y)
+    # the subsample's curvature, by the formula: the mean over its 10 rows of
+    # p (1 - p) x~ x~^T, plus the whole's penalty 1 / (C n) = 1 / (0.5 * 40) = 0.05
+    # on the weights, plus the damping 0.1
+    expected = _logistic_curvature(clf.coef_, clf.intercept_, X[:10], C=0.5, n_rows=40)
+    expected = torch.as_tensor(expected + 0.1 * np.eye(len(expected)))
     for cls in (K.GGN, K.Hessian):
         A = cls(model, model.params, Xt, yt, 8)
         sub = K.Damped(A, 0.1).on_rows(torch.arange(10))
-        assert len(sub) == 10 and sub.operator.l2 == A.l2 == model.l2(40)
-        # the subsample's curvature: that of its rows, plus the whole's penalty
-        ref = cls(model, model.params, Xt[:10], yt[:10], 8, n_rows=40)
+        assert len(sub) == 10 and sub.operator.l2 == {"weight": 0.05}
         v = _random_like(model.params, 0)
-        assert rel_err(tree.flatten(sub(v)), tree.flatten(tree.add(ref(v), v, 0.1))) <= 1e-12
+        assert rel_err(tree.flatten(sub(v)), expected @ tree.flatten(v)) <= 1e-12
 
 
 def test_conjugate_gradient_records_iterations_and_residual():
