@@ -22,6 +22,7 @@ from skinfluence import (
 from skinfluence._actions import n_prune, removal_floor, round_plan, solve_constrained
 from skinfluence._compute import relabel_influence
 from skinfluence.baselines import reweighing_weights
+from skinfluence.methods import Method
 from skinfluence.models import with_sample_weight
 from skinfluence.objectives import Fairness, Utility
 
@@ -264,18 +265,32 @@ def test_removal_floor_scales_the_value_by_the_rows():
     assert n_prune(0.07, 100) == 7 and n_prune(0.1, 55) == 5
 
 
+class _FixedScores(Method):
+    """Scores given in advance, one per training row (a test double)."""
+
+    _key = "fixed_scores_test"
+    needs_objective = False
+
+    def __init__(self, scores=None):
+        self.scores = scores
+
+    def score(self, model, objective, X, y, *, batch_size, random_state=None):
+        return torch.as_tensor(self.scores, dtype=torch.float64)
+
+
 def test_unconstrained_reweighting_ramps_the_lowest_scores():
-    X, y, _, Xv, yv, _ = _data()
+    X, y, _, Xv, yv, _ = _data(n=10)
+    scores = [0.5, -2.0, 0.1, -1.0, 0.3, 0.0, 0.7, -0.5, 0.9, 0.2]
     flt = InfluenceFilter(
-        LogisticRegression(), action="reweight", prune_ratio=0.1, random_state=0
+        LogisticRegression(), method=_FixedScores(scores), action="reweight",
+        prune_ratio=0.3, random_state=0,
     ).fit(X, y, X_val=Xv, y_val=yv)
-    scores = compute_influence(LogisticRegression().fit(X, y), X, y, Xv, yv)
-    order = np.argsort(scores, kind="stable")
-    k = int(0.1 * len(y))
-    low, edge = scores[order[:k]], scores[order[k]]
-    expected = np.ones(len(y))
-    expected[order[:k]] = 1 - (edge - low) / (edge - low.min())
-    assert_allclose(flt.sample_weight_, expected, rtol=1e-10, atol=1e-12)
+    # by hand: k = floor(0.3 * 10) = 3 rows, the lowest scores -2.0 (row 1),
+    # -1.0 (row 3), -0.5 (row 7); the 4th lowest, 0.0 (row 5), is the edge.
+    # Weight 1 - (edge - s) / (edge - lowest), edge - lowest = 0 - (-2) = 2:
+    # row 1: 1 - 2/2 = 0; row 3: 1 - 1/2 = 0.5; row 7: 1 - 0.5/2 = 0.75
+    expected = [1.0, 0.0, 1.0, 0.5, 1.0, 1.0, 1.0, 0.75, 1.0, 1.0]
+    assert_allclose(flt.sample_weight_, expected, rtol=0, atol=1e-15)
     ref = LogisticRegression().fit(X, y, sample_weight=expected)
     assert_allclose(flt.estimator_.coef_, ref.coef_, rtol=1e-8)
 
