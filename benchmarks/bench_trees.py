@@ -6,6 +6,7 @@ verdicts are in ``benchmarks/README.md``.
     python benchmarks/bench_trees.py scale      # 1,000,000 rows x 500 trees
     python benchmarks/bench_trees.py lds        # LDS over 100 random halves
     python benchmarks/bench_trees.py surrogate  # a random forest cleaned through a surrogate
+    python benchmarks/bench_trees.py fairness   # DP and EO fronts on LightGBM and HGB
 
 tree_influence (Brophy et al.) is compared when it is importable: its PyPI
 sdist does not build, so build its source (``python setup.py build_ext
@@ -155,20 +156,97 @@ def lds(args) -> list[dict]:
 
 
 # ------------------------------------------------------------------ surrogate
-def _adult_train_test():
-    X, y, s = harness.load_dataset("adult", subset="train")
-    Xt, yt, st = harness.load_dataset("adult", subset="test")
+def _adult_train_test(data="adult", seed=0):
+    """Adult's train and test subsets (whole), or COMPAS split 70/30 by a seed."""
+    if data == "adult":
+        X, y, s = harness.load_dataset("adult", subset="train")
+        Xt, yt, st = harness.load_dataset("adult", subset="test")
+    else:
+        X, y, s = harness.load_dataset("compas", two_races=True)
+        tr, te = harness.split_rows(y, 0.7, None, seed)
+        X, Xt, y, yt, s, st = X.iloc[tr], X.iloc[te], y[tr], y[te], s[tr], s[te]
     Xtr, Xte = harness.encode(X, Xt)
     return Xtr, y, s, Xte, yt, st
 
 
-def _fair_row(name, est, Xte, yte, ste, seconds, touched):
-    from skinfluence.metrics import demographic_parity_difference
+def _fair_row(name, est, Xte, yte, ste, seconds, touched, fits=1, predict=None):
+    from skinfluence.metrics import (
+        demographic_parity_difference,
+        equal_opportunity_difference,
+    )
 
-    pred = est.predict(Xte)
+    pred = est.predict(Xte) if predict is None else predict(Xte)
     return dict(config=name, accuracy=float(np.mean(pred == yte)),
                 dp_gap=demographic_parity_difference(yte, pred, sensitive_features=ste),
-                rows_touched=touched, seconds=seconds)
+                eo_gap=equal_opportunity_difference(yte, pred, sensitive_features=ste),
+                rows_touched=touched, fits=fits, seconds=seconds)
+
+
+def fairness(args) -> list[dict]:
+    """Ours (each action, ratios; DP and EO objectives) against Kamiran-Calders
+    weights, fairlearn's ExponentiatedGradient (same trees, sample_weight) and
+    ThresholdOptimizer, on the test rows: fits and seconds for every point."""
+    from fairlearn.postprocessing import ThresholdOptimizer
+    from fairlearn.reductions import (
+        DemographicParity,
+        ExponentiatedGradient,
+        TruePositiveRateParity,
+    )
+    from sklearn.base import clone
+
+    from skinfluence import Fairness, InfluenceFilter
+    from skinfluence.baselines import reweighing_weights
+
+    rows = []
+    for data in args.data:
+        Xtr, ytr, s, Xte, yte, ste = _adult_train_test(data, args.seed)
+        for model in args.models:
+            base = MODELS[model](args.trees, args.leaves, args.seed)
+            out = []
+
+            def add(name, est, sec, touched, fits=1, predict=None):
+                out.append(_fair_row(name, est, Xte, yte, ste, sec, touched, fits, predict))
+                out[-1].update(data=data, model=model)
+                harness.log(f"{data} {model} {out[-1]}")
+
+            with harness.stopwatch() as sw:
+                plain = clone(base).fit(Xtr, ytr)
+            add("none", plain, sw["seconds"], 0)
+            with harness.stopwatch() as sw:
+                kc = clone(base).fit(Xtr, ytr, sample_weight=reweighing_weights(ytr, sensitive_features=s))
+            add("Kamiran-Calders", kc, sw["seconds"], len(ytr))
+            for metric, ratios in (("demographic_parity", args.ratios),
+                                   ("equal_opportunity", [0.01, 0.02])):
+                for ratio in ratios:
+                    for action in ("remove", "reweight", "relabel"):
+                        flt = InfluenceFilter(base, objective=Fairness(metric=metric),
+                                              prune_ratio=ratio, action=action,
+                                              random_state=args.seed)
+                        with harness.stopwatch() as sw:
+                            flt.fit(Xtr, ytr, sensitive_features=s)
+                        touched = int(np.sum(flt.sample_weight_[flt.sample_weight_ > 0] < 1)
+                                      + len(flt.removed_indices_) + len(flt.relabeled_indices_))
+                        add(f"ours {metric} {action} {ratio:g}", flt, sw["seconds"], touched,
+                            fits=flt.rounds_ + 1)
+            for name, moment in (("dp", DemographicParity), ("eo", TruePositiveRateParity)):
+                for bound in (0.01, 0.02, 0.05, 0.1):
+                    eg = ExponentiatedGradient(clone(base), moment(difference_bound=bound))
+                    with harness.stopwatch() as sw:
+                        eg.fit(Xtr, ytr, sensitive_features=s)
+                    add(f"ExpGrad {name} {bound:g}", eg, sw["seconds"], 0,
+                        fits=int(eg.n_oracle_calls_),
+                        predict=lambda X, eg=eg: eg.predict(X, random_state=args.seed))
+                to = ThresholdOptimizer(
+                    estimator=plain, prefit=True, predict_method="predict_proba",
+                    constraints="demographic_parity" if name == "dp" else "true_positive_rate_parity",
+                )
+                with harness.stopwatch() as sw:
+                    to.fit(Xtr, ytr, sensitive_features=s)
+                add(f"ThresholdOptimizer {name}", to, sw["seconds"], 0, fits=1,
+                    predict=lambda X, to=to: to.predict(X, sensitive_features=ste,
+                                                        random_state=args.seed))
+            rows += out
+    return rows
 
 
 def surrogate(args) -> list[dict]:
@@ -216,7 +294,7 @@ def surrogate(args) -> list[dict]:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("part", choices=["speed", "scale", "lds", "surrogate"])
+    parser.add_argument("part", choices=["speed", "scale", "lds", "surrogate", "fairness"])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--n-train", type=int, default=30_000)
@@ -232,12 +310,12 @@ def main(argv=None) -> None:
     parser.add_argument("--methods", nargs="+",
                         default=["ip", "influence_function", "boostin", "loss"])
     args = parser.parse_args(argv)
-    args.trees = args.trees or {"speed": 200, "scale": 500, "lds": 100, "surrogate": 100}[
-        args.part
-    ]
+    defaults = {"speed": 200, "scale": 500, "lds": 100, "surrogate": 100, "fairness": 100}
+    args.trees = args.trees or defaults[args.part]
     threads = harness.set_threads(args.threads)
     harness.log(f"torch threads: {threads}")
-    parts = {"speed": speed, "scale": scale, "lds": lds, "surrogate": surrogate}
+    parts = {"speed": speed, "scale": scale, "lds": lds, "surrogate": surrogate,
+             "fairness": fairness}
     rows = parts[args.part](args)
     header = "\n".join(harness.run_header("bench_trees.py", argv))
     for row in rows:
