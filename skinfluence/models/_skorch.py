@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import copyreg
 
 import numpy as np
@@ -242,14 +243,30 @@ def _recorded_checkpoints(net) -> list[Checkpoint]:
     return []
 
 
-def _has_recorder(callbacks) -> bool:
+def _has_callback(callbacks, cls: type) -> bool:
+    """Whether the ``callbacks`` parameter holds a ``cls`` (instance or class)."""
     if not isinstance(callbacks, list | tuple):
         return False
     for item in callbacks:
         cb = item[1] if isinstance(item, tuple | list) else item
-        if isinstance(cb, TracInCheckpoints) or cb is TracInCheckpoints:
+        if isinstance(cb, cls) or cb is cls:
             return True
     return False
+
+
+def _rebuilt(net, cls: type, params: dict):
+    """``cls(**params)`` with the metadata requests of ``net``.
+
+    ``get_params`` leaves out the requests set by ``set_fit_request``
+    (scikit-learn's ``clone`` copies them apart): without this a rebuilt net
+    would drop them, and a Pipeline or the filter would no longer route the
+    user's ``sample_weight`` (or its alias) to it.
+    """
+    new = cls(**params)
+    requests = getattr(net, "_metadata_request", None)
+    if requests is not None:
+        new._metadata_request = copy.deepcopy(requests)
+    return new
 
 
 class SkorchAdapter(ModelAdapter):
@@ -297,7 +314,7 @@ class SkorchAdapter(ModelAdapter):
 
     def with_checkpoints(self, net):
         callbacks = net.callbacks
-        if _has_recorder(callbacks):
+        if _has_callback(callbacks, TracInCheckpoints):
             return net
         params = net.get_params(deep=False)
         new = [("tracin_checkpoints", TracInCheckpoints())]
@@ -309,7 +326,7 @@ class SkorchAdapter(ModelAdapter):
             params["callbacks"] = new
         else:
             params["callbacks"] = [*(callbacks or []), *new]
-        return type(net)(**params)
+        return _rebuilt(net, type(net), params)
 
     def accepts_sample_weight(self, net) -> bool:
         return True  # through a PreparedNet subclass
@@ -322,11 +339,15 @@ class SkorchAdapter(ModelAdapter):
 
     def prepared(self, net):
         """The net as a :class:`PreparedNet` (weights, input dtype); when
-        verbose, with a callback that counts epochs on the progress bar."""
+        verbose, with a callback that counts epochs on the progress bar.
+
+        The metadata requests of ``net`` (``set_fit_request``) are kept, and
+        preparing a prepared net changes nothing (the callback is added once).
+        """
         from .._progress import level
 
         params = net.get_params(deep=False)
-        if level() > 0:
+        if level() > 0 and not _has_callback(net.callbacks, EpochProgress):
             if isinstance(net.callbacks, str) and net.callbacks == "disable":
                 params.update(
                     {f"callbacks__{n}": None for n, _ in net.get_default_callbacks()}
@@ -336,7 +357,7 @@ class SkorchAdapter(ModelAdapter):
                 *(params["callbacks"] or []),
                 ("epoch_progress", EpochProgress()),
             ]
-        return prepared_net_class(type(net))(**params)
+        return _rebuilt(net, prepared_net_class(type(net)), params)
 
     def input_dtype(self, net):
         """float64 for a module instance in double precision, else float32.
