@@ -199,10 +199,15 @@ def _clean(text: str) -> str:
 
 
 def _tolerance(token: str) -> float:
-    """Integers exactly; decimals within max(1e-3, two units of the last digit)."""
+    """Decimals within max(1e-3, two units of the last digit); integers within 0.5%.
+
+    An integer below 200 must be equal. Larger counts (rows selected by a
+    ranking of floats) may move by a few rows when a near-tie breaks the
+    other way on another machine.
+    """
     mantissa = re.split(r"[eE]", token)[0]
     if "." not in mantissa:
-        return 0.0
+        return math.floor(0.005 * abs(int(mantissa)))
     decimals = len(mantissa.split(".")[1])
     return max(1e-3, 2 * 10.0**-decimals)
 
@@ -214,7 +219,7 @@ def differences(expected: str, actual: str) -> list[str]:
     be equal (runs of whitespace count as one space, so that a table's
     columns may shift); each number must be within :func:`_tolerance` of
     the README's, a bound above last-digit noise (a gap printed with 4-6
-    decimals: 1e-3; a percentage with one decimal: 0.2).
+    decimals: 1e-3; a percentage with one decimal: 0.2; 1266 rows: 6).
     """
     words_e, words_a = _NUMBER.split(expected), _NUMBER.split(actual)
     nums_e, nums_a = _NUMBER.findall(expected), _NUMBER.findall(actual)
@@ -325,7 +330,10 @@ if pytest is not None:
         assert differences(table, same) == []
         assert len(differences(table, same.replace("0.828400", "0.830000"))) == 1
         assert len(differences(table, same.replace("-32.6%", "-33.0%"))) == 1
-        assert len(differences(table, same.replace("1266", "1267"))) == 1
+        assert differences(table, same.replace("1266", "1270")) == []
+        assert len(differences(table, same.replace("1266", "1273"))) == 1
+        assert len(differences("1 thread, 199", "2 thread, 199")) == 1
+        assert len(differences("1 thread, 199", "1 thread, 198")) == 1
         assert len(differences(table, same.replace("rows", "cols"))) == 1
         assert len(differences(table, same + "\nmore")) == 1
 
