@@ -396,3 +396,22 @@ def _boostin_by_hand_labels(est, X, y, labels, Xv, yv):
             scores[rows] += -gv[ids_v[:, t] == i].sum() * dv
         F, Fv = F + values[:, t], Fv + values_v[:, t]
     return scores
+
+
+@pytest.mark.parametrize("method", ["ip", "influence_function", "self_influence"])
+def test_trees_score_on_dask_row_blocks(method):
+    """Leaf indices per block: the lazy scores equal the in-memory ones."""
+    da = pytest.importorskip("dask.array")
+    import dask
+
+    X, y = _data(2, n=400)
+    tr, va = slice(0, 300), slice(300, None)
+    for est in (_hgb(), _lgb()):
+        est.fit(X[tr], y[tr])
+        ref = compute_influence(est, X[tr], y[tr], X[va], y[va], method=method)
+        with dask.config.set(scheduler="sync"):
+            lazy = compute_influence(
+                est, da.from_array(X[tr], chunks=70), da.from_array(y[tr], chunks=70),
+                X[va], y[va], method=method,
+            )
+            assert_allclose(lazy.compute(), ref, rtol=1e-12, atol=1e-15)
