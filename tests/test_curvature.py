@@ -117,6 +117,15 @@ def test_ggn_of_probabilities_is_the_fisher_of_the_log_probabilities():
     assert rel_err(got, expected) <= 1e-8
 
 
+def _probabilities(coef, intercept, X):
+    """p_i of the positive class (binary, shape (n, 1)) or of every class (softmax)."""
+    logits = X @ coef.T + intercept  # (n, k)
+    if logits.shape[1] == 1:
+        return 1 / (1 + np.exp(-logits))
+    p = np.exp(logits - logits.max(1, keepdims=True))
+    return p / p.sum(1, keepdims=True)
+
+
 def _logistic_curvature(coef, intercept, X, C, n_rows=None):
     """scikit-learn's logistic objective / (C n), its Hessian written out in numpy.
 
@@ -127,14 +136,11 @@ def _logistic_curvature(coef, intercept, X, C, n_rows=None):
     """
     n, d = X.shape
     n_rows = n if n_rows is None else n_rows
-    logits = X @ coef.T + intercept  # (n, k)
-    k = logits.shape[1]
+    p = _probabilities(coef, intercept, X)
+    k = p.shape[1]
     if k == 1:
-        p = 1 / (1 + np.exp(-logits))
         D = (p * (1 - p))[:, :, None]
     else:
-        p = np.exp(logits - logits.max(1, keepdims=True))
-        p /= p.sum(1, keepdims=True)
         D = p[:, :, None] * np.eye(k) - p[:, :, None] * p[:, None, :]
     Xa = np.hstack([X, np.ones((n, 1))])
     H = np.einsum("iab,ij,il->ajbl", D, Xa, Xa).reshape(k * (d + 1), k * (d + 1)) / n
@@ -142,6 +148,13 @@ def _logistic_curvature(coef, intercept, X, C, n_rows=None):
     order += [a * (d + 1) + d for a in range(k)]
     H = H[np.ix_(order, order)]
     return H + np.diag(np.r_[np.full(k * d, 1 / (C * n_rows)), np.zeros(k)])
+
+
+def _logistic_row_gradients(coef, intercept, X, y):
+    """Per-row log-loss gradients ``(p_i - y_i) x~_i``, (n, P) in the parameters' order."""
+    p = _probabilities(coef, intercept, X)
+    r = p - (y[:, None] if p.shape[1] == 1 else np.eye(p.shape[1])[y])
+    return np.hstack([(r[:, :, None] * X[:, None, :]).reshape(len(X), -1), r])
 
 
 @pytest.mark.parametrize("n_classes", [2, 3])
@@ -152,17 +165,21 @@ def test_ggn_equals_the_hessian_on_logistic_regression(n_classes):
     clf = LogisticRegression(C=0.7, tol=1e-12, max_iter=10_000).fit(X, y)
     model = as_torch_model(clf)
     Xt, yt = model.prepare_X(X), model.prepare_y(y)
-    expected = torch.as_tensor(_logistic_curvature(clf.coef_, clf.intercept_, X, C=0.7))
+    expected = _logistic_curvature(clf.coef_, clf.intercept_, X, C=0.7)
     H = K.hessian_matrix(model, model.params, Xt, yt, 16)
     G = K.dense_matrix(K.GGN(model, model.params, Xt, yt, 16))
-    assert rel_err(H, expected) <= 1e-10 and rel_err(G, expected) <= 1e-10
+    assert rel_err(H, torch.as_tensor(expected)) <= 1e-10
+    assert rel_err(G, torch.as_tensor(expected)) <= 1e-10
+    # the scores g_i^T (H + lambda I)^-1 grad J, lambda = 0.01 trace(H) / P
+    lam = 0.01 * np.trace(expected) / len(expected)
+    grad_J = _logistic_row_gradients(clf.coef_, clf.intercept_, Xv, yv).mean(0)
+    g = _logistic_row_gradients(clf.coef_, clf.intercept_, X, y)
+    closed_form = g @ np.linalg.solve(expected + lam * np.eye(len(expected)), grad_J)
     for solver in ["exact", "cg"]:
-        scores = {
-            c: compute_influence(clf, X, y, Xv, yv, method=InfluenceFunction(
+        for c in ["ggn", "hessian"]:
+            scores = compute_influence(clf, X, y, Xv, yv, method=InfluenceFunction(
                 solver=solver, curvature=c, damping=0.01, tol=1e-12, max_iter=500))
-            for c in ["ggn", "hessian"]
-        }
-        assert rel_err(scores["ggn"], scores["hessian"]) <= 1e-8, solver
+            assert rel_err(scores, closed_form) <= 1e-8, (solver, c)
 
 
 # ----------------------------------------------------------------- solvers
