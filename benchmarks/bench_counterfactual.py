@@ -67,7 +67,7 @@ from harness import (
 from skinfluence import as_torch_model, compute_influence
 from skinfluence.methods import InfluenceFunction, IPEnsemble, SelfInfluence
 from skinfluence.metrics import linear_datamodeling_score
-from skinfluence.objectives import Utility
+from skinfluence.objectives import Fairness, Utility
 
 try:  # the TRAK method lands in a parallel change
     from skinfluence import TRAK
@@ -187,21 +187,22 @@ def fit(model: str, X, y, seed: int, cfg: dict, *, checkpoints: bool = False):
     return net.fit(X, y)
 
 
+def soft_gap(est, Xva, yva, sva):
+    """The package's soft DP gap of a fitted model on the validation rows."""
+    return Fairness().bind(as_torch_model(est), Xva, yva, sensitive_features=sva)
+
+
 def measure(est, Xva, yva, sva) -> dict:
     """Utility (mean cross-entropy) and soft DP gap of a fitted model."""
     p = np.clip(est.predict_proba(Xva)[:, 1].astype(float), 1e-12, 1 - 1e-12)
     ce = -np.mean(np.where(yva == 1, np.log(p), np.log1p(-p)))
-    means = [p[sva == g].mean() for g in np.unique(sva)]
-    return {"utility": float(ce), "fairness": float(max(means) - min(means))}
+    return {"utility": float(ce), "fairness": soft_gap(est, Xva, yva, sva).value()}
 
 
-def dp_weights(est, Xva, sva) -> np.ndarray:
+def dp_weights(est, Xva, yva, sva) -> np.ndarray:
     """Frozen weights w with J = sum w_r p_r near the fitted model (soft DP gap)."""
-    p = est.predict_proba(Xva)[:, 1].astype(float)
-    groups = np.unique(sva)
-    means = np.array([p[sva == g].mean() for g in groups])
-    hi, lo = groups[np.argmax(means)], groups[np.argmin(means)]
-    return (sva == hi) / np.sum(sva == hi) - (sva == lo) / np.sum(sva == lo)
+    J = soft_gap(est, Xva, yva, sva)
+    return J.row_weights(J.model.params, len(yva)).cpu().double().numpy()
 
 
 # ------------------------------------------------------------------ methods
@@ -367,7 +368,7 @@ def dattri_task(est, model: str, objective: str, data, cfg: dict):
         rest = torch.logsumexp(torch.where(mine, float("-inf"), lp), -1)
         return lp.gather(-1, y.unsqueeze(-1)).squeeze(-1) - rest
 
-    w = dp_weights(est, Xva, sva) if objective == "fairness" else np.zeros(len(yva))
+    w = dp_weights(est, Xva, yva, sva) if objective == "fairness" else np.zeros(len(yva))
     test = torch.utils.data.TensorDataset(
         torch.as_tensor(Xva)[None],
         torch.as_tensor(yva)[None],
