@@ -29,6 +29,7 @@ import copy
 import hashlib
 import inspect
 import math
+import threading
 import uuid
 from dataclasses import dataclass
 
@@ -221,8 +222,15 @@ class ScoringSpec:
         """Scores of one block of rows, float64, as the in-memory path gives them.
 
         ``start`` (the block's first row) or ``part`` (a DataFrame partition's
-        number) place the block, for "random" only.
+        number) place the block, for "random" only. Blocks of one process are
+        scored one at a time (torch.func's forward-mode levels are global to
+        the process, so two threads' ``jvp`` would collide): a threaded worker
+        or scheduler gains no parallelism, process workers do.
         """
+        with _SCORING:
+            return self._score(X, y, start=start, part=part)
+
+    def _score(self, X, y, *, start, part):
         _one_torch_thread()
         THREADS.setdefault(self.token, set()).add(torch.get_num_threads())
         if self.random_seed is not None:
@@ -545,6 +553,10 @@ def ship(spec: ScoringSpec, client=None):
     if client is not None:
         return client.scatter(spec, broadcast=True, hash=False)
     return dask.delayed(spec, pure=False, traverse=False)
+
+
+#: one block scored at a time per process (see ScoringSpec.score)
+_SCORING = threading.RLock()
 
 
 def _score_block(X, y, spec, block_info=None):

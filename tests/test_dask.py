@@ -481,3 +481,25 @@ def test_refusals(problem):
         compute_influence(model, Xd, y)
     with pytest.raises(ValueError, match="unknown chunk sizes"):
         compute_influence(model, Xd[Xd[:, 0] > 0], y, X_val, y_val)
+
+
+def test_threaded_scheduler_scores_blocks_one_at_a_time():
+    """torch.func's forward-mode levels are global to a process: blocks scored
+    by threads of one process must not interleave (they raised 'no level
+    exists' / 'invalid index' before)."""
+    import dask
+    import dask.array as da
+    from sklearn.datasets import make_classification
+    from sklearn.linear_model import LogisticRegression
+
+    from skinfluence import compute_influence
+
+    X, y = make_classification(2000, 6, random_state=0)
+    clf = LogisticRegression().fit(X[:1500], y[:1500])
+    ref = compute_influence(clf, X[:1500], y[:1500], X[1500:], y[1500:])
+    with dask.config.set(scheduler="threads", num_workers=4):
+        got = compute_influence(
+            clf, da.from_array(X[:1500], chunks=50), da.from_array(y[:1500], chunks=50),
+            X[1500:], y[1500:],
+        ).compute()
+    np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-15)
