@@ -31,8 +31,9 @@ that keeps the three constraints.
 With a bound on the target (``Fairness(bound=b)``) each round is sized by the
 predicted change still needed, ``J - b``: :func:`rows_to_bound` counts the
 fewest rows, lowest effect first, whose predicted change ``sum_i t_i / n``
-reaches ``-(J - b)`` without passing ``-J``, and that count is the round's
-``k`` in :func:`plan_round` (with the floor at the objective's zero).
+reaches ``-(J - b)`` without passing ``-J``, and that count (at most the
+round's share of the cap) is the round's ``k`` in :func:`plan_round` (with
+the floor at the objective's zero).
 
 The constraint and the floor hold for the *predicted* changes, which add the
 rows' first-order effects. Measured after the refit they do not hold

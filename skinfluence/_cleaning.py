@@ -491,7 +491,9 @@ def clean(
         on until ``J <= b``, ``problem.rounds`` rounds are done or the
         ``prune_ratio`` cap is used: each round's ``k`` is the fewest rows
         whose predicted change brings ``J`` to the bound
-        (``_actions.rows_to_bound``), planned by ``_actions.plan_round`` with
+        (``_actions.rows_to_bound``), at most ``ceil(cap / rounds)`` (a
+        round's share of the cap: first-order predictions of large removals
+        are off by several times), planned by ``_actions.plan_round`` with
         the floor at ``J = 0``. The last fit is then the final model.
 
     Returns
@@ -543,6 +545,7 @@ def clean(
     )
     path = None if bound is None else []
     cap = None if bound is None else n_prune(prune_ratio, n_train)
+    share = None if bound is None else -(-cap // rounds)  # most rows in one round
     first = final = None  # the first round's fit; with a bound, the last
     for r in range(rounds if bound is None else rounds + 1):
         reach(r * (steps + 1), stage=f"round {r + 1} of {rounds}: fit")
@@ -580,7 +583,7 @@ def clean(
             guard = cons[0] if best is None else cons[codes[rows], idx] - cons[best, idx]
         scores_out[rows] = effect
         open_ = np.flatnonzero(~acted[rows])
-        k = sizes[r] if sizes is not None else int(np.sum(effect[open_] < 0))
+        k = sizes[r] if sizes is not None and r < rounds else int(np.sum(effect[open_] < 0))
         floor = None
         if bound is not None:  # measure the fit; stop at the bound, else size k
             held = (X_val, y_val, y_val_fit, s_val)
@@ -589,11 +592,11 @@ def clean(
             value, left = record["gap"], cap - int(acted.sum())
             floor = removal_floor(value, len(rows))
             need = len(rows) * (value - bound)
-            k = min(rows_to_bound(effect[open_], need, floor), left)
+            k = min(rows_to_bound(effect[open_], need, floor), left, share)
             if value <= bound or r == rounds or k <= 0:
                 final = fitted
                 if value > bound:
-                    why = "rounds" if r == rounds else "cap" if left <= 0 else "rows"
+                    why = "cap" if left <= 0 else "rounds" if r == rounds else "rows"
                     _warn_bound(record, bound, prune_ratio, cap, rounds, why)
                 break
         elif guard is not None:  # the plan's predicted change stops at J = 0

@@ -165,12 +165,12 @@ def fairness_front(
     >>> front = fairness_front(LogisticRegression(), X, y, sensitive_features=s,
     ...                        bounds=(0.05, 0.1), method="influence_function")
     >>> front[["bound", "rows_touched", "fits"]].to_dict("list")
-    {'bound': [0.05, 0.1], 'rows_touched': [46, 6], 'fits': [2, 1]}
+    {'bound': [0.05, 0.1], 'rows_touched': [30, 6], 'fits': [4, 1]}
     >>> bool((front["validation_gap"] <= front["bound"]).all())
     True
 
-    The first fit (no row acted on) is shared: 3 fits for the two bounds,
-    where two separate filters would make 2 + 2.
+    The first fit (no row acted on) is shared: 5 fits for the two bounds,
+    where two separate filters would make 4 + 2.
     """
     bounds = [check_bound(b) for b in bounds]
     if not bounds or any(b is None for b in bounds):

@@ -114,6 +114,8 @@ def test_bound_is_reached_on_validation_rows_checked_by_hand(data):
     assert_array_equal(path["round"], np.arange(len(path)))
     assert (path["gap"].iloc[:-1] > 0.03).all() and path["gap"].iloc[-1] <= 0.03
     assert path["rows_acted"].is_monotonic_increasing
+    # a round acts on at most its share of the cap, ceil(96 / 10) rows
+    assert np.diff(path["rows_acted"]).max() == 10
     # by hand: refit on the kept training rows, measure on the validation rows
     val = flt.validation_indices_
     kept = np.setdiff1d(train_rows(flt, len(X)), flt.removed_indices_)

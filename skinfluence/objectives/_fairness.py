@@ -103,9 +103,9 @@ class Fairness(Objective):
         :class:`~skinfluence.InfluenceSampler` act round by round until the
         gap of the refitted model on the validation rows (this objective's
         value, the soft gap) is at most ``bound``: each round acts on the
-        fewest rows whose predicted change brings the gap to the bound, and
-        ``prune_ratio`` caps the rows acted on in total (see their
-        ``rounds`` and ``gap_path_``). :func:`~skinfluence.compute_influence`
+        fewest rows whose predicted change brings the gap to the bound (at
+        most ``prune_ratio / rounds`` of them), and ``prune_ratio`` caps the
+        rows acted on in total (see their ``rounds`` and ``gap_path_``). :func:`~skinfluence.compute_influence`
         ignores it.
 
     See Also
