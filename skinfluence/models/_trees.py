@@ -162,7 +162,9 @@ class LeafIndices:
         out = np.empty((n, T), dtype=self.dtype)
         for start in range(0, n, self.chunk_rows):
             rows = slice(start, min(n, start + self.chunk_rows))
-            ids = np.asarray(self.apply(_safe_indexing(X, rows)), dtype=np.int64)
+            ids = np.asarray(self.apply(_safe_indexing(X, rows)))
+            if ids.dtype.kind == "f":  # XGBoost returns node ids as floats
+                ids = ids.astype(np.int64)
             out[rows] = self.lookup[np.arange(T)[None, :], ids.reshape(len(ids), T)]
         return torch.from_numpy(out)
 
