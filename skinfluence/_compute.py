@@ -2,117 +2,24 @@
 
 from __future__ import annotations
 
-import numbers
-import sys
-
 import numpy as np
 import torch
 
 from ._kernels import all_finite
 from ._progress import verbosity
-from .methods import METHODS, Method
-from .models import TorchModel, as_torch_model, check_supported
-from .objectives import OBJECTIVES, Objective
+from ._scoring import (
+    BATCH_SIZE,
+    METHOD,
+    OBJECTIVE,
+    class_indices,
+    is_dask,
+    n_rows,
+    prepare_scoring,
+    resolve_method,
+    resolve_objective,  # noqa: F401 - _cleaning and _influence_inputs import it here
+)
+from .methods import Method
 from .objectives._validation import prepare_validation
-
-
-def resolve_objective(objective) -> Objective:
-    """An :class:`Objective` from a key or an instance (cloned)."""
-    return OBJECTIVES.resolve(objective)
-
-
-def resolve_method(method) -> Method:
-    """A :class:`Method` from a key or an instance (cloned)."""
-    return METHODS.resolve(method)
-
-
-def _check_batch_size(batch_size) -> int:
-    if (
-        not isinstance(batch_size, numbers.Integral)
-        or isinstance(batch_size, bool)
-        or batch_size < 1
-    ):
-        raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}.")
-    return int(batch_size)
-
-
-def _n_rows(a) -> int:
-    return a.shape[0] if hasattr(a, "shape") else len(a)
-
-
-def _is_dask(a) -> bool:
-    dask = sys.modules.get("dask")
-    return dask is not None and dask.is_dask_collection(a)
-
-
-def _of_a_family(estimator) -> bool:
-    """Whether ``estimator`` belongs to a model family (not a bare module)."""
-    return not isinstance(estimator, TorchModel | torch.nn.Module)
-
-
-def prepare_scoring(
-    estimator,
-    X_val,
-    y_val,
-    *,
-    objective,
-    method,
-    sensitive_features_val,
-    batch_size,
-):
-    """What every scoring path does before it touches a training row.
-
-    Resolves and checks the strategies and ``batch_size``, checks the
-    validation rows, converts the model and binds the objective to the
-    validation rows. Shared by :func:`compute_influence` and its Dask path.
-
-    Returns
-    -------
-    model : TorchModel
-    method : Method
-    bound : BoundObjective or None
-        None for a method that measures no objective.
-    batch_size : int
-    """
-    method_ = resolve_method(method)
-    objective_ = resolve_objective(objective) if method_.needs_objective else None
-    method_.validate()
-    if objective_ is not None:
-        objective_.validate()
-    batch_size = _check_batch_size(batch_size)
-    if method_.needs_objective and (X_val is None or y_val is None):
-        raise ValueError(
-            f"method={method_._name()!r} measures influence on an objective of "
-            "the validation rows: pass X_val and y_val."
-        )
-    if method_.needs_validation_rows and (X_val is None or y_val is None):
-        raise ValueError(
-            f"method={method_._name()!r} reads validation rows: pass X_val and y_val."
-        )
-    if X_val is not None and y_val is not None and _n_rows(X_val) != _n_rows(y_val):
-        raise ValueError(
-            f"X_val and y_val have different lengths ({_n_rows(X_val)} and {_n_rows(y_val)})."
-        )
-    if objective_ is not None and objective_.requires_sensitive_features:
-        if sensitive_features_val is None:
-            raise ValueError(
-                f"The {type(objective_).__name__.lower()} objective needs "
-                "sensitive_features_val for the validation rows."
-            )
-    if _of_a_family(estimator):
-        info = check_supported(estimator)
-        if method_.inverts_curvature:
-            info.adapter.check_curvature(info.final)
-        if objective_ is not None:
-            info.adapter.check_objective(info.final, objective_)
-    model = as_torch_model(estimator)
-    method_.check_checkpoints(model)
-    bound = None
-    if objective_ is not None:
-        bound = objective_.bind(
-            model, X_val, y_val, sensitive_features=sensitive_features_val
-        )
-    return model, method_, bound, batch_size
 
 
 def compute_influence(
@@ -122,10 +29,10 @@ def compute_influence(
     X_val=None,
     y_val=None,
     *,
-    objective="utility",
-    method="ip",
+    objective=OBJECTIVE,
+    method=METHOD,
     sensitive_features_val=None,
-    batch_size: int = 2048,
+    batch_size: int = BATCH_SIZE,
     random_state=None,
     verbose: int = 0,
 ) -> np.ndarray:
@@ -200,8 +107,8 @@ def compute_influence(
         "sensitive_features_val": sensitive_features_val,
         "batch_size": batch_size,
     }
-    if _is_dask(X) or _is_dask(y):
-        from ._dask import compute_influence as on_dask
+    if is_dask(X) or is_dask(y):
+        from .dask import compute_influence as on_dask
 
         return on_dask(
             estimator, X, y, X_val, y_val, random_state=random_state, **options
@@ -256,9 +163,9 @@ def _prepare_rows(estimator, X, y, X_val, y_val, options):
     Returns ``(model, method, bound, batch_size, X, y, extra)``: ``extra``
     holds the ``validation`` rows for a method that reads them.
     """
-    if _n_rows(X) != _n_rows(y):
+    if n_rows(X) != n_rows(y):
         raise ValueError(
-            f"X and y have different lengths ({_n_rows(X)} and {_n_rows(y)})."
+            f"X and y have different lengths ({n_rows(X)} and {n_rows(y)})."
         )
     model, method_, bound, batch_size = prepare_scoring(
         estimator, X_val, y_val, **options
@@ -275,17 +182,6 @@ def _prepare_rows(estimator, X, y, X_val, y_val, options):
     return model, method_, bound, batch_size, Xt, yt, extra
 
 
-def class_indices(model: TorchModel, classes) -> tuple[np.ndarray, int]:
-    """The model's index of each label of ``classes``, and its number of classes.
-
-    A model that does not know its classes takes labels as indices: it has
-    as many as the largest of ``classes``, plus one.
-    """
-    idx = model.prepare_y(np.asarray(classes)).numpy()
-    n_classes = model.n_classes
-    return idx, int(idx.max()) + 1 if n_classes is None else n_classes
-
-
 def relabel_influence(
     estimator,
     X,
@@ -294,10 +190,10 @@ def relabel_influence(
     y_val=None,
     *,
     classes,
-    objective="utility",
-    method="ip",
+    objective=OBJECTIVE,
+    method=METHOD,
     sensitive_features_val=None,
-    batch_size: int = 2048,
+    batch_size: int = BATCH_SIZE,
     random_state=None,
     verbose: int = 0,
     **dask_options,
@@ -343,8 +239,8 @@ def relabel_influence(
         "batch_size": batch_size,
     }
     resolve_method(method).check_relabel()
-    if _is_dask(X) or _is_dask(y):
-        from ._dask import relabel_influence as on_dask
+    if is_dask(X) or is_dask(y):
+        from .dask._relabel import relabel_influence as on_dask
 
         return on_dask(
             estimator,

@@ -162,7 +162,7 @@ def test_dataframe_scores_equal_in_memory(scheduler):
 
 def test_random_does_not_depend_on_chunks(problem, scheduler):
     """The "random" draws per group of rows: the same whatever the blocks."""
-    from skinfluence import _dask
+    from skinfluence.dask import _spec as _dask
 
     model = problem[0]
     X, y = _data(3 * _dask.RANDOM_GROUP // 2 + 7, seed=2)
@@ -295,7 +295,7 @@ def test_parquet_holds_the_rows_the_filter_keeps(dask_client, tmp_path, action):
 @pytest.mark.parametrize("seed", range(4))
 def test_exact_selection_with_ties(monkeypatch, seed):
     """k-th smallest and the k lowest (ties by position) as numpy sorts them."""
-    from skinfluence import _dask
+    from skinfluence.dask import _selection as _dask
 
     monkeypatch.setattr(_dask, "GATHER_LIMIT", 3)  # force the radix passes
     rng = np.random.RandomState(seed)
@@ -335,7 +335,7 @@ class _Recording:
 def test_selection_client_memory_is_flat_in_the_blocks(monkeypatch):
     """2,000 blocks: each pass brings one result (at most a 512 KiB histogram)
     to the client, the same as with 200 blocks, and the exact answers."""
-    from skinfluence import _dask
+    from skinfluence.dask import _selection as _dask
 
     monkeypatch.setattr(_dask, "GATHER_LIMIT", 2000)  # force a radix pass
     rng = np.random.RandomState(7)
@@ -366,7 +366,7 @@ def test_selection_client_memory_is_flat_in_the_blocks(monkeypatch):
 def test_write_cleaned_selects_once_per_action(monkeypatch, tmp_path):
     """One selection and one pass per radix step, whatever the action: the
     scores persisted, one count, one gathering, one write (with its count)."""
-    from skinfluence import _dask
+    from skinfluence.dask import _write as _dask
 
     rng = np.random.RandomState(3)
     s = np.round(rng.normal(size=300), 1)  # ties at the threshold
@@ -415,7 +415,7 @@ def test_write_cleaned_selects_once_per_action(monkeypatch, tmp_path):
 
 
 def test_spec_is_loaded_once_per_worker_and_torch_runs_one_thread(problem, dask_client):
-    from skinfluence import _dask
+    from skinfluence.dask import _spec as _dask
 
     model, X, y, X_val, y_val = problem
     for worker in dask_client.scheduler_info()["workers"]:  # in the task threads

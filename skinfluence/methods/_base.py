@@ -45,6 +45,10 @@ class Method(BaseEstimator):
     #: to them (so Dask scores block by block), and :meth:`score_relabel`
     #: may rescore the rows with each label
     row_separable: bool = False
+    #: whether the scores are seeded draws that read neither the model nor
+    #: the rows (the random baseline): Dask draws them per group of rows,
+    #: so that they do not depend on the blocks
+    random_draws: bool = False
 
     #: the constructor parameters' accepted values, in scikit-learn's format
     _parameter_constraints: dict = {}

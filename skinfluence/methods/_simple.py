@@ -109,6 +109,7 @@ class Random(Method):
 
     _key = "random"
     needs_objective = False
+    random_draws = True
 
     def score(self, model, objective, X, y, *, batch_size, random_state=None):
         """Scores of the rows ``X`` (see :meth:`Method.score`)."""

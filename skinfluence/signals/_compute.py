@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .._compute import _check_batch_size, _n_rows
 from .._kernels import all_finite
+from .._scoring import check_batch_size, n_rows
 from ..models import as_torch_model, is_fitted, with_checkpoints
 from ..objectives._validation import prepare_validation
 from ._signals import SIGNAL_METHODS, SignalContext, check_signals
@@ -115,10 +115,10 @@ def compute_signals(
     ((100, 3), ['self_influence', 'aai', 'instability'])
     """
     chosen = [SIGNAL_METHODS[name]() for name in check_signals(signals)]
-    batch_size = _check_batch_size(batch_size)
-    if _n_rows(X) != _n_rows(y):
+    batch_size = check_batch_size(batch_size)
+    if n_rows(X) != n_rows(y):
         raise ValueError(
-            f"X and y have different lengths ({_n_rows(X)} and {_n_rows(y)})."
+            f"X and y have different lengths ({n_rows(X)} and {n_rows(y)})."
         )
     wanted = [s.signal for s in chosen if s.needs_validation_rows]
     if wanted and (X_val is None or y_val is None):
