@@ -86,7 +86,7 @@ def test_strategy_instances_are_not_modified(problem):
     obj = Fairness(metric="equal_opportunity")
     s = np.arange(len(yv)) % 2
     compute_influence(clf, X, y, Xv, yv, objective=obj, sensitive_features_val=s)
-    assert obj.get_params() == {"metric": "equal_opportunity", "pos_label": None}
+    assert obj.get_params() == {"metric": "equal_opportunity", "pos_label": None, "bound": None}
     assert not hasattr(obj, "bound_")
 
 
