@@ -136,7 +136,7 @@ def test_strategy_parameters_are_checked_before_any_work(
     problem, kwargs, match, monkeypatch
 ):
     clf, X, y, Xv, yv = problem
-    import skinfluence._compute as compute
+    import skinfluence._scoring as compute
 
     def no_model(*args, **kw):
         raise AssertionError("the model was touched before the parameters were checked")
