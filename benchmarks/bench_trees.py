@@ -118,7 +118,8 @@ def scale(args) -> list[dict]:
 # ------------------------------------------------------------------ LDS
 def _load(name, n_train, n_val, seed):
     X, y, _ = harness.load_dataset(name)
-    n_train = min(n_train, len(y) - n_val - 1000)
+    n_val = min(n_val, len(y) // 5)  # COMPAS: a fifth of its rows
+    n_train = min(n_train, len(y) - n_val)
     tr, rest = harness.split_rows(y, n_train, None, seed)
     va = rest[:n_val]
     Xtr, Xva = harness.encode(X.iloc[tr], X.iloc[va])
