@@ -415,3 +415,26 @@ def test_trees_score_on_dask_row_blocks(method):
                 X[va], y[va], method=method,
             )
             assert_allclose(lazy.compute(), ref, rtol=1e-12, atol=1e-15)
+
+
+def test_trak_on_one_tree_equals_the_dense_formula():
+    """One tree: its leaf indicators are orthogonal, so with proj_dim >= the
+    number of leaves and no damping TRAK is -(g_J^T A^-1 grad f_i)(1 - p_i),
+    A = sum_j grad f_j grad f_j^T / n (margin f = +-z), from the library's own
+    leaves."""
+    from skinfluence.methods import TRAK
+
+    X, y = _data(2, n=300, seed=4)
+    tr, va = slice(0, 240), slice(240, None)
+    est = _lgb(n_estimators=1, num_leaves=6).fit(X[tr], y[tr])
+    A, v = _indicators(est, X)
+    z = _raw(est, X).reshape(-1)
+    p = 1 / (1 + np.exp(-z))
+    sign = np.where(y == 1, 1.0, -1.0)
+    grad_f = sign[:, None] * A  # d margin / d leaf values, per row
+    gJ = A[va].T @ (p[va] - y[va]) / 60  # d mean validation loss / d leaf values
+    gram = grad_f[tr].T @ grad_f[tr] / 240
+    expected = -(grad_f[tr] @ np.linalg.solve(gram, gJ)) * (1 - np.where(y == 1, p, 1 - p))[tr]
+    got = compute_influence(est, X[tr], y[tr], X[va], y[va],
+                            method=TRAK(proj_dim=16, damping=0.0), random_state=0)
+    assert_allclose(got, expected, rtol=1e-6, atol=1e-12)

@@ -290,7 +290,8 @@ def margin_model(model):
 def _margin(log_proba, outputs: Tensor, y: Tensor) -> Tensor:
     """``log p_y - log(1 - p_y)`` per row, ``1 - p_y`` as the others' logsumexp."""
     lp = log_proba(outputs)
-    mine = torch.nn.functional.one_hot(y.long(), lp.shape[-1]).bool()
+    # the label's column (a comparison, not one_hot: it runs under vmap)
+    mine = torch.arange(lp.shape[-1], device=lp.device) == y.long()[:, None]
     others = torch.logsumexp(lp.masked_fill(mine, float("-inf")), dim=-1)
     return lp.gather(-1, y.long()[:, None])[:, 0] - others
 
