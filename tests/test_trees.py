@@ -438,3 +438,23 @@ def test_trak_on_one_tree_equals_the_dense_formula():
     got = compute_influence(est, X[tr], y[tr], X[va], y[va],
                             method=TRAK(proj_dim=16, damping=0.0), random_state=0)
     assert_allclose(got, expected, rtol=1e-6, atol=1e-12)
+
+
+def test_tracin_runs_over_boosting_rounds():
+    """TracIn over the rounds: sum_r eta <grad J(theta_r), grad l_i(theta_r)>,
+    theta_r the leaf values of the trees of rounds <= r, by hand from the
+    library's leaves (binary log loss)."""
+    X, y = _data(2, n=260, seed=6)
+    tr, va = slice(0, 200), slice(200, None)
+    est = _lgb(n_estimators=3).fit(X[tr], y[tr])
+    ids, leaf = _leaf_table(est, X)
+    A, v = _indicators(est, X)  # columns: tree after tree
+    tree_of_col = np.concatenate([np.full(len(np.unique(ids[:, t])), t) for t in range(3)])
+    expected = np.zeros(200)
+    for r in range(3):
+        theta = np.where(tree_of_col <= r, v, 0.0)
+        p = 1 / (1 + np.exp(-(A @ theta)))
+        gJ = A[va].T @ (p[va] - y[va]) / 60
+        expected += 0.1 * (A[tr] * (p[tr] - y[tr])[:, None]) @ gJ
+    got = compute_influence(est, X[tr], y[tr], X[va], y[va], method="tracin")
+    assert_allclose(got, expected, rtol=1e-6, atol=1e-12)

@@ -37,7 +37,7 @@ from .._sklearn_compat import (
     hgb_trees,
 )
 from ._adapter import ModelAdapter, register_adapter
-from ._base import TorchModel, criterion_row_loss
+from ._base import Checkpoint, TorchModel, criterion_row_loss
 
 
 @dataclass(frozen=True)
@@ -169,6 +169,23 @@ class LeafIndices:
         return torch.from_numpy(out)
 
 
+def round_checkpoints(ens: TreeEnsemble) -> list[Checkpoint]:
+    """The ensemble after each boosting round, as TracIn checkpoints.
+
+    Checkpoint ``r`` keeps the leaf values of the trees of rounds ``<= r``
+    (zero for the later trees: their leaves add nothing) with the learning
+    rate as its step, so TracIn and self-influence sum over boosting rounds
+    as they sum over a network's epochs. The last one is the fitted model.
+    """
+    K = ens.n_outputs
+    rounds = torch.as_tensor(ens.tree_of_leaf() // K)
+    values = torch.as_tensor(np.asarray(ens.leaf_values, dtype=np.float64))
+    return [
+        Checkpoint({"leaf_values": torch.where(rounds <= r, values, 0.0)}, ens.learning_rate)
+        for r in range(ens.n_trees // K)
+    ]
+
+
 def _lookup(leaf_ids: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """Offsets and the id -> global position table from each tree's leaf ids."""
     counts = np.array([len(ids) for ids in leaf_ids])
@@ -228,6 +245,9 @@ class TreeEnsembleAdapter(ModelAdapter):
     def has_input_gradient(self, est) -> bool:
         return False
 
+    def records_checkpoints(self, est) -> bool:
+        return True  # every boosting round is one (see round_checkpoints)
+
     def to_torch(self, est) -> TorchModel:
         check_is_fitted(est)
         self.check(est)
@@ -243,6 +263,7 @@ class TreeEnsembleAdapter(ModelAdapter):
         model = TorchModel(
             LeafValues(ens),
             criterion_row_loss(crit, output),
+            checkpoints=round_checkpoints(ens),
             output=output,
             classes=est.classes_,
             l2=penalty,
