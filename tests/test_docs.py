@@ -97,7 +97,8 @@ def test_method_docstrings_name_every_registered_method():
     import skinfluence
     from skinfluence.methods import METHODS
 
-    keys = METHODS.keys()
+    # the package's own keys (tests register methods of their own)
+    keys = [k for k in METHODS.keys() if METHODS._classes[k].__module__.startswith("skinfluence")]
     assert {"ip", "trak", "influence_function", "signal_aum"} <= set(keys)
     for est in (skinfluence.InfluenceFilter, skinfluence.InfluenceSampler):
         doc = est.__doc__

@@ -226,8 +226,8 @@ class InfluenceFunction(Method):
     ...     model, J, Xt, yt, batch_size=16)
     >>> bool(np.allclose(s, h, rtol=1e-8)), ggn.cg_info_.converged
     (True, True)
-    >>> ggn.damping_  # "auto": 3 x trace / P, and it converged
-    3.0
+    >>> ggn.damping_  # "auto" on a linear model: 0.01 x trace / P, and it converged
+    0.01
 
     Stopping short of ``tol`` raises, with the solve's record:
 
