@@ -319,3 +319,21 @@ def plan_round(
     else:
         delta[rows] = 1.0
     return delta
+
+
+def action_effects(scores: np.ndarray, codes: np.ndarray, action: str):
+    """Per-row effect of acting on each row (lower = act first), and new labels.
+
+    ``scores`` has shape ``(n_labels, n_rows)``. For removal and reweighting
+    it is the score itself. For relabelling row ``i`` from ``y_i`` to ``c``
+    the objective moves by ``s_i(y_i) - s_i(c)`` (the gradient of the
+    replaced loss leaves, the new one enters): the effect is the best over
+    ``c != y_i``.
+    """
+    if action != "relabel":
+        return scores[0], None
+    rows = np.arange(scores.shape[1])
+    change = scores[codes, rows][None, :] - scores
+    change[codes, rows] = np.inf
+    best = np.argmin(change, axis=0)
+    return change[best, rows], best

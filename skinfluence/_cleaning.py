@@ -12,185 +12,34 @@ from __future__ import annotations
 
 import math
 import warnings
-from contextlib import contextmanager
 from dataclasses import dataclass
 from numbers import Real
 
 import numpy as np
 import scipy.sparse as sp
-import torch
 from sklearn.base import clone
 from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit
 from sklearn.pipeline import Pipeline
-from sklearn.utils import check_random_state, get_tags
-from sklearn.utils.metadata_routing import MetadataRouter, MethodMapping
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils import check_random_state
 
+from ._actions import action_effects as _effects
 from ._actions import n_prune, plan_round, removal_floor, rows_to_bound
-from ._compute import (
-    resolve_method,
-    resolve_objective,
-    score_rows,
-)
-from ._progress import reach
+from ._bound import _warn_bound, measure_gap, objective_value
+from ._compute import score_rows
 from ._influence_inputs import Problem, as_python, target_bound
+from ._kernels._rows import seeded
 from ._memory import cache
+from ._progress import reach
 from ._sklearn_compat import _check_method_params, _safe_indexing
 from .kernels import derive_seed
 from .metrics import MIN_GROUP_ROWS, check_groups_defined, encode_groups
-from .metrics._fairness import _hard_gaps
 from .models import (
-    ModelAdapter,
-    as_torch_model,
-    check_supported,
     rebuild_final,
-    register_adapter,
     sample_weight_params,
     with_checkpoints,
     with_sample_weight,
 )
 from .objectives import Fairness
-
-
-#: parameters given as a registry key or an instance, and their registries
-_STRATEGIES = {"objective": resolve_objective, "method": resolve_method, "constraint": resolve_objective}
-
-
-class InfluenceMixin:
-    """Base of skinfluence's meta-estimators: InfluenceFilter, InfluenceSampler.
-
-    Their model family is registered once (:class:`InfluenceMetaAdapter`),
-    so a filter can wrap another filter. Input tags follow the wrapped
-    estimator. Both take the same parameters, stored here as given: the
-    sampler returns the rows the filter would refit on.
-    """
-
-    def __init__(
-        self,
-        estimator,
-        *,
-        objective="utility",
-        method="ip",
-        prune_ratio=0.05,
-        action="remove",
-        constraint="auto",
-        rounds="auto",
-        surrogate=None,
-        validation_size=0.2,
-        refit_on="train",
-        batch_size=2048,
-        memory=None,
-        verbose=0,
-        random_state=None,
-    ):
-        self.estimator = estimator
-        self.objective = objective
-        self.method = method
-        self.prune_ratio = prune_ratio
-        self.action = action
-        self.constraint = constraint
-        self.rounds = rounds
-        self.surrogate = surrogate
-        self.validation_size = validation_size
-        self.refit_on = refit_on
-        self.batch_size = batch_size
-        self.memory = memory
-        self.verbose = verbose
-        self.random_state = random_state
-
-    def set_params(self, **params):
-        """Set the parameters of this estimator.
-
-        As scikit-learn's ``set_params``; in addition, a nested parameter of
-        an objective, method or constraint given as a string
-        (``objective="fairness"``, then ``objective__metric=...``, as a
-        ``GridSearchCV`` grid sets it) first replaces the string by the
-        instance it names.
-
-        Parameters
-        ----------
-        **params : dict
-            Estimator parameters.
-
-        Returns
-        -------
-        self : estimator
-            This estimator.
-        """
-        for name, resolve in _STRATEGIES.items():
-            nested = any(key.startswith(f"{name}__") for key in params)
-            current = params.get(name, getattr(self, name, None))
-            if nested and isinstance(current, str):
-                params[name] = resolve(current)
-        return super().set_params(**params)
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        try:
-            inner = get_tags(self.estimator)
-            info = check_supported(self.estimator)
-        except (TypeError, ValueError, AttributeError):
-            return tags
-        tags.input_tags.sparse = (
-            inner.input_tags.sparse
-            if info.in_pipeline
-            else info.adapter.accepts_sparse(info.final)
-        )
-        tags.input_tags.allow_nan = inner.input_tags.allow_nan
-        return tags
-
-
-def metadata_router(owner, pairs) -> MetadataRouter:
-    """The routing of a meta-estimator: its own requests (``sensitive_features``,
-    ``X_val``, ...) and ``(caller, callee)`` pairs of methods to ``estimator``."""
-    mapping = MethodMapping()
-    for caller, callee in pairs:
-        mapping = mapping.add(caller=caller, callee=callee)
-    return (
-        MetadataRouter(owner=owner)
-        .add_self_request(owner)
-        .add(estimator=owner.estimator, method_mapping=mapping)
-    )
-
-
-class InfluenceMetaAdapter(ModelAdapter):
-    """skinfluence's own meta-estimators, as wrappers of their ``estimator``.
-
-    A fitted one converts to its (re)fitted model, ``estimator_``.
-    """
-
-    def handles(self, estimator) -> bool:
-        return isinstance(estimator, InfluenceMixin)
-
-    def inner(self, meta):
-        return meta.estimator
-
-    def rewrap(self, meta, inner):
-        return clone(meta).set_params(estimator=inner)
-
-    def sample_weight_params(self, meta, inner_params):
-        return inner_params  # the meta-estimator's fit passes them on
-
-    def is_fitted(self, meta) -> bool:
-        return hasattr(meta, "influence_")
-
-    def to_torch(self, meta):
-        check_is_fitted(meta, "influence_")
-        return as_torch_model(meta.estimator_)
-
-
-register_adapter(InfluenceMetaAdapter())
-
-
-@contextmanager
-def seeded(seed: int):
-    """Run a block with torch's generators seeded, restoring them afterwards."""
-    devices = (
-        list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
-    )
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(int(seed))
-        yield
 
 
 def fit_and_score(
@@ -437,24 +286,6 @@ def _validation_rows(problem: Problem, validation_size, split_seed: int):
     return train, val, rows
 
 
-def _effects(scores: np.ndarray, codes: np.ndarray, action: str):
-    """Per-row effect of acting on each row (lower = act first), and new labels.
-
-    ``scores`` has shape ``(n_labels, n_rows)``. For removal and reweighting
-    it is the score itself. For relabelling row ``i`` from ``y_i`` to ``c``
-    the objective moves by ``s_i(y_i) - s_i(c)`` (the gradient of the
-    replaced loss leaves, the new one enters): the effect is the best over
-    ``c != y_i``.
-    """
-    if action != "relabel":
-        return scores[0], None
-    rows = np.arange(scores.shape[1])
-    change = scores[codes, rows][None, :] - scores
-    change[codes, rows] = np.inf
-    best = np.argmin(change, axis=0)
-    return change[best, rows], best
-
-
 def _round_sizes(total: int, rounds: int) -> list[int]:
     """``total`` rows spread over ``rounds`` rounds, the first ones larger."""
     return [len(part) for part in np.array_split(np.arange(total), rounds)]
@@ -638,76 +469,6 @@ def clean(
         final=final,
         gap_path=path,
     )
-
-
-def hard_gap(metric, y_true, y_pred, sensitive_features, pos_label) -> float:
-    """The gap of hard predictions, in the soft objective's convention.
-
-    The gap of :mod:`skinfluence.metrics` for each of the metric's conditions,
-    summed (equalized odds: the TPR gap plus the FPR gap, as
-    :class:`~skinfluence.objectives.Fairness`; fairlearn takes the larger).
-    The groups' warnings are left to ``fit``, which gave them once.
-    """
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        return float(
-            sum(_hard_gaps(metric, y_true, y_pred, sensitive_features, pos_label))
-        )
-
-
-def measure_gap(fitted, problem: Problem, val, batch_size, seed, r, acted) -> dict:
-    """One record of ``gap_path_``: a fit of round ``r`` on the validation rows.
-
-    ``val`` is ``(X_val, y_val, y_val_fit, s_val)``; ``acted`` flags the
-    training rows acted on before this fit. The record holds ``round``,
-    ``rows_acted``, ``gap`` (the objective's value ``J``: the soft gap the
-    bound is on), ``hard_gap`` (:func:`hard_gap` of the predictions) and
-    ``accuracy`` (of the predictions).
-    """
-    X_val, y_val, y_val_fit, s_val = val
-    value = objective_value(
-        fitted, problem.objective, X_val, y_val_fit, s_val, batch_size, seed
-    )
-    info = problem.info
-    pred = info.adapter.labels_from_predictions(fitted.predict(X_val), problem.classes)
-    pred, y_val = np.asarray(pred).reshape(-1), np.asarray(y_val).reshape(-1)
-    return {
-        "round": int(r),
-        "rows_acted": int(np.sum(acted)),
-        "gap": float(value),
-        "hard_gap": hard_gap(
-            problem.objective.metric, y_val, pred, s_val, problem.pos_label
-        ),
-        "accuracy": float(np.mean(pred == y_val)),
-    }
-
-
-def _warn_bound(record, bound, prune_ratio, cap, rounds, why) -> None:
-    """The cleaning stopped above the bound: say the gap, the bound, the rows used."""
-    reason = {
-        "cap": f"prune_ratio={prune_ratio!r} caps the rows acted on at {cap}",
-        "rounds": f"rounds={rounds} are done",
-        "rows": "no further row is predicted to lower the gap (without a plan "
-        "past a zero gap)",
-    }[why]
-    warnings.warn(
-        f"The validation gap is {record['gap']:.4g} (hard predictions: "
-        f"{record['hard_gap']:.4g}), above the bound {bound:g}: {reason}; "
-        f"{record['rows_acted']} of the {cap} rows allowed were acted on, in "
-        f"{record['round']} rounds. Raise prune_ratio or rounds, or loosen the "
-        "bound.",
-        UserWarning,
-        stacklevel=4,
-    )
-
-
-def objective_value(fitted, objective, X_val, y_val, s_val, batch_size, seed) -> float:
-    """The objective ``J(theta)`` of a fitted model on the validation rows."""
-    with seeded(seed):
-        bound = objective.bind(
-            as_torch_model(fitted), X_val, y_val, sensitive_features=s_val
-        )
-        return bound.value(batch_size=batch_size)
 
 
 def with_weights(estimator, params: dict, weights: np.ndarray) -> dict:

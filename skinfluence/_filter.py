@@ -11,15 +11,14 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._cleaning import (
     Cleaning,
-    InfluenceMixin,
     clean,
-    metadata_router,
+    fit_steps,
     prepared_estimator,
     seed_random_states,
-    fit_steps,
-    seeded,
     with_weights,
 )
+from ._kernels._rows import seeded
+from ._meta import InfluenceMixin, metadata_router
 from ._influence_inputs import Problem, target_bound, validate_X, validate_problem
 from ._influence_params import (
     FIT_PARAMS_DOC,

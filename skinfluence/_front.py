@@ -11,7 +11,7 @@ import pandas as pd
 from joblib import Memory
 from sklearn import config_context
 
-from ._cleaning import hard_gap
+from ._bound import hard_gap
 from ._filter import InfluenceFilter
 from ._sklearn_compat import _safe_indexing
 from .baselines import reweighing_weights

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 from sklearn.base import BaseEstimator
 
-from ._cleaning import InfluenceMixin, clean, fit_steps, metadata_router
+from ._cleaning import clean, fit_steps
+from ._meta import InfluenceMixin, metadata_router
 from ._influence_inputs import target_bound, validate_problem, validate_X
 from ._influence_params import (
     FIT_PARAMS_DOC,

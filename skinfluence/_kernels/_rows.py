@@ -8,6 +8,7 @@ generator from a scikit-learn ``random_state``.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -30,6 +31,18 @@ Rows = Tensor | SparseRows
 
 #: bound on the bytes of one chunk of sparse rows when it is densified
 DENSE_CHUNK_BYTES = 2**28
+
+
+
+@contextmanager
+def seeded(seed: int):
+    """Run a block with torch's generators seeded, restoring them afterwards."""
+    devices = (
+        list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    )
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(int(seed))
+        yield
 
 
 def derive_seed(random_state) -> int:

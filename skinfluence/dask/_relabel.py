@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._actions import action_effects
 from .._kernels import derive_seed
 from .._scoring import BATCH_SIZE, METHOD, OBJECTIVE, class_indices, resolve_method
 from ..models import as_torch_model
@@ -146,16 +147,12 @@ def relabel_influence(
 
 
 def _effects(y, scores, classes, best: bool):
-    """``InfluenceFilter``'s relabel effect per row (``_cleaning._effects``).
+    """``InfluenceFilter``'s relabel effect per row (``_actions.action_effects``).
 
     ``scores`` has one row per label of ``classes`` (sorted).
     """
-    # here, not at the top: _cleaning imports _compute, which imports this
-    # package when it meets dask input
-    from .._cleaning import _effects as combine
-
     codes = np.searchsorted(classes, np.asarray(y))
-    effect, arg = combine(np.asarray(scores, dtype=np.float64), codes, "relabel")
+    effect, arg = action_effects(np.asarray(scores, dtype=np.float64), codes, "relabel")
     return classes[arg] if best else effect
 
 

@@ -74,17 +74,15 @@ class _Staging:
     """
 
     def __init__(self, ens, values: torch.Tensor, init: torch.Tensor) -> None:
-        self.ens = ens
         self.K = ens.n_outputs
         self.n_rounds = ens.n_trees // self.K
-        self.tree_of_leaf = torch.as_tensor(ens.tree_of_leaf())
+        tree_of_leaf = torch.as_tensor(ens.tree_of_leaf())
         # leaf values with the folded starting score taken out of the first round
         eff = values.clone()
-        first = self.tree_of_leaf < self.K
-        eff[first] -= init[torch.as_tensor(ens.tree_output)[self.tree_of_leaf[first]]]
+        first = tree_of_leaf < self.K
+        eff[first] -= init[torch.as_tensor(ens.tree_output)[tree_of_leaf[first]]]
         self.values = eff
         self.start = torch.as_tensor(ens.base, dtype=torch.float64) + init
-        self.init = init
 
     def raw_before_rounds(self, ids: torch.Tensor) -> torch.Tensor:
         """Raw score of rows before each round, shape ``(b, n_rounds, K)``."""
