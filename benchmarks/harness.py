@@ -495,3 +495,23 @@ def append_csv(path: Path, rows: list[dict], columns: list[str]) -> None:
     if rows:
         frame = pd.DataFrame(rows, columns=columns)
         frame.to_csv(path, mode="a", header=not path.exists(), index=False)
+
+
+# -------------------------------------------------------------------- results
+def write_csv(name: str, frame: pd.DataFrame, *, argv=None, script=None) -> Path:
+    """``results/<name>.csv`` and ``results/<name>.run.json`` (the run's facts).
+
+    The measurements go to the CSV; the facts of :func:`run_header` (date,
+    command, commit, machine, torch threads) to the JSON beside it, which
+    ``report.py`` puts at the top of ``results/<name>.md``.
+    """
+    import json
+
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    path = RESULTS_DIR / f"{name}.csv"
+    frame.to_csv(path, index=False, float_format="%.6g")
+    script = script or Path(sys.argv[0]).name
+    facts = {"header": run_header(script, argv)}
+    (RESULTS_DIR / f"{name}.run.json").write_text(json.dumps(facts, indent=1) + "\n")
+    log(f"wrote {path}")
+    return path
