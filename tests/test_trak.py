@@ -254,6 +254,31 @@ def test_ill_conditioned_kernel_warns_with_its_condition_number():
         compute_influence(*args, method=TRAK(proj_dim=5), random_state=0)
 
 
+def test_proj_dim_beyond_the_parameters_is_capped(projections):
+    """proj_dim = 64 on a 5-parameter LogisticRegression projects to 5
+    dimensions (``proj_dim_``): undamped, the unprojected formula; damped,
+    the dense formula with the 5 x 5 projection and lambda relative to k = 5."""
+    X, y = make_classification(
+        n_samples=100, n_features=4, n_informative=4, n_redundant=0, random_state=1
+    )
+    clf = LogisticRegression().fit(X[:70], y[:70])
+    model = as_torch_model(clf)
+    J = Utility().bind(model, X[70:], y[70:])
+    Xp, yp = model.prepare_X(X[:70]), model.prepare_y(y[:70])
+    method = TRAK(proj_dim=64, damping=0.0)
+    got = method.score(model, J, Xp, yp, batch_size=32, random_state=0).numpy()
+    assert method.proj_dim_ == 5 and [R.k for R in projections] == [5]
+    G = np.c_[X[:70], np.ones(70)] * np.where(y[:70] == 1, 1.0, -1.0)[:, None]
+    g = tree.flatten(J.gradient(model.params)).numpy()
+    p = clf.predict_proba(X[:70])[np.arange(70), y[:70]]
+    assert rel_err(got, _dense([G], [(G, p, g, None)], 0.0)) <= 1e-10
+    damped = TRAK(proj_dim=64)
+    got = damped.score(model, J, Xp, yp, batch_size=32, random_state=0).numpy()
+    R = _matrix(projections[-1])
+    assert R.shape == (5, 5) and damped.proj_dim_ == 5
+    assert rel_err(got, _dense([G], [(G, p, g, R)], damped.damping)) <= 1e-10
+
+
 @pytest.mark.parametrize("n_members", [1, 2])
 def test_agrees_with_dattri_on_the_same_projection(monkeypatch, projections, n_members):
     """dattri's TRAKAttributor with the margin as its output function and our

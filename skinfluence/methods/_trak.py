@@ -10,6 +10,7 @@ from numbers import Integral, Real
 import torch
 from torch import Tensor
 
+from .. import _tree as tree
 from .._kernels import (
     GaussianProjection,
     derive_seed,
@@ -76,7 +77,11 @@ class TRAK(Method):
     Parameters
     ----------
     proj_dim : int, default=512
-        Dimension of the projection (the paper uses 512 to 20,480).
+        Dimension of the projection (the paper uses 512 to 20,480), at most
+        the number of parameters ``P``: a larger one is capped at ``P`` (the
+        projected gradients span at most ``P`` dimensions, so more columns
+        add no information, only a singular kernel and cost). The
+        dimension used is ``proj_dim_``.
     n_members : int, default=1
         Number of members: the last ``n_members`` recorded checkpoints (all
         of them when there are fewer), or the fitted model and
@@ -110,6 +115,12 @@ class TRAK(Method):
         held-out data (2,000 rows of Adult's test subset, 100 halves) the
         default's LDS was 0.39-0.89 with one member against dattri's
         0.35-0.87, cell by cell at least as high.
+
+    Attributes
+    ----------
+    proj_dim_ : int
+        The dimension of the projection used by the last :meth:`score` (or
+        :meth:`score_relabel`): ``min(proj_dim, P)``.
 
     See Also
     --------
@@ -155,6 +166,16 @@ class TRAK(Method):
     >>> expected = -(G @ np.linalg.solve(G.T @ G / 60, g)) * (1 - p)
     >>> bool(np.allclose(s, expected, rtol=1e-4, atol=1e-6))
     True
+
+    A larger ``proj_dim`` is capped at the 5 parameters (the fitted
+    ``proj_dim_``), so the default 512 gives the same scores:
+
+    >>> trak = TRAK(damping=0.0)
+    >>> J = Utility().bind(model, X[60:], y[60:])
+    >>> s512 = trak.score(model, J, model.prepare_X(X[:60]), model.prepare_y(y[:60]),
+    ...                   batch_size=64, random_state=0)
+    >>> trak.proj_dim_, bool(np.allclose(s512.numpy(), expected, rtol=1e-4, atol=1e-6))
+    (5, True)
     """
 
     _key = "trak"
@@ -252,12 +273,11 @@ class TRAK(Method):
         margin = margin_model(model)
         seed = derive_seed(random_state)
         members = self.members(model, seed)
+        self.proj_dim_ = k = min(int(self.proj_dim), tree.n_params(model.params))
         dots = [0.0] * len(labels)
         qs = [0.0] * len(labels)
         for m, params in enumerate(progress(members, desc="TRAK members")):
-            projection = GaussianProjection(
-                params, self.proj_dim, (seed + 7919 * (m + 1)) % 2**31
-            )
+            projection = GaussianProjection(params, k, (seed + 7919 * (m + 1)) % 2**31)
             direction = _direction(
                 margin, objective, params, X, y, projection, self.damping, batch_size
             )
