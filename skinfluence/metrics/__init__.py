@@ -1,6 +1,6 @@
 """Metrics: fairness gaps and their conditions, detection metrics, the LDS."""
 
-from ._counterfactual import linear_datamodeling_score
+from ._counterfactual import lds_noise_ceiling, linear_datamodeling_score
 from ._detection import detection_f1, detection_roc_auc
 from ._fairness import (
     FAIRNESS_METRICS,
@@ -33,6 +33,7 @@ __all__ = [
     "encode_groups",
     "equal_opportunity_difference",
     "equalized_odds_difference",
+    "lds_noise_ceiling",
     "linear_datamodeling_score",
     "metric_conditions",
 ]

@@ -6,7 +6,7 @@ import numpy as np
 
 from ._detection import _average_ranks
 
-__all__ = ["linear_datamodeling_score"]
+__all__ = ["linear_datamodeling_score", "lds_noise_ceiling"]
 
 
 def _check_lds_inputs(scores, subsets, measured):
@@ -126,3 +126,74 @@ def linear_datamodeling_score(scores, subsets, measured) -> float:
     if denom == 0:
         return float("nan")
     return float((a * b).sum() / denom)
+
+
+def lds_noise_ceiling(measured) -> float:
+    """About the highest LDS that the retraining noise allows.
+
+    The LDS correlates predictions with objectives measured after
+    retraining, averaged over a few seeds per subset; what the seeds change
+    (SGD's order, initialisation) is noise that no prediction from the
+    scores can follow. This estimates the correlation of a perfect
+    predictor (one that knows each subset's expected objective) with the
+    seed-averaged measurements: a ceiling for
+    :func:`linear_datamodeling_score` on these retrainings.
+
+    Parameters
+    ----------
+    measured : array-like of shape (n_subsets, n_seeds)
+        The objective measured after retraining on each subset (rows) with
+        each seed (columns).
+
+    Returns
+    -------
+    ceiling : float
+        In [0, 1]; 1 when the seeds agree (a deterministic fit). NaN when
+        the subsets' means are all equal (the LDS is undefined there too).
+
+    See Also
+    --------
+    linear_datamodeling_score : the score this bounds.
+
+    Notes
+    -----
+    With ``R`` seeds, ``var_w`` the variance between the seeds of a subset
+    (sample variance, averaged over the subsets) and ``var_b`` the sample
+    variance of the subsets' means, ``var_w / R`` of ``var_b`` is seed noise,
+    and a perfect predictor correlates with the means at
+
+    ``sqrt(max(0, 1 - var_w / (R var_b)))``,
+
+    the square root of the means' reliability (classical test theory's
+    attenuation; a Pearson correlation, a guide for the Spearman LDS).
+
+    Examples
+    --------
+    Three subsets, two seeds each: ``var_w = (2 + 2 + 0) / 3``, the means
+    2, 6, 9 have ``var_b = 37 / 3``, so the ceiling is ``sqrt(1 - 2 / 37)``.
+
+    >>> import numpy as np
+    >>> from skinfluence.metrics import lds_noise_ceiling
+    >>> measured = np.array([[1.0, 3.0], [5.0, 7.0], [9.0, 9.0]])
+    >>> round(lds_noise_ceiling(measured), 4), round(float(np.sqrt(35 / 37)), 4)
+    (0.9726, 0.9726)
+    >>> lds_noise_ceiling(np.array([[0.3, 0.3], [0.5, 0.5]]))  # deterministic fits
+    1.0
+    """
+    measured = np.asarray(measured, dtype=float)
+    if measured.ndim != 2:
+        raise ValueError(
+            f"measured must be 2-D (n_subsets, n_seeds), got shape {measured.shape}."
+        )
+    if measured.shape[0] < 2 or measured.shape[1] < 2:
+        raise ValueError(
+            "At least two subsets and two seeds are needed to separate the seed "
+            f"noise from the subsets' differences, got shape {measured.shape}."
+        )
+    if not np.all(np.isfinite(measured)):
+        raise ValueError("measured must be finite.")
+    var_w = measured.var(axis=1, ddof=1).mean()
+    var_b = measured.mean(axis=1).var(ddof=1)
+    if var_b <= 0:
+        return float("nan")
+    return float(np.sqrt(max(0.0, 1.0 - var_w / measured.shape[1] / var_b)))
