@@ -9,7 +9,7 @@ import numpy as np
 
 from ._influence_inputs import Problem
 from ._kernels._rows import seeded
-from .metrics._fairness import _hard_gaps
+from .metrics._fairness import _group_rates, _hard_gaps
 from .models import as_torch_model
 
 
@@ -28,14 +28,30 @@ def hard_gap(metric, y_true, y_pred, sensitive_features, pos_label) -> float:
         )
 
 
+def signed_gap(rates, order) -> float:
+    """The gap along the first fit's order of the groups: negative once it flips.
+
+    ``rates`` are the selection rates per condition and group
+    (``_group_rates``); ``order`` the ``(highest, lowest)`` group per
+    condition at the first fit. Summed over the conditions, as the gaps are.
+    """
+    return float(sum(r[hi] - r[lo] for r, (hi, lo) in zip(rates, order, strict=True)))
+
+
+def group_order(rates) -> list:
+    """Per condition, the groups of highest and lowest rate (see :func:`signed_gap`)."""
+    return [(int(np.argmax(r)), int(np.argmin(r))) for r in rates]
+
+
 def measure_gap(fitted, problem: Problem, val, batch_size, seed, r, acted) -> dict:
     """One record of ``gap_path_``: a fit of round ``r`` on the validation rows.
 
     ``val`` is ``(X_val, y_val, y_val_fit, s_val)``; ``acted`` flags the
     training rows acted on before this fit. The record holds ``round``,
-    ``rows_acted``, ``gap`` (the objective's value ``J``: the soft gap the
-    bound is on), ``hard_gap`` (:func:`hard_gap` of the predictions) and
-    ``accuracy`` (of the predictions).
+    ``rows_acted``, ``gap`` (the objective's value ``J``, the soft gap the
+    scores predict), ``hard_gap`` (:func:`hard_gap` of the predictions: the
+    gap the bound is on) and ``accuracy`` (of the predictions); and the
+    selection rates per condition and group (for :func:`signed_gap`).
     """
     X_val, y_val, y_val_fit, s_val = val
     value = objective_value(
@@ -44,31 +60,31 @@ def measure_gap(fitted, problem: Problem, val, batch_size, seed, r, acted) -> di
     info = problem.info
     pred = info.adapter.labels_from_predictions(fitted.predict(X_val), problem.classes)
     pred, y_val = np.asarray(pred).reshape(-1), np.asarray(y_val).reshape(-1)
-    return {
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # fit warned about the groups
+        rates = _group_rates(problem.objective.metric, y_val, pred, s_val, problem.pos_label)
+    record = {
         "round": int(r),
         "rows_acted": int(np.sum(acted)),
         "gap": float(value),
-        "hard_gap": hard_gap(
-            problem.objective.metric, y_val, pred, s_val, problem.pos_label
-        ),
+        "hard_gap": float(sum(x.max() - x.min() for x in rates)),
         "accuracy": float(np.mean(pred == y_val)),
     }
+    return record, rates
 
 
 def _warn_bound(record, bound, prune_ratio, cap, rounds, why) -> None:
     """The cleaning stopped above the bound: say the gap, the bound, the rows used."""
     reason = {
         "cap": f"prune_ratio={prune_ratio!r} caps the rows acted on at {cap}",
-        "rounds": f"rounds={rounds} are done",
-        "rows": "no further row is predicted to lower the gap (without a plan "
-        "past a zero gap)",
+        "rounds": f"rounds={rounds} refits are done",
+        "rows": "no row is predicted to lower the gap",
     }[why]
     warnings.warn(
-        f"The validation gap is {record['gap']:.4g} (hard predictions: "
-        f"{record['hard_gap']:.4g}), above the bound {bound:g}: {reason}; "
-        f"{record['rows_acted']} of the {cap} rows allowed were acted on, in "
-        f"{record['round']} rounds. Raise prune_ratio or rounds, or loosen the "
-        "bound.",
+        f"The validation gap of hard predictions is {record['hard_gap']:.4g} "
+        f"(soft: {record['gap']:.4g}), above the bound {bound:g}: {reason}; "
+        f"the final model acts on {record['rows_acted']} of the {cap} rows "
+        "allowed. Raise prune_ratio or rounds, or loosen the bound.",
         UserWarning,
         stacklevel=4,
     )
@@ -81,3 +97,112 @@ def objective_value(fitted, objective, X_val, y_val, s_val, batch_size, seed) ->
             as_torch_model(fitted), X_val, y_val, sensitive_features=s_val
         )
         return bound.value(batch_size=batch_size)
+
+
+#: a search stops once a measured gap lies within this share of the bound, at or below it
+SEARCH_TOLERANCE = 0.25
+
+
+def grid_step(n: int) -> int:
+    """The search's grid of row counts: multiples of ``n / 400`` (0.25% of the rows)."""
+    return max(1, n // 400)
+
+
+def first_count(effect, value, hard, bound, n, floor) -> int:
+    """The rows predicted to bring the gap to the bound: the search's first ``k``.
+
+    The prediction is in the soft gap ``value`` (``J``), the bound on the hard
+    one: the soft gap is asked to fall by the share the hard gap must,
+    ``J * (1 - bound / hard)`` (:func:`skinfluence._actions.rows_to_bound`).
+    """
+    from ._actions import rows_to_bound
+
+    share = 1.0 - bound / hard if hard > 0 else 0.0
+    return rows_to_bound(effect, n * value * share, floor)
+
+
+def search_to_bound(measure, first, k0: int, cap: int, bound: float, rounds: int,
+                    step: int = 1):  # fmt: skip
+    """The fewest rows acted on whose refit's hard validation gap is at most ``bound``.
+
+    One ranking of the rows (the first fit's scores) and a search over how
+    many of them to act on. The search follows the *signed* gap (along the
+    first fit's order of the groups, :func:`signed_gap`), which keeps falling
+    past zero where the gap itself turns and grows: ``k0`` first (the
+    influence prediction, on the grid of ``step`` rows), then, while every
+    refit is above the bound, the secant through the last two measured gaps
+    (doubling when they do not fall); once one is at or below it, regula
+    falsi between the largest ``k`` above and the smallest at or below. A
+    ``k`` is accepted when its gap (absolute) is at most ``bound``. The
+    search stops when an accepted gap lies within ``SEARCH_TOLERANCE *
+    bound`` of the bound, when the bracket is one step wide, when ``cap``
+    rows are measured above the bound, or after ``rounds`` refits.
+
+    Parameters
+    ----------
+    measure : callable
+        ``measure(k) -> (gap, signed)``: the refit's hard gap and signed gap
+        after acting on the first ``k`` rows of the ranking.
+    first : tuple of float
+        ``(gap, signed)`` of the first fit (``k = 0``; ``signed == gap``).
+    k0 : int
+        The first ``k`` to measure.
+    cap : int
+        The most rows acted on.
+    bound : float
+        The bound on the hard gap.
+    rounds : int
+        The most refits.
+    step : int, default=1
+        The grid of ``k`` (:func:`grid_step`).
+
+    Returns
+    -------
+    k : int
+        The smallest measured ``k`` accepted, else the ``k`` of the lowest
+        measured gap.
+    why : str or None
+        None when the bound is reached, else why not: "cap", "rounds" or
+        "rows" (no row is predicted to lower the gap).
+    """
+    gap, signed = {0: first[0]}, {0: first[1]}
+    if gap[0] <= bound:
+        return 0, None
+    if cap <= 0 or k0 <= 0:
+        return 0, "cap" if cap <= 0 else "rows"
+
+    def snap(k, lo, hi):  # on the grid, at least a step inside (lo, hi)
+        k = int(round(k / step)) * step
+        return int(min(max(k, lo + step), hi - step))
+
+    lo, hi, k = 0, None, snap(k0, 0, cap + step)  # signed[lo] > bound >= signed[hi]
+    weight = {}  # Illinois: an end kept twice in a row counts half
+    for _ in range(rounds):
+        gap[k], signed[k] = measure(k)
+        if signed[k] > bound and (hi is None or k < hi):
+            weight = {"hi": weight.get("hi", 1.0) / 2} if k > lo else {}
+            lo = max(lo, k)
+        elif signed[k] <= bound and (hi is None or k < hi):
+            weight = {"lo": weight.get("lo", 1.0) / 2} if hi is not None else {}
+            hi = k
+        accepted = [j for j in gap if gap[j] <= bound]
+        if accepted and bound - gap[min(accepted)] <= SEARCH_TOLERANCE * bound:
+            break
+        if (hi is not None and hi - lo <= step) or (hi is None and lo >= cap):
+            break
+        if hi is None:  # the secant through the last two, above the bound
+            a, b = sorted(j for j in signed if j <= lo)[-2:]  # 0 and lo at least
+            fall = signed[a] - signed[b]
+            nxt = b + (signed[b] - bound) * (b - a) / fall if fall > 0 else 2 * b
+            k = snap(nxt, lo, cap + step)
+        else:  # regula falsi
+            f_lo = (signed[lo] - bound) * weight.get("lo", 1.0)
+            f_hi = (signed[hi] - bound) * weight.get("hi", 1.0)
+            k = snap(lo + f_lo / max(f_lo - f_hi, 1e-12) * (hi - lo), lo, hi)
+        if k in gap or k <= lo or (hi is not None and k >= hi):
+            break
+    accepted = [j for j in gap if gap[j] <= bound]
+    if accepted:
+        return min(accepted), None
+    best = min(gap, key=lambda j: (gap[j], j))
+    return best, "cap" if lo >= cap else "rounds"

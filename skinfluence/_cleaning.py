@@ -23,8 +23,17 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils import check_random_state
 
 from ._actions import action_effects as _effects
-from ._actions import n_prune, plan_round, removal_floor, rows_to_bound
-from ._bound import _warn_bound, measure_gap, objective_value
+from ._actions import n_prune, plan_round, removal_floor
+from ._bound import (
+    _warn_bound,
+    first_count,
+    grid_step,
+    group_order,
+    measure_gap,
+    objective_value,
+    search_to_bound,
+    signed_gap,
+)
 from ._compute import score_rows
 from ._influence_inputs import Problem, as_python, target_bound
 from ._kernels._rows import seeded
@@ -67,8 +76,7 @@ def fit_and_score(
     method object that scored the target (:func:`score_rows`: its fitted
     state, e.g. a CG solve's ``cg_info_``).
     """
-    with seeded(seed):
-        fitted = clone(estimator).fit(X, y, **fit_params)
+    fitted = fit_model(estimator, X, y, fit_params, seed)
     out, scorers = [], []
     for objective in objectives:
         options = {
@@ -85,6 +93,13 @@ def fit_and_score(
         out.append(scores[None] if relabel_to is None else scores)
         scorers.append(scorer)
     return fitted, np.asarray(out, dtype=np.float64), scorers[0]
+
+
+def fit_model(estimator, X, y, fit_params, seed):
+    """A clone of ``estimator`` fitted on ``(X, y)`` from ``seed``: the step a
+    bound's search caches (``memory``) for each number of rows it measures."""
+    with seeded(seed):
+        return clone(estimator).fit(X, y, **fit_params)
 
 
 def carry_fitted(method, scorer) -> None:
@@ -374,23 +389,15 @@ def clean(
     sizes = None if prune_ratio == "negative" else _round_sizes(
         n_prune(prune_ratio, n_train), rounds
     )
-    path = None if bound is None else []
+    path = None
     cap = None if bound is None else n_prune(prune_ratio, n_train)
-    share = None if bound is None else -(-cap // rounds)  # most rows in one round
-    first = final = None  # the first round's fit; with a bound, the last
-    for r in range(rounds if bound is None else rounds + 1):
+    first = final = None  # the first round's fit; with a bound, the final one
+    for r in range(rounds):
         reach(r * (steps + 1), stage=f"round {r + 1} of {rounds}: fit")
         rows = np.flatnonzero(weights > 0)
-        X_rows = train[rows]
-        y_rows = info.adapter.fit_target(codes[rows], problem.classes[codes[rows]], info.final)
-        params = _check_method_params(problem.X, problem.fit_params, indices=X_rows)
-        if action == "reweight" and np.any(weights[rows] < 1):
-            params = with_weights(prepared, params, weights[rows])
         fitted, scores, scorer = cached(
             prepared,
-            _safe_indexing(problem.X, X_rows),
-            y_rows,
-            params,
+            *_fit_data(problem, prepared, train, weights, codes),
             X_val,
             y_val_fit,
             s_val,
@@ -414,23 +421,17 @@ def clean(
             guard = cons[0] if best is None else cons[codes[rows], idx] - cons[best, idx]
         scores_out[rows] = effect
         open_ = np.flatnonzero(~acted[rows])
-        k = sizes[r] if sizes is not None and r < rounds else int(np.sum(effect[open_] < 0))
+        k = sizes[r] if sizes is not None else int(np.sum(effect[open_] < 0))
         floor = None
-        if bound is not None:  # measure the fit; stop at the bound, else size k
-            held = (X_val, y_val, y_val_fit, s_val)
-            record = measure_gap(fitted, problem, held, batch_size, seed, r, acted)
-            path.append(record)
-            value, left = record["gap"], cap - int(acted.sum())
-            floor = removal_floor(value, len(rows))
-            need = len(rows) * (value - bound)
-            k = min(rows_to_bound(effect[open_], need, floor), left, share)
-            if value <= bound or r == rounds or k <= 0:
-                final = fitted
-                if value > bound:
-                    why = "cap" if left <= 0 else "rounds" if r == rounds else "rows"
-                    _warn_bound(record, bound, prune_ratio, cap, rounds, why)
-                break
-        elif guard is not None:  # the plan's predicted change stops at J = 0
+        if bound is not None:  # one ranking; search how many rows reach the bound
+            final, path, weights, codes = _search(
+                problem, prepared, fitted, (X_val, y_val, y_val_fit, s_val),
+                train, (effect, best, guard), action, (cap, bound, rounds),
+                (batch_size, seed, memory), prune_ratio,
+            )  # fmt: skip
+            acted = (weights < 1) | (codes != problem.codes[train])
+            break
+        if guard is not None:  # the plan's predicted change stops at J = 0
             value = objective_value(
                 fitted, problem.objective, X_val, y_val_fit, s_val, batch_size, seed
             )
@@ -444,17 +445,9 @@ def clean(
         )
         hit = rows[open_[delta > 0]]
         if not len(hit):  # nothing changed: a further round would repeat this one
-            if bound is not None:  # the plan found no row: this fit is the last
-                final = fitted
-                _warn_bound(path[-1], bound, prune_ratio, cap, rounds, "rows")
             break
         acted[hit] = True
-        if action == "remove":
-            weights[hit] = 0.0
-        elif action == "reweight":
-            weights[hit] *= 1.0 - delta[delta > 0]
-        else:
-            codes[hit] = best[open_[delta > 0]]
+        _apply(weights, codes, hit, delta[delta > 0], best, open_[delta > 0], action)
         _check_classes_left(problem, weights, codes, prune_ratio)
     _warn_damage(problem.classes, problem.codes[train], codes, weights, prune_ratio)
     carry_fitted(problem.method, scorer)  # after the loop: keys stay unchanged
@@ -469,6 +462,71 @@ def clean(
         final=final,
         gap_path=path,
     )
+
+
+def _fit_data(problem: Problem, prepared, train, weights, codes):
+    """``(X, y, fit_params)`` of a fit on the training rows of positive weight."""
+    info = problem.info
+    rows = np.flatnonzero(weights > 0)
+    y_rows = info.adapter.fit_target(codes[rows], problem.classes[codes[rows]], info.final)
+    params = _check_method_params(problem.X, problem.fit_params, indices=train[rows])
+    if np.any(weights[rows] < 1):
+        params = with_weights(prepared, params, weights[rows])
+    return _safe_indexing(problem.X, train[rows]), y_rows, params
+
+
+def _apply(weights, codes, hit, strength, best, picked, action) -> None:
+    """Act on the rows ``hit`` (in place): remove, down-weight by ``strength``
+    or relabel to ``best[picked]``."""
+    if action == "remove":
+        weights[hit] = 0.0
+    elif action == "reweight":
+        weights[hit] *= 1.0 - strength
+    else:
+        codes[hit] = best[picked]
+
+
+def _search(problem, prepared, first, val, train, effects, action, limits, run,
+            prune_ratio):  # fmt: skip
+    """A bound's cleaning: act on the ``k`` rows of lowest effect, ``k`` searched.
+
+    ``effects`` is ``(effect, best, guard)`` of the first fit (all training
+    rows), ``limits`` ``(cap, bound, rounds)``, ``run`` ``(batch_size, seed,
+    memory)``. Every ``k`` measured is a plan of ``_actions.plan_round`` from
+    the same scores (with the constraint, without the floor: the measured
+    gap decides) and a cached fit (:func:`fit_model`), measured on the
+    validation rows (:func:`measure_gap`); ``_bound.search_to_bound``
+    chooses the ``k``. Returns the final fit, ``gap_path``, and the weights
+    and labels of its rows.
+    """
+    (effect, best, guard), (cap, bound, rounds) = effects, limits
+    batch_size, seed, memory = run
+    n = len(train)
+    fit = cache(memory, fit_model)
+    record, rates = measure_gap(first, problem, val, batch_size, seed, 0, np.zeros(n, bool))
+    order = group_order(rates)
+    path, fits = [record], {0: (first, np.ones(n), problem.codes[train].copy(), record)}
+    floor = removal_floor(record["gap"], n)
+    k0 = first_count(effect, record["gap"], record["hard_gap"], bound, n, floor)
+
+    def measure(k):
+        weights, codes = np.ones(n), problem.codes[train].copy()
+        delta = plan_round(effect, k, action, constraint=guard)
+        hit = np.flatnonzero(delta > 0)
+        _apply(weights, codes, hit, delta[hit], best, hit, action)
+        _check_classes_left(problem, weights, codes, prune_ratio)
+        fitted = fit(prepared, *_fit_data(problem, prepared, train, weights, codes), seed)
+        record, rates = measure_gap(fitted, problem, val, batch_size, seed, len(path), delta > 0)
+        path.append(record)
+        fits[k] = (fitted, weights, codes, record)
+        return record["hard_gap"], signed_gap(rates, order)
+
+    first_gap = (record["hard_gap"], record["hard_gap"])
+    k, why = search_to_bound(measure, first_gap, k0, cap, bound, rounds, grid_step(n))
+    final, weights, codes, record = fits[k]
+    if why is not None:
+        _warn_bound(record, bound, prune_ratio, cap, rounds, why)
+    return final, path, weights, codes
 
 
 def with_weights(estimator, params: dict, weights: np.ndarray) -> dict:

@@ -192,7 +192,7 @@ def _check_checkpoints(method, method_param, info: SupportInfo) -> None:
 AUTO_FAIRNESS = {"constraint": "utility", "rounds": 3}
 #: what rounds="auto" becomes with a bound (``Fairness(bound=b)``): the most
 #: rounds; they stop as soon as a refit reaches the bound
-AUTO_BOUND_ROUNDS = 10
+AUTO_BOUND_ROUNDS = 5
 
 
 def target_bound(objective) -> float | None:

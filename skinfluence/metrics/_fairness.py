@@ -270,17 +270,22 @@ def _num_rows(sensitive_features) -> int:
     return shape[0]
 
 
-def _hard_gaps(metric, y_true, y_pred, sensitive_features, pos_label) -> list[float]:
-    """Per condition of `metric`: the largest minus smallest group selection rate."""
+def _group_rates(metric, y_true, y_pred, sensitive_features, pos_label) -> list:
+    """Per condition of `metric`: each group's selection rate (groups in sorted order)."""
     y_true, y_pred, codes, names, pos_label = _check(
         y_true, y_pred, sensitive_features, pos_label
     )
     selected = (y_pred == pos_label).astype(float)
-    gaps = []
-    for _, mask in check_groups_defined(metric, y_true, codes, names, pos_label):
-        means = [selected[mask & (codes == g)].mean() for g in range(len(names))]
-        gaps.append(float(max(means) - min(means)))
-    return gaps
+    return [
+        np.array([selected[mask & (codes == g)].mean() for g in range(len(names))])
+        for _, mask in check_groups_defined(metric, y_true, codes, names, pos_label)
+    ]
+
+
+def _hard_gaps(metric, y_true, y_pred, sensitive_features, pos_label) -> list[float]:
+    """Per condition of `metric`: the largest minus smallest group selection rate."""
+    rates = _group_rates(metric, y_true, y_pred, sensitive_features, pos_label)
+    return [float(r.max() - r.min()) for r in rates]
 
 
 _DOCS = {
