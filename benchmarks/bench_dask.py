@@ -1,78 +1,68 @@
 """Scoring out of core on Dask: throughput, peak memory, scaling (issue 11).
 
-``python benchmarks/bench_dask.py`` scores a table of 100 million rows x 100
-float32 features (40 GB, more than this machine's memory) with ``method="ip"``
-on a ``LocalCluster``, and writes ``benchmarks/results/dask.md`` (and
-``dask.json``). ``--quick`` does the same at 2 million rows in under two
-minutes (``dask_quick.md``).
-
-The rows are generated on the workers, block by block, from per-block seeds
-(a pool of 4,096 Gaussian rows per block, drawn from with replacement: cheap
-to make, so the run measures scoring); the client never holds them. The
-model is a ``torch.nn.Linear(100, 2)`` fitted on a 50,000-row sample that the
-workers generate. Measured:
-
-1. the in-memory path (``compute_influence`` on NumPy arrays, one torch
-   thread) on the same kind of rows: the reference throughput per core;
-2. Dask at one worker on the same rows, held in the worker: its overhead;
-3. strong and weak scaling over 1..N workers, and the ensemble axis
-   (``ip_ensemble`` with K members);
-4. the out-of-core run: every score written to disk by the workers
-   (``dask.array.to_npy_stack``), client and worker peak memory, and the
-   exact 10% threshold of the written scores (``skinfluence.dask.kth_smallest``);
-5. the cleaning workflow at a smaller size: the table written to Parquet by
-   the workers, read back, scored, and its cleaned rows written
-   (``skinfluence.dask.write_cleaned``).
-
-It calls the public API only (``skinfluence.compute_influence``,
-``skinfluence.dask``, ``skinfluence.models``).
+``python benchmarks/bench_dask.py`` scores 100 million generated rows x 100
+float32 features (40 GB) with ``method="ip"`` on a ``LocalCluster``
+(``--quick``: 2 million) and writes ``results/dask.csv`` (one row per timed
+run, named by ``step``) and ``results/dask_facts.csv`` (one row: settings,
+peaks, threshold, checks); ``--quick``: ``dask_quick*``. ``report.py dask``
+renders them; the steps and the targets: benchmarks/README.md. Public API
+only (``skinfluence.compute_influence``, ``.dask``, ``.models``, ``.methods``).
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
-import json
 import math
 import os
-import resource
 import shutil
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
+import dask
+import dask.array as da
+import dask.dataframe as dd
 import harness
 import numpy as np
+import pandas as pd
 import torch
+from dask.base import tokenize
+from distributed import Client, LocalCluster, get_task_stream, wait
 from torch import nn
+
+from skinfluence import compute_influence
+from skinfluence.dask import kth_smallest, write_cleaned
+from skinfluence.methods import IPEnsemble
+from skinfluence.models import as_torch_model
 
 D = 100  # features
 POOL = 4096  # distinct rows per block
 SEED = 0
+FIT, VAL = 50_000, 2_000  # rows of the model's training sample, validation rows
+COUNTS = ["workers", "members", "rows", "n_tasks", "repeats"]  # integers, or empty
+COLUMNS = ["step", *COUNTS[:3], "wall_s", "cpu_s", "other_share", *COUNTS[3:]]
 
 
 # ----------------------------------------------------------- generated rows
-def _pool(seed: int, block: int):
-    rng = np.random.default_rng([seed, block])
-    return rng, rng.standard_normal((POOL, D), dtype=np.float32)
-
-
-def _where(block_info):
+def _block(seed, offset, block_info):
+    """The block's generator (seeded ``(seed, offset + block)``), pool, rows."""
     info = block_info[None]
-    return info["chunk-location"][0], info["chunk-shape"][0]
+    rng = np.random.default_rng([seed, offset + info["chunk-location"][0]])
+    pool = rng.standard_normal((POOL, D), dtype=np.float32)
+    return rng, pool, info["chunk-shape"][0]
 
 
 def gen_X(seed, offset, block_info=None):
-    """The rows of one block, from the seed ``(seed, block)``."""
-    block, rows = _where(block_info)
-    rng, pool = _pool(seed, offset + block)
+    """The rows of one block: drawn from its pool with replacement."""
+    rng, pool, rows = _block(seed, offset, block_info)
     return pool[rng.integers(0, POOL, rows)]
 
 
 def gen_y(seed, offset, w, block_info=None):
     """Their labels: a planted logistic model, from the same seed."""
-    block, rows = _where(block_info)
-    rng, pool = _pool(seed, offset + block)
+    rng, pool, rows = _block(seed, offset, block_info)
     idx = rng.integers(0, POOL, rows)
     noisy = pool @ w + rng.logistic(size=POOL).astype(np.float32)
     return (noisy > 0).astype(np.int64)[idx]
@@ -83,48 +73,26 @@ def _chunks(n: int, chunk: int) -> tuple:
     return (chunk,) * full + ((rest,) if rest else ())
 
 
-def table(n: int, chunk: int, w: np.ndarray, *, seed=SEED, offset=0):
+def table(n: int, chunk: int, w: np.ndarray, offset: int):
     """Lazy ``(X, y)`` of ``n`` generated rows in blocks of ``chunk``."""
-    import dask.array as da
-    from dask.base import tokenize
-
-    rows = _chunks(n, chunk)
-    tok = tokenize(n, chunk, seed, offset)
-    X = da.map_blocks(
-        gen_X,
-        seed,
-        offset,
-        dtype=np.float32,
-        chunks=(rows, (D,)),
-        meta=np.empty((0, D), np.float32),
-        name=f"genx-{tok}",
-    )
-    y = da.map_blocks(
-        gen_y,
-        seed,
-        offset,
-        w,
-        dtype=np.int64,
-        chunks=(rows,),
-        meta=np.empty((0,), np.int64),
-        name=f"geny-{tok}",
-    )
+    rows, tok = _chunks(n, chunk), tokenize(n, chunk, SEED, offset)
+    X = da.map_blocks(gen_X, SEED, offset, dtype=np.float32, chunks=(rows, (D,)),
+                      meta=np.empty((0, D), np.float32), name=f"genx-{tok}")
+    y = da.map_blocks(gen_y, SEED, offset, w, dtype=np.int64, chunks=(rows,),
+                      meta=np.empty((0,), np.int64), name=f"geny-{tok}")
     return X, y
 
 
-def in_memory_rows(n: int, chunk: int, w, *, offset=0):
+def in_memory_rows(n: int, chunk: int, w):
     """The same rows as :func:`table`, made here (for the in-memory path)."""
-    X, y = np.empty((n, D), np.float32), np.empty(n, np.int64)
-    start = 0
+    X, y, start = np.empty((n, D), np.float32), np.empty(n, np.int64), 0
     for i, r in enumerate(_chunks(n, chunk)):
         info = {None: {"chunk-location": (i, 0), "chunk-shape": (r, D)}}
-        X[start : start + r] = gen_X(SEED, offset, block_info=info)
-        y[start : start + r] = gen_y(SEED, offset, w, block_info=info)
-        start += r
+        X[start : start + r] = gen_X(SEED, 0, info)
+        y[start : start + r], start = gen_y(SEED, 0, w, info), start + r
     return X, y
 
 
-# -------------------------------------------------------------------- model
 def fit_model(X, y):
     """``nn.Linear(100, 2)`` by L-BFGS on the sample (cross-entropy, float32)."""
     torch.manual_seed(0)
@@ -143,97 +111,28 @@ def fit_model(X, y):
 
 
 # ------------------------------------------------------------------ cluster
-def cluster(n_workers: int, memory_limit: str):
-    """One LocalCluster of single-threaded worker processes, warmed up."""
-    import dask
-    from distributed import Client, LocalCluster
-
+def cluster(n_workers: int):
+    """A LocalCluster of single-threaded worker processes (4 GB each), warmed up."""
     # no spilling to disk: the in-memory reference run shares a worker with
     # rows persisted there, and spilling them would slow the Dask run down
-    dask.config.set(
-        {
-            "distributed.worker.memory.target": False,
-            "distributed.worker.memory.spill": False,
-        }
-    )
-    lc = LocalCluster(
-        n_workers=n_workers,
-        threads_per_worker=1,
-        processes=True,
-        memory_limit=memory_limit,
-        dashboard_address=None,
-    )
+    dask.config.set({"distributed.worker.memory.target": False,
+                     "distributed.worker.memory.spill": False})
+    lc = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
+                      memory_limit="4GB", dashboard_address=None)
     client = Client(lc)
     client.run(_warm)  # imports, outside the timings
     return lc, client
 
 
 def _warm():
-    import warnings
-
-    import pandas as pd
-
     import skinfluence.dask  # noqa: F401
 
-    # dask's DataFrame code on the workers warns about pandas' block layout
-    # of a 101-column frame; it is not this benchmark's concern
+    # dask's DataFrame code warns about the block layout of a 101-column frame
     warnings.filterwarnings("ignore", category=pd.errors.PerformanceWarning)
-
-    return torch.get_num_threads()
-
-
-def _cpu_s():
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
-
-
-def _peak_mb():
-    return harness.hwm_mb()
-
-
-def _reset_peak():
-    return harness.reset_peak()
-
-
-def on(client, workers, collection):
-    """Compute ``collection`` on ``workers`` only (the others stay idle)."""
-    return client.compute(
-        collection, workers=workers, allow_other_workers=False, sync=True
-    )
-
-
-def run_scored(client, fn, repeats: int = 1):
-    """``fn()`` on the cluster ``repeats`` times: the best wall and worker CPU-s."""
-    from distributed import get_task_stream
-
-    walls, cpus, others = [], [], []
-    for _ in range(repeats):
-        cpu0 = sum(client.run(_cpu_s).values())
-        with get_task_stream(client) as ts:
-            t = harness.timed(fn)
-        cpus.append(sum(client.run(_cpu_s).values()) - cpu0)
-        walls.append(t.best)
-        others.append(t.other_at_best)
-    best = int(np.argmin(walls))
-    return {
-        "wall_s": walls[best],
-        "walls": walls,
-        "worker_cpu_s": min(cpus),
-        "cpus": cpus,
-        "other_share": others[best],
-        "n_tasks": len(ts.data),
-        "result": t.result,
-    }
-
-
-def generation_cpu_per_row(client, one, w, n, chunk, offset):
-    """Worker CPU-seconds per row spent making rows (X and y), no scoring."""
-    X, y = table(n, chunk, w, offset=offset)
-    r = run_scored(client, lambda: on(client, one, [X.sum(), y.sum()]), repeats=2)
-    return r["worker_cpu_s"] / n
 
 
 def _save_block(scores, where, block_info=None):
+    """Write one block of scores to ``where/<block>.npy`` (on its worker)."""
     i = block_info[0]["chunk-location"][0]
     Path(where).mkdir(parents=True, exist_ok=True)
     np.save(Path(where) / f"{i:06d}.npy", scores)
@@ -244,477 +143,200 @@ def _load_block(where, block_info=None):
     return np.load(Path(where) / f"{block_info[None]['chunk-location'][0]:06d}.npy")
 
 
-def save_scores(scores, where):
-    """A lazy write of every block of ``scores`` to ``where``, by the workers."""
-    return scores.map_blocks(_save_block, str(where), chunks=(1,), dtype=float).sum()
+def _in_memory_run(model, Xv, yv, w, n, chunk, batch_size):
+    """The in-memory path: rows made here, one torch thread; (wall, CPU-s, scores)."""
+    X, y = in_memory_rows(n, chunk, w)
+    torch.set_num_threads(1)
+    c0, t0 = harness.own_cpu_s(), time.perf_counter()
+    scores = compute_influence(model, X, y, Xv, yv, batch_size=batch_size)
+    return time.perf_counter() - t0, harness.own_cpu_s() - c0, scores
 
 
-def load_scores(where, chunks):
-    import dask.array as da
+class Bench:
+    """What every step uses; ``runs`` and ``facts``: what they measured."""
 
-    return da.map_blocks(
-        _load_block,
-        str(where),
-        chunks=(chunks,),
-        dtype=float,
-        name=f"load-scores-{abs(hash(str(where)))}",
-    )
+    def __init__(self, client, model, Xv, yv, w, chunk: int, bs: int, where: str):
+        self.client, self.addrs = client, sorted(client.scheduler_info()["workers"])
+        self.model, self.Xv, self.yv, self.w = model, Xv, yv, w
+        self.chunk, self.bs, self.where = chunk, bs, where
+        self.runs, self.facts = [], {"batch_size": bs, "chunk": chunk}
+
+    def add(self, step: str, **values) -> None:
+        self.runs.append({"step": step, **values})
+        got = ", ".join(f"{k} {v:,.7g}" for k, v in values.items() if v is not None)
+        harness.log(f"  {step}: {got}")
+
+    def scores(self, X, y, **kwargs):
+        return compute_influence(self.model, X, y, self.Xv, self.yv,
+                                 batch_size=self.bs, **kwargs)
+
+    def on(self, workers, collection):
+        """Compute ``collection`` on ``workers`` only (the others stay idle)."""
+        return self.client.compute(collection, workers=workers,
+                                   allow_other_workers=False, sync=True)
+
+    def cpu_s(self, workers=None) -> float:
+        """CPU-seconds the worker processes have used, summed."""
+        return sum(self.client.run(harness.own_cpu_s, workers=workers).values())
+
+    def in_memory(self, n: int):
+        """:func:`_in_memory_run` on the first worker (so it meets the same load)."""
+        args = (self.model, self.Xv, self.yv, self.w, n, self.chunk, self.bs)
+        one = self.addrs[:1]
+        return self.client.submit(_in_memory_run, *args, workers=one, pure=False).result()
+
+    def scored(self, fn, repeats: int = 1) -> dict:
+        """``fn()`` ``repeats`` times: the best wall, the least worker CPU-s."""
+        walls, cpus, others = [], [], []
+        for _ in range(repeats):
+            cpu0 = self.cpu_s()
+            with get_task_stream(self.client) as ts:
+                t = harness.timed(fn)
+            cpus.append(self.cpu_s() - cpu0)
+            walls.append(t.best)
+            others.append(t.other_at_best)
+        best = int(np.argmin(walls))
+        return {"wall_s": walls[best], "cpu_s": min(cpus), "other_share": others[best],
+                "n_tasks": len(ts.data), "repeats": repeats}
+
+    def scored_sum(self, workers, X, y, **kwargs):
+        return lambda: float(self.on(workers, self.scores(X, y, **kwargs).sum()))
 
 
 # --------------------------------------------------------------- the steps
-def _in_memory_run(model, Xv, yv, w, n, chunk, batch_size):
-    """The in-memory path in this process: rows made here, one torch thread.
-
-    Run on a worker (``client.submit``), so that it meets the load the Dask
-    runs meet; returns (wall seconds, CPU-seconds, scores).
-    """
-    from skinfluence import compute_influence
-
-    X, y = in_memory_rows(n, chunk, w)
-    torch.set_num_threads(1)
-    c0, t0 = _cpu_s(), time.perf_counter()
-    scores = compute_influence(model, X, y, Xv, yv, batch_size=batch_size)
-    return time.perf_counter() - t0, _cpu_s() - c0, scores
-
-
-def in_memory(client, one, model, Xv, yv, w, n, chunk, batch_size):
-    fut = client.submit(
-        _in_memory_run, model, Xv, yv, w, n, chunk, batch_size, workers=one, pure=False
-    )
-    return fut.result()
-
-
-def step_baseline(client, one, model, Xv, yv, w, n, chunk, batch_size, repeats):
-    """In memory and Dask at one worker, on the same rows, taking turns."""
-    from distributed import wait
-
-    from skinfluence import compute_influence
-
-    X, y = table(n, chunk, w)
-    X, y = client.persist([X, y], workers=one, allow_other_workers=False)
+def step_baseline(b: Bench, n: int, repeats: int, n_gen: int) -> None:
+    """In memory and Dask at one worker, on the same rows, taking turns; the
+    cost of an empty task; the worker time spent making ``n_gen`` rows."""
+    one = b.addrs[:1]
+    rows = list(table(n, b.chunk, b.w, 0))
+    X, y = b.client.persist(rows, workers=one, allow_other_workers=False)
     wait([X, y])
     mem, dsk = [], []
     for _ in range(repeats):
-        wall, cpu, ref = in_memory(client, one, model, Xv, yv, w, n, chunk, batch_size)
+        wall, cpu, ref = b.in_memory(n)
         mem.append((wall, cpu))
-        cpu0 = client.run(_cpu_s, workers=one)[one[0]]
-        t0 = time.perf_counter()
-        s = compute_influence(model, X, y, Xv, yv, batch_size=batch_size)
-        build = time.perf_counter() - t0
-        got = on(client, one, s)
-        wall = time.perf_counter() - t0
-        dsk.append((wall, client.run(_cpu_s, workers=one)[one[0]] - cpu0, build))
-    mem_best = min(mem)
-    dsk_best = min(dsk)
-    # the cost of a task that does nothing: 500 of them, one worker
-    tiny = da_zeros_plus_one(500)
-    t = harness.timed(lambda: on(client, one, tiny), repeats=2)
-    return {
-        "in_memory": {
-            "rows": n,
-            "wall_s": mem_best[0],
-            "cpu_s": min(c for _, c in mem),
-            "walls": [m[0] for m in mem],
-            "rows_per_s": n / mem_best[0],
-            "rows_per_cpu_s": n / min(c for _, c in mem),
-        },
-        "overhead": {
-            "rows": n,
-            "wall_s": dsk_best[0],
-            "worker_cpu_s": min(d[1] for d in dsk),
-            "walls": [d[0] for d in dsk],
-            "client_s": dsk_best[2],
-            "per_task_s": t.best / 1000,  # the zeros and the +1
-            "equal_to_in_memory": bool(np.array_equal(got, ref)),
-            "max_abs_difference": float(np.abs(got - ref).max()),
-            "repeats": repeats,
-        },
-    }
+        cpu0, t0 = b.cpu_s(one), time.perf_counter()
+        s = b.scores(X, y)
+        build = time.perf_counter() - t0  # v, the spec scattered, the graph
+        got = b.on(one, s)
+        dsk.append((time.perf_counter() - t0, b.cpu_s(one) - cpu0, build))
+    # the cost of a task that does nothing: 500 zeros and 500 "+ 1", one worker
+    tiny = da.zeros(500, chunks=1).map_blocks(lambda a: a + 1)
+    t = harness.timed(lambda: b.on(one, tiny), repeats=2)
+    b.add("in_memory", workers=1, rows=n, wall_s=min(mem)[0],
+          cpu_s=min(c for _, c in mem), repeats=repeats)
+    b.add("dask_one_worker", workers=1, rows=n, wall_s=min(dsk)[0],
+          cpu_s=min(d[1] for d in dsk), repeats=repeats)
+    b.add("empty_tasks", workers=1, wall_s=t.best, n_tasks=1000, repeats=2)
+    b.facts |= {"one_worker_client_s": min(dsk)[2],
+                "max_abs_difference": float(np.abs(got - ref).max())}
+    X, y = table(n_gen, b.chunk, b.w, 70_000)  # X and y made, not scored
+    r = b.scored(lambda: b.on(one, [X.sum(), y.sum()]), repeats=2)
+    b.add("generation", workers=1, rows=n_gen, **r)
 
 
-def da_zeros_plus_one(n):
-    import dask.array as da
-
-    return da.zeros(n, chunks=1).map_blocks(lambda b: b + 1)
-
-
-def step_scaling(client, addrs, model, Xv, yv, w, n_strong, n_weak, chunk, batch_size):
-    from skinfluence import compute_influence
-
-    rows = []
-    for nw in range(1, len(addrs) + 1):
+def step_scaling(b: Bench, n_strong: int, n_weak: int) -> None:
+    for nw in range(1, len(b.addrs) + 1):
         for kind, n in (("strong", n_strong), ("weak", n_weak * nw)):
-            X, y = table(n, chunk, w, offset=10_000)
-
-            def score(X=X, y=y, nw=nw):
-                s = compute_influence(model, X, y, Xv, yv, batch_size=batch_size)
-                return float(on(client, addrs[:nw], s.sum()))
-
-            r = run_scored(client, score)
-            r.pop("result")
-            rows.append({"kind": kind, "workers": nw, "rows": n, **r})
-            harness.log(f"  {kind} {nw} workers {n:,} rows: {r['wall_s']:.1f} s")
-    return rows
+            X, y = table(n, b.chunk, b.w, 10_000)
+            score = b.scored_sum(b.addrs[:nw], X, y)
+            b.add(kind, workers=nw, rows=n, **b.scored(score))
 
 
-def step_ensemble(client, addrs, model, Xv, yv, w, n, chunk, batch_size, members):
-    from skinfluence import compute_influence
-    from skinfluence.methods import IPEnsemble
-
-    out = []
-    X, y = table(n, chunk, w, offset=20_000)
+def step_ensemble(b: Bench, n: int, members: list) -> None:
+    X, y = table(n, b.chunk, b.w, 20_000)
     for k in members:
         method = IPEnsemble(n_members=k, max_dropout=0.01)
-
-        def score(method=method):
-            s = compute_influence(
-                model,
-                X,
-                y,
-                Xv,
-                yv,
-                method=method,
-                batch_size=batch_size,
-                random_state=0,
-            )
-            return float(on(client, addrs, s.sum()))
-
-        r = run_scored(client, score)
-        r.pop("result")
-        out.append({"members": k, "workers": len(addrs), "rows": n, **r})
-        harness.log(f"  ip_ensemble K={k}: {r['wall_s']:.1f} s")
-    return out
-
-
-def step_out_of_core(
-    client, addrs, model, Xv, yv, w, n, chunk, batch_size, segment, deadline, where
-):
-    """Every score of ``n`` rows to disk, segment by segment, until the deadline."""
-    import dask.array as da
-    from distributed import get_task_stream
-
-    from skinfluence import compute_influence
-    from skinfluence.dask import kth_smallest
-
-    gc.collect()
-    n_ref = 8 * chunk
-    bracket = [in_memory(client, addrs[:1], model, Xv, yv, w, n_ref, chunk, batch_size)]
-    out_dir = Path(where) / "scores"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        X, y = table(n, chunk, w, offset=30_000)
-        harness.reset_peak()
-        client.run(_reset_peak)
-        cpu0 = sum(client.run(_cpu_s).values())
-        t0 = time.perf_counter()
-        scores = compute_influence(model, X, y, Xv, yv, batch_size=batch_size)
-        client_s = time.perf_counter() - t0  # v, the spec scattered, the graph
-        done, segs, stream = 0, [], []
-        while done < n:
-            stop = min(n, done + segment)
-            seg_t0 = time.perf_counter()
-            with get_task_stream(client) as ts:
-                on(
-                    client,
-                    addrs,
-                    save_scores(scores[done:stop], out_dir / f"{len(segs):04d}"),
-                )
-            stream += ts.data
-            segs.append(time.perf_counter() - seg_t0)
-            done = stop
-            left = deadline - time.monotonic()
-            harness.log(f"  {done:,} rows scored, {time.perf_counter() - t0:.0f} s")
-            if done < n and left < 1.2 * max(segs):
-                harness.log("  stopping: the time budget is spent")
-                break
-        wall = time.perf_counter() - t0
-        cpu = sum(client.run(_cpu_s).values()) - cpu0
-        worker_peak = max(client.run(_peak_mb).values())
-        client_peak = harness.hwm_mb()
-        bracket.append(
-            in_memory(client, addrs[:1], model, Xv, yv, w, n_ref, chunk, batch_size)
-        )
-        stored = da.concatenate(
-            [
-                load_scores(
-                    out_dir / f"{i:04d}",
-                    _chunks(min(segment, done - i * segment), chunk),
-                )
-                for i in range(len(segs))
-            ]
-        )
-        k = int(math.floor(0.1 * done))
-        t_sel = time.perf_counter()
-        threshold = kth_smallest(stored, k) if k else float("nan")
-        t_sel = time.perf_counter() - t_sel
-    finally:
-        shutil.rmtree(out_dir, ignore_errors=True)
-    return {
-        "rows_requested": n,
-        "rows": done,
-        "in_memory_rows": n_ref,
-        "in_memory_wall_s": [b[0] for b in bracket],
-        "in_memory_cpu_s": [b[1] for b in bracket],
-        "workers": len(addrs),
-        "client_s": client_s,
-        "wall_s": wall,
-        "worker_cpu_s": cpu,
-        "segments_s": segs,
-        "n_tasks": len(stream),
-        "segment": segment,
-        "worker_peak_mb": worker_peak,
-        "client_peak_mb": client_peak,
-        "threshold_10pct": threshold,
-        "select_s": t_sel,
-        "table_gb": done * D * 4 / 1e9,
-    }
+        score = b.scored_sum(b.addrs, X, y, method=method, random_state=0)
+        b.add("ensemble", workers=len(b.addrs), members=k, rows=n, **b.scored(score))
 
 
 def _frame(X, y, cols):
-    import pandas as pd
-
     return pd.DataFrame(X, columns=cols).assign(label=y)
 
 
-def step_parquet(client, model, Xv, yv, w, n, chunk, batch_size, where):
+def step_parquet(b: Bench, n: int) -> None:
     """Table to Parquet (by the workers), read back, scored, cleaned to Parquet."""
-    import dask
-    import dask.dataframe as dd
-    import pandas as pd
-
-    from skinfluence import compute_influence
-    from skinfluence.dask import write_cleaned
-
-    src, dst = Path(where) / "table", Path(where) / "clean"
+    src, dst = Path(b.where) / "table", Path(b.where) / "clean"
     cols = [f"x{i}" for i in range(D)]
     try:
-        X, y = table(n, chunk, w, offset=40_000)
-        parts = [
-            dask.delayed(_frame)(xb, yb, cols)
-            for xb, yb in zip(X.to_delayed().ravel(), y.to_delayed(), strict=True)
-        ]
+        X, y = table(n, b.chunk, b.w, 40_000)
+        parts = [dask.delayed(_frame)(xb, yb, cols)
+                 for xb, yb in zip(X.to_delayed().ravel(), y.to_delayed(), strict=True)]
         meta = _frame(np.empty((0, D), np.float32), np.empty(0, np.int64), cols)
         frame = dd.from_delayed(parts, meta=meta, verify_meta=False)
         with harness.stopwatch() as sw_write:
             frame.to_parquet(src, write_index=False)
         df = dd.read_parquet(src)
         with harness.stopwatch() as sw_clean:
-            scores = compute_influence(
-                model, df[cols], df["label"], Xv, yv, batch_size=batch_size
-            )
+            scores = b.scores(df[cols], df["label"])
             info = write_cleaned(df, scores, dst, prune_ratio=0.1)
         kept = len(pd.read_parquet(dst, columns=["label"]))
     finally:
         shutil.rmtree(src, ignore_errors=True)
         shutil.rmtree(dst, ignore_errors=True)
-    return {
-        "rows": n,
-        "partitions": df.npartitions,
-        "write_table_s": sw_write["seconds"],
-        "score_and_clean_s": sw_clean["seconds"],
-        "kept": kept,
-        "expected_kept": n - int(math.floor(0.1 * n + 1e-9)),
-        "threshold": info.threshold,
-    }
+    b.add("parquet_write", rows=n, wall_s=sw_write["seconds"])
+    b.add("parquet_clean", rows=n, wall_s=sw_clean["seconds"])
+    b.facts |= {"parquet_partitions": df.npartitions, "parquet_kept": kept,
+                "parquet_threshold": info.threshold}
 
 
-# ------------------------------------------------------------------ report
-def expected_scaling(per_block_s, per_task_s, client_s, blocks, cores):
-    """Seconds on N single-threaded workers, one core each: T(N) = client +
-    ceil(blocks / N) x (per block + per task)."""
-    out = []
-    t1 = client_s + blocks * (per_block_s + per_task_s)
-    for nw in cores:
-        t = client_s + math.ceil(blocks / nw) * (per_block_s + per_task_s)
-        out.append(
-            {"workers": nw, "seconds": t, "speedup": t1 / t, "efficiency": t1 / t / nw}
-        )
-    return out
+def step_out_of_core(b: Bench, workers: list, n: int, segment: int, deadline: float):
+    """Every score of ``n`` rows to disk, segment by segment, until the deadline."""
+    gc.collect()
+    n_ref = 8 * b.chunk
+
+    def reference(step):
+        wall, cpu, _ = b.in_memory(n_ref)
+        b.add(step, workers=1, rows=n_ref, wall_s=wall, cpu_s=cpu)
+
+    reference("in_memory_before")
+    out_dir = Path(b.where) / "scores"
+    try:
+        X, y = table(n, b.chunk, b.w, 30_000)
+        harness.reset_peak()
+        b.client.run(harness.reset_peak)
+        cpu0, t0 = b.cpu_s(), time.perf_counter()
+        scores = b.scores(X, y)
+        client_s = time.perf_counter() - t0  # v, the spec scattered, the graph
+        done, segs = 0, []
+        while done < n:
+            stop, seg_t0 = min(n, done + segment), time.perf_counter()
+            where = str(out_dir / str(len(segs)))
+            save = scores[done:stop].map_blocks(_save_block, where, chunks=(1,), dtype=float)
+            with get_task_stream(b.client) as ts:
+                b.on(workers, save.sum())
+            segs.append({"step": "out_of_core_segment", "workers": len(workers),
+                         "rows": stop - done, "wall_s": time.perf_counter() - seg_t0,
+                         "n_tasks": len(ts.data)})
+            done = stop
+            harness.log(f"  {done:,} rows scored, {time.perf_counter() - t0:.0f} s")
+            longest = max(s["wall_s"] for s in segs)
+            if done < n and deadline - time.monotonic() < 1.2 * longest:
+                harness.log("  stopping: the time budget is spent")
+                break
+        b.add("out_of_core", workers=len(workers), rows=done,
+              wall_s=time.perf_counter() - t0, cpu_s=b.cpu_s() - cpu0,
+              n_tasks=sum(s["n_tasks"] for s in segs))
+        b.facts |= {"rows_requested": n, "client_s": client_s,
+                    "worker_peak_mb": max(b.client.run(harness.hwm_mb).values()),
+                    "client_peak_mb": harness.hwm_mb()}
+        b.runs += segs
+        reference("in_memory_after")
+        stored = da.concatenate([
+            da.map_blocks(_load_block, str(out_dir / str(i)), dtype=float,
+                          chunks=(_chunks(s["rows"], b.chunk),))
+            for i, s in enumerate(segs)
+        ])
+        k = int(math.floor(0.1 * done))
+        with harness.stopwatch() as sw:
+            b.facts["threshold_10pct"] = kth_smallest(stored, k) if k else float("nan")
+        b.add("kth_smallest", rows=done, wall_s=sw["seconds"])
+    finally:
+        shutil.rmtree(out_dir, ignore_errors=True)
 
 
-def _mib(x):
-    return "n/a" if x is None else f"{x:,.0f} MiB"
-
-
-def report(res: dict, quick: bool) -> str:
-    mem, ovh, ooc, exp = (
-        res["in_memory"],
-        res["overhead"],
-        res["out_of_core"],
-        res["expected"],
-    )
-    gen_cpu = res["generation_cpu_per_row"] * ooc["rows"]
-    net_cpu = max(ooc["worker_cpu_s"] - gen_cpu, 1e-9)
-    # the in-memory path on the out-of-core worker, just before and after
-    ref_wall = ooc["in_memory_rows"] / np.mean(ooc["in_memory_wall_s"])
-    ref_cpu = ooc["in_memory_rows"] / np.mean(ooc["in_memory_cpu_s"])
-    ooc_wall = ooc["rows"] / ooc["wall_s"] / ooc["workers"]
-    ratio_wall = ooc_wall / ref_wall
-    ratio_all = ooc["rows"] / ooc["worker_cpu_s"] / ref_cpu
-    ratio_net = ooc["rows"] / net_cpu / ref_cpu
-    ratio_ovh = mem["wall_s"] / ovh["wall_s"]
-    ratio_ovh_cpu = mem["cpu_s"] / ovh["worker_cpu_s"]
-    title = "# bench_dask: scoring out of core on Dask"
-    L = [title + (" (--quick)" if quick else ""), ""]
-    L += [
-        f"Commit {res['commit']}; {res['cpu']}, {os.cpu_count()} vCPUs, "
-        f"{res['mem_gb']:.0f} GB of memory; {res['date']}; the whole run took "
-        f"{res['total_s']:.0f} s. Model `nn.Linear({D}, 2)` in float32 "
-        f"(cross-entropy) fitted on {res['fit_rows']:,} rows the workers made; "
-        f'`method="ip"`, {res["val_rows"]:,} validation rows, '
-        f"`batch_size={res['batch_size']:,}`, blocks of {res['chunk']:,} rows (a "
-        "multiple of the batch size, so the blocks line up with the in-memory "
-        "chunks); every row generated on a worker from its block's seed.",
-        "",
-        "**About one core of parallel throughput**: this machine has 2 vCPUs, "
-        "shared with other benchmarks while this ran ('others': the share of all "
-        "CPUs other processes used). Every rate is therefore compared with the "
-        "in-memory path measured on a worker under the same load, close in time; "
-        "rates per CPU-second are given too.",
-        "",
-        "## Out of core",
-        "",
-        "| rows | table (float32) | workers | wall | rows/s | rows per worker CPU-s "
-        "| worker peak | client peak | exact 10% threshold |",
-        "|---|---|---|---|---|---|---|---|---|",
-        f"| {ooc['rows']:,} of {ooc['rows_requested']:,} | {ooc['table_gb']:.1f} GB "
-        f"| {ooc['workers']} | {ooc['wall_s']:.0f} s "
-        f"| {ooc['rows'] / ooc['wall_s']:,.0f} "
-        f"| {ooc['rows'] / ooc['worker_cpu_s']:,.0f} "
-        f"| {_mib(ooc['worker_peak_mb'])} | {_mib(ooc['client_peak_mb'])} "
-        f"| {ooc['select_s']:.1f} s |",
-        "",
-        f"The workers scored every row and wrote every score to disk (one `.npy` "
-        f"per block, 8 bytes a row) in {len(ooc['segments_s'])} segments of "
-        f"{ooc['segment']:,} rows ({ooc['n_tasks']:,} tasks); the client computed "
-        f"v and scattered the spec once ({ooc['client_s']:.2f} s). The exact k-th "
-        f"smallest of the written scores (k = 10% of the rows, "
-        f"`skinfluence.dask.kth_smallest`) is {ooc['threshold_10pct']:.6g}. "
-        f"Worker CPU: {ooc['worker_cpu_s']:.0f} s, of which about {gen_cpu:.0f} s "
-        "making the rows (measured by a generation-only pass). Peak memory is "
-        "VmHWM: the client's includes the scheduler (it runs in the client "
-        "process with a LocalCluster); the worker's is the largest of the workers.",
-        "",
-        "## Throughput against the in-memory path",
-        "",
-        "The in-memory path (`compute_influence` on NumPy arrays, one torch "
-        "thread) runs on a worker too (`client.submit`), so that it meets the "
-        "same load: in turns with Dask on the same rows, and just before and "
-        "after the out-of-core run on its worker.",
-        "",
-        "| | rows | rows/s (wall) | rows per CPU-s |",
-        "|---|---|---|---|",
-        f"| in memory, in turns with the next row (best of {ovh['repeats']}) | {mem['rows']:,} "
-        f"| {mem['rows_per_s']:,.0f} | {mem['rows_per_cpu_s']:,.0f} |",
-        f"| Dask, one worker, the same rows held in it (best of {ovh['repeats']}) "
-        f"| {ovh['rows']:,} "
-        f"| {ovh['rows'] / ovh['wall_s']:,.0f} "
-        f"| {ovh['rows'] / ovh['worker_cpu_s']:,.0f} |",
-        f"| in memory, before and after the out-of-core run (mean) "
-        f"| {ooc['in_memory_rows']:,} | {ref_wall:,.0f} | {ref_cpu:,.0f} |",
-        f"| Dask out of core, rows made on the fly, per worker | {ooc['rows']:,} "
-        f"| {ooc_wall:,.0f} | {ooc['rows'] / ooc['worker_cpu_s']:,.0f} |",
-        f"| the same, less the CPU spent making the rows | | "
-        f"| {ooc['rows'] / net_cpu:,.0f} |",
-        "",
-        f"Out-of-core throughput per core, as a share of the in-memory one: "
-        f"**{ratio_wall:.0%} on the wall clock** (rows made on the fly included), "
-        f"{ratio_all:.0%} per CPU-second, {ratio_net:.0%} per CPU-second with the "
-        "making of the rows (which stands in for reading them from storage) "
-        "taken out. Target: >= 70%.",
-        "",
-        f"Dask's overhead at one worker, on the same rows held in the worker: "
-        f"{ovh['wall_s']:.2f} s against {mem['wall_s']:.2f} s in memory, so "
-        f"{ratio_ovh:.0%} of the in-memory throughput ({ratio_ovh_cpu:.0%} per "
-        f"CPU-second); the client's share (v, the scatter, the graph) "
-        f"{ovh['client_s']:.2f} s. A task that does nothing costs "
-        f"{1e3 * ovh['per_task_s']:.1f} ms of wall time here. The scores equal the "
-        f"in-memory ones bit for bit: {ovh['equal_to_in_memory']}.",
-        "",
-        "## Scaling, measured on this machine",
-        "",
-        "About one core of parallel throughput here (see above): a second worker "
-        "shares it, so wall-clock speedups beyond one worker are not to be read "
-        "from this table; worker CPU-seconds show the work stays the same.",
-        "",
-        "| scaling | workers | rows | wall | rows/s | worker CPU-s | rows per CPU-s "
-        "| others |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for r in res["scaling"]:
-        L.append(
-            f"| {r['kind']} | {r['workers']} | {r['rows']:,} | {r['wall_s']:.1f} s "
-            f"| {r['rows'] / r['wall_s']:,.0f} | {r['worker_cpu_s']:.1f} "
-            f"| {r['rows'] / r['worker_cpu_s']:,.0f} "
-            f"| {harness.fmt_share(r['other_share'])} |"
-        )
-    L += [
-        "",
-        "The ensemble axis (`ip_ensemble`, K members: the client computes the K "
-        "gradients once, each block makes K forward-mode passes):",
-        "",
-        "| K | workers | rows | wall | worker CPU-s | CPU-s / K |",
-        "|---|---|---|---|---|---|",
-    ]
-    for r in res["ensemble"]:
-        L.append(
-            f"| {r['members']} | {r['workers']} | {r['rows']:,} | {r['wall_s']:.1f} s "
-            f"| {r['worker_cpu_s']:.1f} | {r['worker_cpu_s'] / r['members']:.2f} |"
-        )
-    L += [
-        "",
-        "## Expected scaling on an N-core cluster",
-        "",
-        f"For the {exp['rows']:,}-row table: {exp['blocks']:,} blocks, "
-        f"{exp['per_block_s']:.3f} s of worker CPU per block (making and scoring "
-        f"its rows and writing its scores, measured above), "
-        f"{1e3 * exp['per_task_s']:.1f} ms of task overhead, {exp['client_s']:.2f} s "
-        "on the client. With one single-threaded worker per core, "
-        "T(N) = client + ceil(blocks / N) x (per block + overhead); the scheduler "
-        "(a few thousand tasks a second) is far from a limit at one task per "
-        "block-second.",
-        "",
-        "| workers (cores) | seconds | speedup | efficiency |",
-        "|---|---|---|---|",
-    ]
-    for r in exp["table"]:
-        L.append(
-            f"| {r['workers']} | {r['seconds']:.1f} | {r['speedup']:.1f} "
-            f"| {r['efficiency']:.0%} |"
-        )
-    pq = res["parquet"]
-    L += [
-        "",
-        "## The cleaning workflow, on Parquet",
-        "",
-        f"{pq['rows']:,} generated rows written to Parquet by the workers "
-        f"({pq['partitions']} partitions, {pq['write_table_s']:.1f} s); read back, "
-        "scored, and the rows kept written with "
-        f"`write_cleaned(prune_ratio=0.1)` in {pq['score_and_clean_s']:.1f} s: "
-        f"{pq['kept']:,} rows kept, {pq['expected_kept']:,} expected.",
-        "",
-        "## Targets",
-        "",
-    ]
-    peak = [ooc["worker_peak_mb"], ooc["client_peak_mb"]]
-    peak_ok = None not in peak and max(peak) < 4096
-    full = ooc["rows"] == ooc["rows_requested"]
-    L += [
-        f"- {ooc['rows_requested']:,} rows x {D} features "
-        f"({ooc['rows_requested'] * D * 4 / 1e9:.0f} GB) scored out of core: "
-        f"{'MET' if full else 'PARTIAL'} ({ooc['rows']:,} rows scored).",
-        f"- Client and worker peak memory under 4 GB: "
-        f"{'MET' if peak_ok else 'MISSED'} ({_mib(ooc['client_peak_mb'])} and "
-        f"{_mib(ooc['worker_peak_mb'])}).",
-        f"- At least 70% of the in-memory throughput per core: "
-        f"{'MET' if ratio_wall >= 0.7 else 'MISSED'} ({ratio_wall:.0%} on the wall "
-        f"clock; per CPU-second {ratio_all:.0%}, {ratio_net:.0%} without making "
-        "the rows).",
-        "",
-    ]
-    return "\n".join(L)
-
-
+# --------------------------------------------------------------------- main
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="2M rows, under 2 minutes")
@@ -722,152 +344,56 @@ def main(argv=None):
     ap.add_argument("--chunk", type=int, help="rows per block (default 8 batches)")
     ap.add_argument("--batch-size", type=int, default=32_768)
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
-    ap.add_argument(
-        "--ooc-workers", type=int, default=1, help="workers of the out-of-core run"
-    )
+    ap.add_argument("--ooc-workers", type=int, default=1,
+                    help="workers of the out-of-core run")
     ap.add_argument("--budget", type=float, help="seconds for the whole run")
+    ap.add_argument("--out", help="results/<out>.csv (default dask, or dask_quick)")
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args(argv)
-    q = args.quick
-    bs = args.batch_size
+    q, bs = args.quick, args.batch_size
     n_ooc = args.rows or (2_000_000 if q else 100_000_000)
-    chunk = args.chunk or bs * (4 if q else 8)
+    chunk = args.chunk or bs * (4 if q else 8)  # a multiple of the batch size
     budget = args.budget or (110.0 if q else 1200.0)
     deadline = time.monotonic() + budget - (10 if q else 40)
     t_start = time.perf_counter()
-    where = tempfile.mkdtemp(prefix="bench_dask_")
-    harness.log(f"bench_dask: {n_ooc:,} rows out of core, budget {budget:.0f} s")
-
-    from skinfluence.models import as_torch_model
-
+    harness.log(f"bench_dask: {n_ooc:,} rows out of core, budget {budget:.0f} s, "
+                f"{args.workers} single-threaded workers (4 GB each)")
     w = np.random.default_rng(SEED).standard_normal(D).astype(np.float32) / 3
-    res = {
-        "commit": harness.git_commit(),
-        "cpu": harness.cpu_name(),
-        "mem_gb": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30,
-        "date": time.strftime("%Y-%m-%d %H:%M"),
-        "batch_size": bs,
-        "chunk": chunk,
-        "fit_rows": 50_000,
-        "val_rows": 2_000,
-    }
     # one torch thread here too: v is then summed as the in-memory path on a
     # single-threaded worker sums it, and the scores agree bit for bit
     harness.set_threads(1)
-    harness.log(f"LocalCluster: {args.workers} single-threaded workers, 4 GB each")
-    lc, client = cluster(args.workers, "4GB")
+    lc, client = cluster(args.workers)
+    where = tempfile.mkdtemp(prefix="bench_dask_")
     try:
-        addrs = sorted(client.scheduler_info()["workers"])
         # the sample to fit on and the validation rows: made by the workers
-        X_fit, y_fit = on(client, addrs, table(50_000, 50_000, w, offset=50_000))
-        X_val, y_val = on(client, addrs, table(2_000, 2_000, w, offset=60_000))
+        fit, val = table(FIT, FIT, w, 50_000), table(VAL, VAL, w, 60_000)
+        (X_fit, y_fit), (Xv, yv) = client.compute([fit, val], sync=True)
         model = as_torch_model(fit_model(X_fit, y_fit), loss=nn.CrossEntropyLoss())
-        n_mem = 4 * chunk if q else 8 * chunk
-        harness.log("in memory and Dask at one worker, taking turns")
-        res.update(
-            step_baseline(
-                client,
-                addrs[:1],
-                model,
-                X_val,
-                y_val,
-                w,
-                n_mem,
-                chunk,
-                bs,
-                3 if q else 5,
-            )
-        )
-        mem, ovh = res["in_memory"], res["overhead"]
-        harness.log(
-            f"  in memory {mem['wall_s']:.2f} s, Dask {ovh['wall_s']:.2f} s, "
-            f"equal: {ovh['equal_to_in_memory']}"
-        )
-        res["generation_cpu_per_row"] = generation_cpu_per_row(
-            client, addrs[:1], w, 4 * chunk if q else 16 * chunk, chunk, 70_000
-        )
-        harness.log("scaling")
-        res["scaling"] = step_scaling(
-            client,
-            addrs,
-            model,
-            X_val,
-            y_val,
-            w,
-            8 * chunk if q else 32 * chunk,
-            4 * chunk if q else 16 * chunk,
-            chunk,
-            bs,
-        )
-        harness.log("ensemble axis")
-        res["ensemble"] = step_ensemble(
-            client,
-            addrs,
-            model,
-            X_val,
-            y_val,
-            w,
-            4 * chunk if q else 8 * chunk,
-            chunk,
-            bs,
-            [1, 4] if q else [1, 2, 4, 8],
-        )
-        harness.log("Parquet workflow")
-        res["parquet"] = step_parquet(
-            client,
-            model,
-            X_val,
-            y_val,
-            w,
-            200_000 if q else 2_000_000,
-            chunk,
-            bs,
-            where,
-        )
-        harness.log(f"out of core, {args.ooc_workers} worker(s)")
+        b = Bench(client, model, Xv, yv, w, chunk, bs, where)
+        mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+        b.facts |= {"fit_rows": FIT, "val_rows": VAL, "memory_gb": mem}
+
+        def blocks(quick: int, full: int) -> int:
+            return (quick if q else full) * chunk
+
+        step_baseline(b, blocks(4, 8), 3 if q else 5, blocks(4, 16))
+        step_scaling(b, blocks(8, 32), blocks(4, 16))
+        step_ensemble(b, blocks(4, 8), [1, 4] if q else [1, 2, 4, 8])
+        step_parquet(b, min(2_000_000, n_ooc // 10))  # 200,000 with --quick
         segment = max(chunk, (n_ooc // 10) // chunk * chunk)
-        res["out_of_core"] = step_out_of_core(
-            client,
-            addrs[: args.ooc_workers],
-            model,
-            X_val,
-            y_val,
-            w,
-            n_ooc,
-            chunk,
-            bs,
-            segment,
-            deadline,
-            where,
-        )
+        step_out_of_core(b, b.addrs[: args.ooc_workers], n_ooc, segment, deadline)
     finally:
         client.close()
         lc.close()
         shutil.rmtree(where, ignore_errors=True)
-    ooc = res["out_of_core"]
-    per_block = ooc["worker_cpu_s"] / math.ceil(ooc["rows"] / chunk)
-    per_task = res["overhead"]["per_task_s"]
-    blocks = math.ceil(n_ooc / chunk)
-    cores = [1, 2, 4, 8, 16, 32, 64, 128]
-    res["expected"] = {
-        "rows": n_ooc,
-        "blocks": blocks,
-        "per_block_s": per_block,
-        "per_task_s": per_task,
-        "client_s": ooc["client_s"],
-        "table": expected_scaling(per_block, per_task, ooc["client_s"], blocks, cores),
-    }
-    res["total_s"] = time.perf_counter() - t_start
-    text = report(res, q)
-    print(text)
+    b.facts["total_s"] = time.perf_counter() - t_start
+    runs = pd.DataFrame(b.runs, columns=COLUMNS).astype({c: "Int64" for c in COUNTS})
+    facts = pd.DataFrame([b.facts])  # one row
+    print(runs.to_string(), facts.to_string(), sep="\n")
     if not args.no_write:
-        stem = "dask_quick" if q else "dask"
-        harness.RESULTS_DIR.mkdir(exist_ok=True)
-        (harness.RESULTS_DIR / f"{stem}.md").write_text(text)
-        (harness.RESULTS_DIR / f"{stem}.json").write_text(
-            json.dumps(res, indent=1, default=float)
-        )
-        harness.log(f"wrote benchmarks/results/{stem}.md")
+        out = args.out or ("dask_quick" if q else "dask")
+        harness.write_csv(out, runs)
+        harness.write_csv(f"{out}_facts", facts)
 
 
 if __name__ == "__main__":
