@@ -1,44 +1,14 @@
 """Cleaning-quality benchmark: what pruning by influence does to test metrics.
 
-Run from the repository root::
+Run from the repository root (what it measures: ``benchmarks/README.md``)::
 
-    python benchmarks/bench_cleaning.py            # full run (~30 min on 2 cores)
-    python benchmarks/bench_cleaning.py --quick    # reduced smoke run (a few min)
-    python benchmarks/bench_cleaning.py --render   # rebuild the tables from the CSV
+    python benchmarks/bench_cleaning.py          # full run -> results/cleaning.csv
+    python benchmarks/bench_cleaning.py --quick  # smoke run -> cleaning_quick.csv
+    python benchmarks/report.py cleaning         # the tables: results/cleaning.md
 
-For Adult (sex) and COMPAS (race, African-American vs Caucasian rows), a
-skorch MLP and a LogisticRegression, and 5 seeds, every row of a
-train / validation / test split is used as follows:
-
-* train: the rows that are scored and pruned (20% of their labels flipped
-  uniformly in the ``noise20`` scenario, and, as an extra scenario,
-  class-dependently in ``noise20_class``; validation and test stay clean);
-* validation: the influence target (the objective J) and the only split
-  used for choosing anything (the prune ratio in the noise target);
-* test: reported only.
-
-Per (data set, model, seed) the model is fitted once on the clean training
-rows and once on the noisy ones. Each method scores the rows once per
-objective (utility, demographic parity, equal opportunity, FGSM robustness;
-utility only on the noisy rows), then the model is refitted, from the same
-seed, on the rows kept at each prune ratio. Baselines: no pruning, random,
-loss and, with label noise, cleanlab (label-quality ranking on 5-fold
-cross-validated probabilities of the same model, pruning the same number of
-rows, and cleanlab's own ``find_label_issues`` flags). Every refit is scored
-on the test rows: accuracy, demographic-parity gap, equal-opportunity gap
-and accuracy under an FGSM attack computed against that refitted model.
-
-Results are appended to ``benchmarks/results/cleaning.csv`` as they come
-(the run resumes from it: rows already there are not recomputed), and the
-Markdown tables ``benchmarks/results/cleaning.md`` are rebuilt from the CSV
-after each (data set, model, seed, scenario) group, marked PARTIAL until the
-run is complete. ``--quick`` writes ``cleaning_quick.{csv,md}`` instead.
-
-To keep a long run immune to edits of the working tree, it can import a
-snapshot of the package (the tables then name its commit)::
-
-    git archive HEAD skinfluence | tar -x -C /tmp/snap && git rev-parse --short HEAD > /tmp/snap/COMMIT
-    PYTHONPATH=/tmp/snap nohup python benchmarks/bench_cleaning.py > cleaning.log &
+One CSV row per refit, appended as it comes; a rerun with the same options
+(saved in ``results/<name>.json``) resumes, skipping the rows written. Once
+all is done, ``harness.write_csv`` writes the final CSV and the run's facts.
 """
 
 from __future__ import annotations
@@ -46,30 +16,18 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import math
 import shutil
 import sys
 import tempfile
-import time
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
-from cleaning_report import (
-    BASELINES,
-    CLEAN_SCENARIOS,
-    DATASETS,
-    MODELS,
-    NOISE_GROUPS,
-    NOISE_RATE,
-    methods_for,
-    render,
-)
 from harness import (
     RESULTS_DIR,
     append_csv,
+    cleanlab_ranking,
     encode,
     git_commit,
     load_dataset,
@@ -77,11 +35,12 @@ from harness import (
     make_logreg,
     make_mlp,
     read_csv,
-    run_header,
     set_threads,
     split_rows,
     stopwatch,
+    write_csv,
 )
+from sklearn.exceptions import ConvergenceWarning
 
 from skinfluence import (
     InfluenceFilter,
@@ -89,14 +48,18 @@ from skinfluence import (
     IPEnsemble,
     Method,
     as_torch_model,
+    metrics,
 )
 from skinfluence.datasets import flip_labels
-from skinfluence.metrics import (
-    demographic_parity_difference,
-    equal_opportunity_difference,
-)
 from skinfluence.objectives import Fairness, Robustness
 
+DATASETS = ("adult", "compas")
+MODELS = ("mlp", "logreg")
+CLEAN_SCENARIOS = ("utility", "fairness_dp", "fairness_eo", "robustness")
+NOISE_GROUPS = {"noise20": "uniform", "noise20_class": "class"}  # -> flip_labels kind
+NOISE_RATE = 0.20
+INFLUENCE = ("ip", "ip_ensemble", "tracin", "influence_function")
+BASELINES = ("random", "loss")  # scored once per group, on the utility objective
 CSV_COLUMNS = [
     "dataset", "model", "seed", "scenario", "method", "ratio", "n_train",
     "n_removed", "flipped_removed", "test_acc", "test_dp", "test_eo",
@@ -105,51 +68,37 @@ CSV_COLUMNS = [
 ]  # fmt: skip
 
 
-# ---------------------------------------------------------------- config
+def methods_for(kind: str) -> list[str]:
+    """The influence methods run on a model kind: no trajectory, no TracIn."""
+    return [m for m in INFLUENCE if m != "tracin" or kind == "mlp"]
+
+
 def make_config(args) -> dict:
-    quick = args.quick
+    q = args.quick
     cfg = {
-        "quick": quick,
-        "seeds": [0, 1] if quick else [0, 1, 2, 3, 4],
-        "datasets": list(DATASETS),
-        "models": list(MODELS),
-        "ratios": [0.05, 0.1] if quick else [0.01, 0.02, 0.05, 0.1],
-        "noise_extra_ratios": [0.2],
-        "noise_groups": list(NOISE_GROUPS),
-        "adult_train": 3000 if quick else 15000,
-        "adult_val": 1500 if quick else 5000,
-        "adult_test": 5000 if quick else None,  # None: all the other rows
+        "quick": q, "seeds": [0, 1] if q else [0, 1, 2, 3, 4],
+        "datasets": list(DATASETS), "models": list(MODELS),
+        "ratios": [0.05, 0.1] if q else [0.01, 0.02, 0.05, 0.1],
+        "noise_extra_ratios": [0.2], "noise_groups": list(NOISE_GROUPS),
+        "adult_train": 3000 if q else 15000, "adult_val": 1500 if q else 5000,
+        "adult_test": 5000 if q else None,  # None: all the other rows
         "compas_fractions": [0.6, 0.2, 0.2],
-        "mlp_hidden": 64,
-        "mlp_epochs": 8 if quick else 20,
-        "mlp_batch": 256,
-        "mlp_lr": 0.01,
-        "mlp_momentum": 0.9,
-        "logreg_C": 1.0,
-        "epsilon": args.epsilon,
+        "mlp_hidden": 64, "mlp_epochs": 8 if q else 20, "mlp_batch": 256,
+        "mlp_lr": 0.01, "mlp_momentum": 0.9, "logreg_C": 1.0, "epsilon": args.epsilon,
         "ensemble": {"n_members": 10, "max_dropout": 0.01},
-        "if_mlp": {"solver": "cg", "damping": 0.1, "max_iter": 50 if quick else 200},
+        "if_mlp": {"solver": "cg", "max_iter": 50 if q else 200},  # damping "auto"
         "if_logreg": {"solver": "exact", "damping": 0.0},
-        "cleanlab_folds": 5,
-        "batch_size": 2048,
-        # rows selected and refitted by InfluenceFilter (floor(r n) rows);
-        # CSVs without this key came from the script's own round(r n) selection
-        "selection": "InfluenceFilter",
-    }
+        "cleanlab_folds": 5, "batch_size": 2048,
+        "selection": "InfluenceFilter",  # InfluenceFilter drops floor(r n) rows
+    }  # fmt: skip
     for key in ("seeds", "datasets", "models"):
         if getattr(args, key) is not None:
             cfg[key] = getattr(args, key)
     return cfg
 
 
-# ------------------------------------------------------------------ data
 def load_split(name: str, seed: int, cfg: dict) -> dict:
-    """Preprocessed train / validation / test rows of one seed.
-
-    Stratified by label x group. The scaler and one-hot encoder are fitted on
-    the training rows. Sensitive features: sex (Adult), race (COMPAS, the
-    African-American and Caucasian rows only).
-    """
+    """Encoded train / validation / test rows of one seed (label x group strata)."""
     X, y, s = load_dataset(name, two_races=True)
     if name == "adult":
         n_tr, n_va, n_te = cfg["adult_train"], cfg["adult_val"], cfg["adult_test"]
@@ -168,19 +117,14 @@ def load_split(name: str, seed: int, cfg: dict) -> dict:
     }  # fmt: skip
 
 
-# ---------------------------------------------------------------- models
 def make_model(kind: str, n_features: int, cfg: dict):
     if kind == "logreg":
         return make_logreg(cfg["logreg_C"])
     return make_mlp(
-        n_features,
-        hidden=(cfg["mlp_hidden"],),
-        lr=cfg["mlp_lr"],
-        momentum=cfg["mlp_momentum"],
-        batch_size=cfg["mlp_batch"],
-        epochs=cfg["mlp_epochs"],
-        checkpoints=True,
-    )
+        n_features, hidden=(cfg["mlp_hidden"],), lr=cfg["mlp_lr"],
+        momentum=cfg["mlp_momentum"], batch_size=cfg["mlp_batch"],
+        epochs=cfg["mlp_epochs"], checkpoints=True,
+    )  # fmt: skip
 
 
 def as_input(kind: str, X):
@@ -189,13 +133,11 @@ def as_input(kind: str, X):
 
 
 def objective_of(scenario: str, cfg: dict):
-    if scenario == "utility" or scenario in NOISE_GROUPS:
-        return "utility"
-    if scenario == "fairness_dp":
-        return Fairness(metric="demographic_parity")
-    if scenario == "fairness_eo":
-        return Fairness(metric="equal_opportunity")
-    return Robustness(attack="fgsm", epsilon=cfg["epsilon"])
+    fair = {"fairness_dp": "demographic_parity", "fairness_eo": "equal_opportunity"}
+    if scenario in fair:
+        return Fairness(metric=fair[scenario])
+    robust = scenario == "robustness"
+    return Robustness(attack="fgsm", epsilon=cfg["epsilon"]) if robust else "utility"
 
 
 def method_of(name: str, kind: str, cfg: dict):
@@ -218,28 +160,6 @@ class GivenScores(Method):
         return torch.as_tensor(np.asarray(self.scores, dtype=np.float64))
 
 
-def cleanlab_scores(kind: str, X, y, seed: int, cfg: dict):
-    """Label quality on K-fold CV probabilities, and find_label_issues' flags."""
-    from cleanlab.filter import find_label_issues
-    from cleanlab.rank import get_label_quality_scores
-    from sklearn.model_selection import StratifiedKFold, cross_val_predict
-
-    torch.manual_seed(seed)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        probs = cross_val_predict(
-            make_model(kind, X.shape[1], cfg),
-            as_input(kind, X),
-            y,
-            cv=StratifiedKFold(cfg["cleanlab_folds"], shuffle=True, random_state=seed),
-            method="predict_proba",
-        )
-    quality = get_label_quality_scores(y, probs)  # self-confidence, low = suspect
-    flags = find_label_issues(y, probs)
-    return np.asarray(quality, dtype=np.float64), np.asarray(flags, dtype=bool)
-
-
-# ------------------------------------------------------------------ group
 @dataclass
 class Group:
     """One (data set, model, seed) on clean ("clean") or noisy training rows."""
@@ -248,368 +168,190 @@ class Group:
     kind: str
     seed: int
     name: str  # "clean" or a key of NOISE_GROUPS
-    d: dict  # the split, see load_split
     cfg: dict
-    y: np.ndarray = None  # training labels (flipped in a noisy group)
-    flipped: np.ndarray = None
 
-    def __post_init__(self):
-        y = self.d["y_train"]
-        self.y, self.flipped = y, np.zeros(len(y), bool)
+    def load(self, d: dict) -> Group:
+        """Attach the split ``d`` (see load_split) and the training labels."""
+        self.d, self.y, self.flipped = d, d["y_train"], np.zeros(len(d["y_train"]), bool)
         if self.noisy:
-            y, mask = flip_labels(
-                y,
-                NOISE_RATE,
-                kind=NOISE_GROUPS[self.name],
-                random_state=1000 + self.seed,
-            )
+            y, mask = flip_labels(self.y, NOISE_RATE, kind=NOISE_GROUPS[self.name],
+                                  random_state=1000 + self.seed)  # fmt: skip
             self.y, self.flipped = np.asarray(y, np.int64), np.asarray(mask, bool)
+        return self
 
     @property
     def noisy(self) -> bool:
         return self.name in NOISE_GROUPS
 
     @property
-    def scenarios(self) -> list[str]:
-        return [self.name] if self.noisy else list(CLEAN_SCENARIOS)
-
-    @property
     def ratios(self) -> list[float]:
-        extra = self.cfg["noise_extra_ratios"] if self.noisy else []
-        return self.cfg["ratios"] + extra
+        return self.cfg["ratios"] + self.cfg["noise_extra_ratios"] * self.noisy
 
     def key(self, scenario: str, method: str, ratio) -> tuple:
-        return row_key(
-            {"dataset": self.ds, "model": self.kind, "seed": self.seed,
-             "scenario": scenario, "method": method, "ratio": ratio}
-        )  # fmt: skip
+        return self.ds, self.kind, self.seed, scenario, method, ratio_key(ratio)
+
+    def todo(self, done: set) -> list[tuple[str, str]]:
+        """The (scenario, method) pairs with rows missing ("none" first)."""
+        scenarios = [self.name] if self.noisy else CLEAN_SCENARIOS
+        pairs = [(self.name, m) for m in ("none", *BASELINES)]
+        pairs += [(s, m) for s in scenarios for m in methods_for(self.kind)]
+        pairs += [(self.name, "cleanlab")] * self.noisy
+
+        def keys(s, m):
+            ratios = [None] if m == "none" else self.ratios
+            own = [self.key(s, "cleanlab_flags", None)] if m == "cleanlab" else []
+            return [self.key(s, m, r) for r in ratios] + own
+
+        return [(s, m) for s, m in pairs if any(k not in done for k in keys(s, m))]
+
+
+def ratio_key(ratio) -> str:
+    return "nan" if ratio is None or ratio != ratio else f"{float(ratio):.4f}"
 
 
 def row_key(r) -> tuple:
     """The identity of a CSV row: what a resumed run does not recompute."""
-    ratio = r["ratio"]
-    ratio = (
-        "nan"
-        if ratio is None or (isinstance(ratio, float) and math.isnan(ratio))
-        else f"{float(ratio):.4f}"
-    )
-    return (r["dataset"], r["model"], int(r["seed"]), r["scenario"], r["method"], ratio)
-
-
-def todo(g: Group, done: set) -> list[tuple[str, str]]:
-    """The (scenario, method) pairs of ``g`` with rows still missing."""
-
-    def missing(scn, m):
-        return any(g.key(scn, m, r) not in done for r in g.ratios)
-
-    out = [(g.name, m) for m in BASELINES if missing(g.name, m)]
-    out += [(s, m) for s in g.scenarios for m in methods_for(g.kind) if missing(s, m)]
-    if g.noisy and (
-        missing(g.name, "cleanlab") or g.key(g.name, "cleanlab_flags", None) not in done
-    ):
-        out.append((g.name, "cleanlab"))
-    return out
+    keys = (r["dataset"], r["model"], int(r["seed"]), r["scenario"], r["method"])
+    return keys + (ratio_key(r["ratio"]),)
 
 
 def fit_filter(g: Group, method, objective, ratio, memory):
-    """``InfluenceFilter`` fitted on the group's rows: (filter, seconds, note).
-
-    The note names the RuntimeWarnings raised meanwhile (solver notes).
-    """
-    d = g.d
+    """The group's ``InfluenceFilter``, fitted: (filter, seconds, solver warnings)."""
+    d, inp = g.d, (lambda X: as_input(g.kind, X))
     flt = InfluenceFilter(
-        make_model(g.kind, d["X_train"].shape[1], g.cfg),
-        objective=objective,
-        method=method,
-        prune_ratio=ratio,
-        batch_size=g.cfg["batch_size"],
-        memory=memory,
-        random_state=g.seed,
-    )
+        make_model(g.kind, d["X_train"].shape[1], g.cfg), objective=objective,
+        method=method, prune_ratio=ratio, batch_size=g.cfg["batch_size"],
+        memory=memory, random_state=g.seed,
+    )  # fmt: skip
     with warnings.catch_warnings(record=True) as caught, stopwatch() as sw:
         warnings.simplefilter("ignore")
-        warnings.simplefilter("always", RuntimeWarning)
-        flt.fit(
-            as_input(g.kind, d["X_train"]),
-            g.y,
-            X_val=as_input(g.kind, d["X_val"]),
-            y_val=d["y_val"],
-            sensitive_features_val=d["s_val"],
-        )
-    msgs = {str(w.message).split(":")[0] for w in caught}
-    return flt, sw["seconds"], "; ".join(sorted(msgs))
+        for kind in (RuntimeWarning, ConvergenceWarning):
+            warnings.simplefilter("always", kind)
+        flt.fit(inp(d["X_train"]), g.y, X_val=inp(d["X_val"]), y_val=d["y_val"],
+                sensitive_features_val=d["s_val"])  # fmt: skip
+    notes = sorted({str(w.message).split(":")[0] for w in caught})
+    return flt, sw["seconds"], "; ".join(notes)
 
 
 def evaluate(kind: str, est, d: dict, cfg: dict) -> dict:
-    """Accuracy, DP gap, EO gap and FGSM robust accuracy on val and test rows.
-
-    The FGSM rows are built against ``est`` itself (in its input space).
-    """
+    """Accuracy, DP gap, EO gap and FGSM robust accuracy (attacking ``est``)."""
     attack = Robustness(attack="fgsm", epsilon=cfg["epsilon"])
-    tm = as_torch_model(est)
-    out = {}
+    tm, out = as_torch_model(est), {}
     for part in ("val", "test"):
         X, y, s = as_input(kind, d[f"X_{part}"]), d[f"y_{part}"], d[f"s_{part}"]
         pred = np.asarray(est.predict(X))
         out[f"{part}_acc"] = float(np.mean(pred == y))
-        out[f"{part}_dp"] = demographic_parity_difference(y, pred, sensitive_features=s)
-        out[f"{part}_eo"] = equal_opportunity_difference(y, pred, sensitive_features=s)
+        gaps = (metrics.demographic_parity_difference, metrics.equal_opportunity_difference)
+        for gap, fn in zip(("dp", "eo"), gaps, strict=True):
+            out[f"{part}_{gap}"] = fn(y, pred, sensitive_features=s)
         X_adv = attack.perturb(tm, tm.prepare_X(X), tm.prepare_y(y)).numpy()
-        pred_adv = np.asarray(est.predict(X_adv.astype(X.dtype)))
-        out[f"{part}_rob"] = float(np.mean(pred_adv == y))
+        out[f"{part}_rob"] = float(np.mean(est.predict(X_adv.astype(X.dtype)) == y))
     return out
 
 
-def result_row(g: Group, scenario, method, ratio, flt, score_s, fit_s, note=""):
-    """One CSV row: what the filter removed and the refit's metrics."""
-    removed = np.zeros(len(g.y), bool)
-    removed[flt.removed_indices_] = True
-    row = {
-        "dataset": g.ds, "model": g.kind, "seed": g.seed, "scenario": scenario,
-        "method": method, "ratio": ratio, "n_train": len(g.y),
-        "n_removed": int(removed.sum()),
-        "flipped_removed": int((removed & g.flipped).sum()),
-        "score_s": score_s, "fit_s": fit_s, "note": note,
-    }  # fmt: skip
-    row.update(evaluate(g.kind, flt.estimator_, g.d, g.cfg))
-    return row
-
-
-def summary(row: dict, noisy: bool) -> str:
-    text = (
-        f"acc {row['test_acc']:.4f} dp {row['test_dp']:.3f} "
-        f"eo {row['test_eo']:.3f} rob {row['test_rob']:.3f}"
-    )
-    if noisy:
-        text += f" flip {row['flipped_removed']}/{row['n_removed']}"
-    return text
-
-
-# ------------------------------------------------------------------ run
 class Sink:
     """Where result rows go: the CSV (appended at once) and the done set."""
 
-    def __init__(self, path: Path, done: set):
-        self.path, self.done, self.n = path, done, 0
+    def __init__(self, path, done: set):
+        self.path, self.done = path, done
 
-    def __call__(self, row: dict) -> dict:
+    def __call__(self, g, scenario, method, ratio, flt, score_s, fit_s, note=""):
+        """Write the row of a fitted filter; a short summary for the log."""
+        removed = np.zeros(len(g.y), bool)
+        removed[flt.removed_indices_] = True
+        row = {
+            "dataset": g.ds, "model": g.kind, "seed": g.seed, "scenario": scenario,
+            "method": method, "ratio": ratio, "n_train": len(g.y),
+            "n_removed": int(removed.sum()),
+            "flipped_removed": int((removed & g.flipped).sum()),
+            "score_s": score_s, "fit_s": fit_s, "note": note,
+            **evaluate(g.kind, flt.estimator_, g.d, g.cfg),
+        }  # fmt: skip
         append_csv(self.path, [row], CSV_COLUMNS)
         self.done.add(row_key(row))
-        self.n += 1
-        return row
+        return (f"{ratio:g}: acc {row['test_acc']:.4f} dp {row['test_dp']:.3f} "
+                f"flip {row['flipped_removed']}/{row['n_removed']}")  # fmt: skip
 
 
-def run_scored(g, scn, name, method, objective, score_s, memory, sink):
-    """The rows of one method at every missing ratio; ``score_s`` its scoring."""
+def run_ratios(g, scn, name, method, objective, score_s, memory, sink) -> list[str]:
+    """One method's refits at every missing ratio; ``score_s`` its scoring time."""
     parts = []
-    note = ""
     for ratio in g.ratios:
-        if g.key(scn, name, ratio) in sink.done:
-            continue
-        flt, fit_s, note_r = fit_filter(g, method, objective, ratio, memory)
-        note = note or note_r
-        row = sink(result_row(g, scn, name, ratio, flt, score_s, fit_s, note))
-        parts.append(f"{ratio:g}: {summary(row, g.noisy)}")
+        if g.key(scn, name, ratio) not in sink.done:
+            flt, fit_s, note = fit_filter(g, method, objective, ratio, memory)
+            parts.append(sink(g, scn, name, ratio, flt, score_s, fit_s, note))
     return parts
 
 
-def run_influence(g, scn, name, memory, base_s, sink) -> list[str]:
-    """An influence method or a baseline: fit and score once, then each ratio."""
-    objective = "utility" if name in BASELINES else objective_of(scn, g.cfg)
-    method = method_of(name, g.kind, g.cfg)
-    # prune_ratio=0: the first fit and its scores, which memory caches
-    _, first_s, note = fit_filter(g, method, objective, 0.0, memory)
-    if note:
-        log(f"  note {name}/{scn}: {note}")
-    score_s = max(0.0, first_s - base_s)
-    return run_scored(g, scn, name, method, objective, score_s, memory, sink)
-
-
-def run_cleanlab(g, memory, sink) -> list[str]:
-    """cleanlab's ranking at each ratio, and its own flagged rows."""
+def run_pair(g: Group, scn: str, name: str, memory, base_s: float, sink) -> list:
+    """An influence method, a baseline or cleanlab: score once, then each ratio."""
+    if name != "cleanlab":
+        objective = "utility" if name in BASELINES else objective_of(scn, g.cfg)
+        method = method_of(name, g.kind, g.cfg)
+        # prune_ratio=0: the first fit and its scores, which memory caches
+        _, first_s, note = fit_filter(g, method, objective, 0.0, memory)
+        if note:
+            log(f"  note {name}/{scn}: {note}")
+        score_s = max(0.0, first_s - base_s)
+        return run_ratios(g, scn, name, method, objective, score_s, memory, sink)
+    X, folds = g.d["X_train"], g.cfg["cleanlab_folds"]
+    model = make_model(g.kind, X.shape[1], g.cfg)
     with stopwatch() as sw:
-        quality, flags = cleanlab_scores(g.kind, g.d["X_train"], g.y, g.seed, g.cfg)
-    ranked = GivenScores(quality)
-    parts = run_scored(
-        g, g.name, "cleanlab", ranked, "utility", sw["seconds"], memory, sink
-    )
-    if g.key(g.name, "cleanlab_flags", None) not in sink.done:
+        quality, flags = cleanlab_ranking(model, as_input(g.kind, X), g.y, folds, g.seed)
+    ranked, t = GivenScores(quality), sw["seconds"]
+    parts = run_ratios(g, scn, name, ranked, "utility", t, memory, sink)
+    if g.key(scn, "cleanlab_flags", None) not in sink.done:  # its own flags and count
         own = GivenScores(np.where(flags, -1.0, 1.0))
         flt, fit_s, _ = fit_filter(g, own, "utility", "negative", memory)
-        row = sink(
-            result_row(g, g.name, "cleanlab_flags", np.nan, flt, sw["seconds"], fit_s)
-        )
-        parts.append(f"own flags ({row['n_removed']} rows): {summary(row, True)}")
+        parts.append("own " + sink(g, scn, "cleanlab_flags", np.nan, flt, t, fit_s))
     return parts
 
 
-def run_group(g: Group, sink: Sink) -> int:
-    """Every missing row of the group; the number written."""
-    pending = todo(g, sink.done)
-    if not pending and g.key(g.name, "none", None) in sink.done:
-        return 0
-    n0, tag = sink.n, f"{g.ds}/{g.kind}/seed {g.seed}"
-    location = tempfile.mkdtemp(prefix="bench-cleaning-")
+def run_group(g: Group, pending: list, sink: Sink) -> None:
+    """Every missing row of the group."""
+    tag = f"{g.ds}/{g.kind}/seed {g.seed}"
+    memory = tempfile.mkdtemp(prefix="bench-cleaning-")
     try:
         # no pruning: the first fit (its time is the base of the scoring times)
-        base, base_s, _ = fit_filter(g, "random", "utility", 0.0, location)
-        if g.key(g.name, "none", None) not in sink.done:
-            row = sink(result_row(g, g.name, "none", np.nan, base, 0.0, base_s))
-            log(f"  {tag}/{g.name}: none  {summary(row, False)}")
+        base, base_s, _ = fit_filter(g, "random", "utility", 0.0, memory)
         for scn, name in pending:
             with stopwatch() as sw:
-                if name == "cleanlab":
-                    parts = run_cleanlab(g, location, sink)
+                if name == "none":
+                    parts = [sink(g, scn, "none", np.nan, base, 0.0, base_s)]
                 else:
-                    parts = run_influence(g, scn, name, location, base_s, sink)
+                    parts = run_pair(g, scn, name, memory, base_s, sink)
             log(f"  {tag}/{scn}: {name} ({sw['seconds']:.1f}s) | " + " | ".join(parts))
     finally:
-        shutil.rmtree(location, ignore_errors=True)
-    log(f"{tag}/{g.name} done (base fit {base_s:.1f}s, {sink.n - n0} rows)")
-    return sink.n - n0
+        shutil.rmtree(memory, ignore_errors=True)
 
 
-def group_complete(df, g: tuple, cfg: dict) -> bool:
-    """Whether the CSV holds every row of group ``(ds, kind, seed, name)``."""
-    ds, kind, seed, name = g
-    sub = df[(df["dataset"] == ds) & (df["model"] == kind) & (df["seed"] == seed)]
-    if name == "clean":
-        need = 1 + len(cfg["ratios"]) * (
-            len(BASELINES) + len(CLEAN_SCENARIOS) * len(methods_for(kind))
-        )
-        sub = sub[~sub["scenario"].isin(list(NOISE_GROUPS))]
-    else:
-        nr = len(cfg["ratios"]) + len(cfg["noise_extra_ratios"])
-        need = 1 + (len(BASELINES) + len(methods_for(kind)) + 1) * nr + 1
-        sub = sub[sub["scenario"] == name]
-    return len(sub) >= need
-
-
-# ------------------------------------------------------------------ main
 def parse_args(argv):
-    p = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="reduced smoke run")
     p.add_argument("--seeds", type=int, nargs="+")
     p.add_argument("--datasets", nargs="+", choices=DATASETS)
     p.add_argument("--models", nargs="+", choices=MODELS)
-    p.add_argument("--epsilon", type=float, default=0.1,
-                   help="FGSM radius (objective and metric)")  # fmt: skip
+    p.add_argument("--epsilon", type=float, default=0.1, help="FGSM radius")
     p.add_argument("--threads", type=int, default=1, help="torch threads")
-    p.add_argument(
-        "--fresh", action="store_true", help="discard the CSV and start over"
-    )
-    p.add_argument("--render", action="store_true",
-                   help="only rebuild the Markdown from the CSV")  # fmt: skip
-    p.add_argument("--no-write", action="store_true", help="do not write the Markdown")
-    p.add_argument("--out", default=None,
-                   help="basename under benchmarks/results (default cleaning / cleaning_quick)")  # fmt: skip
+    p.add_argument("--fresh", action="store_true", help="discard the CSV, start over")
+    p.add_argument("--out", help="results name (default cleaning / cleaning_quick)")
     return p.parse_args(argv)
 
 
-class Run:
-    """The files of a run, its saved state, and the Markdown written from them."""
-
-    def __init__(self, args, argv):
-        self.args, self.cfg = args, make_config(args)
-        base = args.out or ("cleaning_quick" if args.quick else "cleaning")
-        self.csv, self.json, self.md = (
-            RESULTS_DIR / f"{base}.{ext}" for ext in ("csv", "json", "md")
-        )
-        RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-        if args.fresh:
-            for path in (self.csv, self.json):
-                path.unlink(missing_ok=True)
-        self.state = {"compute_s": 0.0, "commit": None, "date": None}
-        self.command = self._command(argv)
-        self.groups = [
-            (ds, kind, seed, g)
-            for ds in self.cfg["datasets"]
-            for kind in self.cfg["models"]
-            for seed in self.cfg["seeds"]
-            for g in ("clean", *self.cfg["noise_groups"])
-        ]
-
-    def _command(self, argv) -> str:
-        words = argv if argv is not None else sys.argv[1:]
-        extra = [a for a in words if a not in ("--quick", "--fresh", "--render")]
-        quick = " --quick" if self.args.quick else ""
-        return " ".join(["python benchmarks/bench_cleaning.py" + quick, *extra])
-
-    def load_state(self) -> None:
-        """Resume from the saved JSON (same configuration, or --render)."""
-        if not self.json.exists():
-            return
-        saved = json.loads(self.json.read_text())
-        if saved["config"] != self.cfg and not self.args.render:
-            sys.exit(
-                f"{self.json.name} holds a different configuration; rerun with --fresh "
-                "to start over, or with the same options to resume.\n"
-                f"saved: {saved['config']}\nnow:   {self.cfg}"
-            )
-        if self.args.render:
-            self.cfg = saved["config"]
-        for k in self.state:
-            self.state[k] = saved.get(k, self.state[k])
-
-    def save_state(self, commit: str | None = None) -> None:
-        """Write the JSON; ``commit``: the package's commit at a (re)start."""
-        if self.state["commit"] is None:
-            self.state["commit"] = commit
-        elif commit is not None and commit not in self.state["commit"]:
-            self.state["commit"] += f", resumed at {commit}"
-        self.state["date"] = self.state["date"] or datetime.date.today().isoformat()
-        self.json.write_text(json.dumps({"config": self.cfg, **self.state}, indent=1))
-
-    def write_md(self, df, complete: bool) -> str:
-        n_done = sum(group_complete(df, g, self.cfg) for g in self.groups)
-        header = run_header(
-            "bench_cleaning.py",
-            command=self.command,
-            commit=self.state["commit"],
-            date=self.state["date"],
-        )
-        meta = {
-            "header": header,
-            "compute_min": self.state["compute_s"] / 60,
-            "csv": self.csv.name,
-            "complete": complete and n_done == len(self.groups),
-            "groups_done": n_done,
-            "groups_total": len(self.groups),
-        }
-        text = render(df, self.cfg, meta)
-        if not self.args.no_write:
-            self.md.write_text(text)
-        return text
-
-
-def run_all(run: Run) -> None:
-    """Every incomplete group, resuming from the CSV; the Markdown after each."""
-    df = read_csv(run.csv, CSV_COLUMNS)
-    sink = Sink(run.csv, {row_key(r) for r in df.to_dict("records")})
-    log(f"config: {json.dumps(run.cfg)}")
-    log(
-        f"skinfluence at {run.state['commit']}; {len(sink.done)} rows in {run.csv.name}"
-    )
-    data, t_start = {}, time.perf_counter()
-    for i, (ds, kind, seed, name) in enumerate(run.groups):
-        if group_complete(df, (ds, kind, seed, name), run.cfg):
-            continue
-        log(f"group {i + 1}/{len(run.groups)}: {ds} / {kind} / seed {seed} / {name}")
-        if (ds, seed) not in data:
-            data = {(ds, seed): load_split(ds, seed, run.cfg)}
-        with stopwatch() as sw:
-            run_group(Group(ds, kind, seed, name, data[(ds, seed)], run.cfg), sink)
-        run.state["compute_s"] += sw["seconds"]
-        run.save_state()
-        df = read_csv(run.csv, CSV_COLUMNS)
-        run.write_md(df, complete=False)
-        left = sum(not group_complete(df, g, run.cfg) for g in run.groups)
-        log(
-            f"progress: {len(run.groups) - left}/{len(run.groups)} groups; "
-            f"{(time.perf_counter() - t_start) / 60:.1f} min this run"
-        )
+def load_state(path, cfg: dict, fresh: bool) -> dict:
+    """The saved run state (its configuration must be ``cfg``), or a new one."""
+    state = {"config": cfg, "compute_s": 0.0, "commit": None, "date": None}
+    if path.exists() and not fresh:
+        state.update(json.loads(path.read_text()))
+        if state["config"] != cfg:
+            sys.exit(f"{path.name} holds another configuration: rerun with --fresh "
+                     f"or its options.\nsaved: {state['config']}\nnow: {cfg}")  # fmt: skip
+    commit = git_commit()
+    if state["commit"] is None:
+        state["commit"], state["date"] = commit, datetime.date.today().isoformat()
+    elif commit not in state["commit"]:
+        state["commit"] += f", resumed at {commit}"
+    return state
 
 
 def main(argv=None):
@@ -617,18 +359,38 @@ def main(argv=None):
     set_threads(args.threads)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-    run = Run(args, argv)
-    run.load_state()
-    if not args.render:
-        run.save_state(git_commit())
+    cfg = make_config(args)
+    name = args.out or ("cleaning_quick" if args.quick else "cleaning")
+    csv, state_path = RESULTS_DIR / f"{name}.csv", RESULTS_DIR / f"{name}.json"
+    facts_path = RESULTS_DIR / f"{name}.run.json"
+    if args.fresh:
+        csv.unlink(missing_ok=True)
+    state = load_state(state_path, cfg, args.fresh)
+    done = {row_key(r) for r in read_csv(csv, CSV_COLUMNS).to_dict("records")}
+    sink = Sink(csv, done)
+    log(f"config: {json.dumps(cfg)}; at {state['commit']}; {len(done)} rows done")
+    groups = [Group(ds, kind, seed, g, cfg) for ds in cfg["datasets"]
+              for kind in cfg["models"] for seed in cfg["seeds"]
+              for g in ("clean", *cfg["noise_groups"])]  # fmt: skip
+    data = {}
+    for i, g in enumerate(groups):
+        if not (pending := g.todo(done)):
+            continue
+        facts_path.unlink(missing_ok=True)  # the run is unfinished
+        log(f"group {i + 1}/{len(groups)}: {g.ds}/{g.kind}/seed {g.seed}/{g.name}")
+        if (g.ds, g.seed) not in data:
+            data = {(g.ds, g.seed): load_split(g.ds, g.seed, cfg)}
         with stopwatch() as sw:
-            run_all(run)
-        log(f"done in {sw['seconds'] / 60:.1f} min")
-    text = run.write_md(read_csv(run.csv, CSV_COLUMNS), complete=True)
-    if args.render or args.no_write:
-        print(text)
-    else:
-        log(f"wrote {run.md}")
+            run_group(g.load(data[(g.ds, g.seed)]), pending, sink)
+        state["compute_s"] += sw["seconds"]
+        state_path.write_text(json.dumps(state, indent=1))
+    if not facts_path.exists():  # complete: the final CSV and the run's facts
+        write_csv(name, read_csv(csv, CSV_COLUMNS), argv=argv)
+        facts = json.loads(facts_path.read_text())
+        facts["header"].append(f"- Compute time {state['compute_s'] / 60:.1f} min; "
+                               f"started on {state['date']} at {state['commit']}")  # fmt: skip
+        facts_path.write_text(json.dumps(facts, indent=1) + "\n")
+    log(f"done; the tables: python benchmarks/report.py {name}")
 
 
 if __name__ == "__main__":

@@ -1,60 +1,39 @@
 """Which relative damping predicts retraining best? (``InfluenceFunction``'s default)
 
-``InfluenceFunction`` damps its curvature with ``lambda = damping x
-trace(G) / P`` (``G`` the Gauss-Newton matrix, ``P`` the parameters). This
-script scores the counterfactual benchmark's models with a grid of relative
-dampings and reports each one's linear datamodeling score (LDS,
-``skinfluence.metrics.linear_datamodeling_score``) against the retraining
-already measured by ``bench_counterfactual.py`` (its ``counterfactual_retrain
-.csv``: 100 random halves of the training rows, 3 seeds each). Development
-data only: Adult's ``train`` subset and COMPAS, the same 3,000 training and
-1,000 validation rows as that benchmark (data seed 0; the validation rows are
-drawn from the same subset, never from Adult's test subset); models
-LogisticRegression (C=1) and the skorch MLP (1 x 32 ReLU, 20 epochs, seed 0);
-objectives utility and fairness (soft demographic parity).
+Run from the repository root (what it measures: ``benchmarks/README.md``)::
 
-For each cell it records the LDS, the CG iterations at ``max_iter=1000`` and
-whether the default ``max_iter=200`` would have reached ``tol=1e-6``, and the
-curvature's scale; on each MLP also the seeded Hutchinson estimate of the
-trace against the exact one (per-row Jacobians, ``J^T H_out J``). Writes
-``benchmarks/results/damping.csv`` and prints a table.
+    python benchmarks/bench_damping.py           # ~5 min, one thread -> results/damping.csv
+    python benchmarks/bench_damping.py --quick   # COMPAS, LogisticRegression, 2 dampings
+    python benchmarks/report.py damping          # the table: results/damping.md
 
-Usage: ``python benchmarks/bench_damping.py`` (about 5 minutes, one thread).
+The counterfactual benchmark's models and data, scored with
+``InfluenceFunction(damping=d)`` over a grid of relative dampings
+(``lambda = d x trace(G) / P``); the linear datamodeling score of each
+against the retraining ``bench_counterfactual.py`` measured
+(``results/counterfactual_retrain.csv``); CG's iterations at
+``max_iter=1000``; on each MLP the seeded trace estimate against the exact
+trace of ``J^T H_out J``.
 """
 
 from __future__ import annotations
 
-import time
+import argparse
 import warnings
 
+import numpy as np
 import pandas as pd
 import torch
-from bench_counterfactual import (
-    OBJECTIVES,
-    fit,
-    lds_rows,
-    load_split,
-    paths,
-)
-from bench_counterfactual import config as cf_config
-from harness import RESULTS_DIR, log, read_csv, set_threads
+from bench_counterfactual import OBJECTIVES, bind, config, fit, load_split, subsets_of
+from harness import RESULTS_DIR, log, set_threads, stopwatch, write_csv
 
 from skinfluence import as_torch_model
 from skinfluence.kernels import GGN, curvature_scale
 from skinfluence.methods import InfluenceFunction
-from skinfluence.objectives import Fairness, Utility
+from skinfluence.metrics import linear_datamodeling_score
 
 GRID = (1e-4, 1e-3, 1e-2, 1e-1, 0.3, 1.0, 3.0, 10.0, 30.0)
 MAX_ITER = 1000  # enough to converge at every damping of the grid: the LDS of a solve
 DEFAULT_MAX_ITER = 200
-OUT = RESULTS_DIR / "damping.csv"
-
-
-class _Args:
-    quick = False
-    datasets = None
-    models = None
-    no_scale = True
 
 
 def exact_ggn_trace(est, Xtr) -> float:
@@ -64,10 +43,9 @@ def exact_ggn_trace(est, Xtr) -> float:
     model = as_torch_model(est)
     X = model.prepare_X(Xtr)
     params = {k: v.detach() for k, v in model.params.items()}
-    module = est.module_
 
     def logits(p, x):
-        return functional_call(module, p, (x[None],))[0]
+        return functional_call(est.module_, p, (x[None],))[0]
 
     total = 0.0
     for i in range(0, len(X), 250):
@@ -81,88 +59,72 @@ def exact_ggn_trace(est, Xtr) -> float:
     return total / len(X) + sum(l2.get(k, 0.0) * v.numel() for k, v in params.items())
 
 
-def run() -> pd.DataFrame:
-    set_threads(1)
-    cfg = cf_config(_Args())
-    retrain_all = read_csv(paths("counterfactual")["retrain"], None)
+def score_cell(tm, data, X, y, objective: str, d):
+    """Scores of one damping (``None``: exact, undamped) and CG's report."""
+    if d is None:
+        method = InfluenceFunction(solver="exact", damping=0.0)
+    else:
+        method = InfluenceFunction(damping=d, max_iter=MAX_ITER, on_unconverged="warn")
+    # Method.score (public) on the bound objective, as compute_influence does,
+    # so that cg_info_ can be read
+    J = bind(objective, tm, *data[2:])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        s = method.score(tm, J, X, y, batch_size=4096)
+    return s.detach().double().numpy(), getattr(method, "cg_info_", None)
+
+
+def run_model(dataset, model, data, retrain, cfg, grid) -> list[dict]:
+    """The rows of one (data set, model): every objective and damping."""
+    est = fit(model, data[0], data[1], 0, cfg)
+    tm = as_torch_model(est)
+    X, y = tm.prepare_X(data[0]), tm.prepare_y(data[1])
+    P = sum(v.numel() for v in tm.params.values())
+    with stopwatch() as sw:
+        scale = curvature_scale(GGN(tm, tm.params, X, y, 4096))
+    exact = exact_ggn_trace(est, data[0]) / P if model == "mlp" else scale
+    log(f"{dataset} {model}: P={P}, trace/P={scale:.4g} (exact {exact:.4g}, "
+        f"{sw['seconds']:.2f} s)")  # fmt: skip
+    labels = [("undamped, exact", None)] if model == "logreg" else []
+    labels += [(f"{d:g}", d) for d in grid]
+    subsets = subsets_of(len(data[1]), cfg, dataset)
+    mean = retrain.groupby("subset")[list(OBJECTIVES)].mean().sort_index()
     rows = []
-    for dataset in ("compas", "adult"):
+    for objective, (label, d) in ((o, c) for o in OBJECTIVES for c in labels):
+        s, cg = score_cell(tm, data, X, y, objective, d)
+        lds = np.nan if not np.all(np.isfinite(s)) else linear_datamodeling_score(
+            s, subsets[mean.index.to_numpy()], mean[objective].to_numpy())  # fmt: skip
+        rows.append({
+            "dataset": dataset, "model": model, "objective": objective,
+            "damping": label, "P": P, "trace_per_param": scale,
+            "exact_trace_per_param": exact, "lambda": None if d is None else d * scale,
+            "lds": lds,
+            "cg_iter": None if cg is None else cg.n_iter,
+            "converged": None if cg is None else cg.converged,
+            "within_200": None if cg is None else (
+                cg.converged and cg.n_iter <= DEFAULT_MAX_ITER),
+            "stop": None if cg is None else cg.stop,
+        })  # fmt: skip
+        log(f"  {objective:9s} damping {label:16s} LDS {rows[-1]['lds']:.3f}")
+    return rows
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="COMPAS, logreg, 2 dampings")
+    args = parser.parse_args(argv)
+    set_threads(1)
+    cfg = config(quick=False)  # the full counterfactual run's data and models
+    retrain = pd.read_csv(RESULTS_DIR / "counterfactual_retrain.csv")
+    grid = (1e-2, 3.0) if args.quick else GRID
+    rows = []
+    for dataset in ("compas",) if args.quick else ("compas", "adult"):
         data = load_split(dataset, cfg)
-        Xtr, ytr = data[0], data[1]
-        for model in ("logreg", "mlp"):
-            retrain = retrain_all[
-                (retrain_all.dataset == dataset) & (retrain_all.model == model)
-            ]
-            est = fit(model, Xtr, ytr, cfg["full_seed"], cfg)
-            tm = as_torch_model(est)
-            X, y = tm.prepare_X(Xtr), tm.prepare_y(ytr)
-            G = GGN(tm, tm.params, X, y, 4096)
-            P = sum(v.numel() for v in tm.params.values())
-            t0 = time.perf_counter()
-            scale = curvature_scale(G)
-            t_scale = time.perf_counter() - t0
-            exact = exact_ggn_trace(est, Xtr) / P if model == "mlp" else scale
-            log(
-                f"{dataset} {model}: P={P}, trace/P={scale:.4g} "
-                f"(exact {exact:.4g}, {t_scale:.2f} s)"
-            )
-            scores, meta = {}, {}
-            labels = [("undamped, exact", None)] if model == "logreg" else []
-            labels += [(f"{d:g}", d) for d in GRID]
-            for objective in OBJECTIVES:
-                for label, d in labels:
-                    if d is None:
-                        method = InfluenceFunction(solver="exact", damping=0.0)
-                    else:
-                        method = InfluenceFunction(
-                            damping=d, max_iter=MAX_ITER, on_unconverged="warn"
-                        )
-                    # Method.score (public) on the bound objective, as
-                    # compute_influence does, so that cg_info_ can be read
-                    J = (Utility() if objective == "utility" else Fairness()).bind(
-                        tm, data[2], data[3], sensitive_features=data[4]
-                    )
-                    with warnings.catch_warnings():
-                        warnings.simplefilter("ignore")
-                        s = method.score(tm, J, X, y, batch_size=4096)
-                    scores[f"{objective}|{label}"] = s.detach().double().numpy()
-                    info = getattr(method, "cg_info_", None)
-                    meta[(objective, label)] = (d, info)
-            lds = lds_rows(dataset, model, scores, retrain, cfg)
-            for (objective, label), (d, info) in meta.items():
-                rows.append({
-                    "dataset": dataset, "model": model, "objective": objective,
-                    "damping": label, "P": P, "trace_per_param": scale,
-                    "exact_trace_per_param": exact,
-                    "lambda": None if d is None else d * scale,
-                    "lds": lds[(objective, label)],
-                    "cg_iter": None if info is None else info.n_iter,
-                    "converged": None if info is None else info.converged,
-                    "within_200": None if info is None else (
-                        info.converged and info.n_iter <= DEFAULT_MAX_ITER),
-                    "stop": None if info is None else info.stop,
-                })  # fmt: skip
-                log(f"  {objective:9s} damping {label:16s} LDS {lds[(objective, label)]:.3f}"
-                    + ("" if info is None else f"  CG {info.n_iter} it, {info.stop}"))  # fmt: skip
-    out = pd.DataFrame(rows)
-    out.to_csv(OUT, index=False)
-    return out
-
-
-def summary(df: pd.DataFrame) -> None:
-    damped = df[df.damping != "undamped, exact"]
-    table = damped.pivot_table(
-        index="damping", columns=["dataset", "model", "objective"], values="lds",
-        sort=False,
-    )  # fmt: skip
-    table[("mean", "", "")] = table.mean(axis=1)
-    table[("min", "", "")] = table.iloc[:, :-1].min(axis=1)
-    print(table.round(3).to_string())
-    print(
-        "all within 200 iterations:",
-        damped.groupby("damping", sort=False).within_200.all().to_dict(),
-    )
+        for model in ("logreg",) if args.quick else ("logreg", "mlp"):
+            cell = retrain[(retrain.dataset == dataset) & (retrain.model == model)]
+            rows += run_model(dataset, model, data, cell, cfg, grid)
+    write_csv("damping_quick" if args.quick else "damping", pd.DataFrame(rows), argv=argv)
 
 
 if __name__ == "__main__":
-    summary(run())
+    main()

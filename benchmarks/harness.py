@@ -205,6 +205,28 @@ def checkpoints_of(net) -> list:
     return dict(net.callbacks_)["tracin"].checkpoints_
 
 
+def cleanlab_ranking(model, X, y, folds: int, seed: int):
+    """cleanlab on ``folds``-fold CV probabilities of ``model``: (quality, flags).
+
+    ``quality``: ``get_label_quality_scores`` (self-confidence, low =
+    suspect); ``flags``: the rows ``find_label_issues`` flags. Torch is
+    seeded with ``seed`` first.
+    """
+    import warnings
+
+    from cleanlab.filter import find_label_issues
+    from cleanlab.rank import get_label_quality_scores
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+    torch.manual_seed(seed)
+    cv = StratifiedKFold(folds, shuffle=True, random_state=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        probs = cross_val_predict(model, X, y, cv=cv, method="predict_proba")
+    quality = np.asarray(get_label_quality_scores(y, probs), np.float64)
+    return quality, np.asarray(find_label_issues(y, probs), bool)
+
+
 # --------------------------------------------------------------------- timing
 def sync(device: str) -> None:
     """Wait for queued GPU work, so that wall-clock times include it."""
