@@ -1,16 +1,12 @@
-"""captum's ``TracInCP``: the reference bench_speed.py times skinfluence against.
+"""captum's ``TracInCP``: the reference bench_speed.py and bench_counterfactual.py use.
 
-For checkpoints ``(params_t, lr_t)`` of a module that outputs logits:
-
-* :func:`tracin_scores`: ``sum_t lr_t <grad L_val(theta_t), grad l_i(theta_t)>``
-  with ``L_val`` the mean validation cross-entropy (captum's aggregate
-  influence sums over the validation rows; it is divided by their number);
-* :func:`self_influence`: ``sum_t lr_t ||grad l_i(theta_t)||^2``.
-
-captum runs with ``sample_wise_grads_per_batch=True`` (its fast, hook-based
-per-sample gradients; they cover ``nn.Linear`` and ``nn.Conv2d`` parameters
-only, which is all the benchmark's MLP has). The module is deep-copied and
-put in eval mode; checkpoints are handed to captum in memory.
+For checkpoints ``(params_t, lr_t)`` of a module that outputs logits,
+:func:`tracin_scores` is ``sum_t lr_t <grad L_val(theta_t), grad l_i(theta_t)>``
+(``L_val`` the mean validation cross-entropy: captum's aggregate sums over
+the validation rows) and :func:`self_influence` ``sum_t lr_t ||grad
+l_i(theta_t)||^2``. captum runs with ``sample_wise_grads_per_batch=True``
+(hook-based per-sample gradients of ``nn.Linear`` and ``nn.Conv2d``
+parameters) on a deep copy of the module in eval mode.
 """
 
 from __future__ import annotations
@@ -48,17 +44,10 @@ def load_checkpoint(model: nn.Module, checkpoint) -> float:
 def _tracin(module, checkpoints, X, y, batch_size: int):
     from captum.influence import TracInCP
 
-    loss = SummedCrossEntropy()
-    return TracInCP(
-        copy.deepcopy(module).eval(),
-        TensorDataset(X, y),
-        list(checkpoints),  # (params, lr) pairs, passed to load_checkpoint as is
-        checkpoints_load_func=load_checkpoint,
-        loss_fn=loss,
-        test_loss_fn=loss,
-        batch_size=batch_size,
-        sample_wise_grads_per_batch=True,
-    )
+    loss = SummedCrossEntropy()  # the (params, lr) checkpoints go to load_checkpoint as is
+    return TracInCP(copy.deepcopy(module).eval(), TensorDataset(X, y), list(checkpoints),
+                    checkpoints_load_func=load_checkpoint, loss_fn=loss, test_loss_fn=loss,
+                    batch_size=batch_size, sample_wise_grads_per_batch=True)  # fmt: skip
 
 
 def tracin_scores(module, checkpoints, X, y, X_val, y_val, *, batch_size: int):
