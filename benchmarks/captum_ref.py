@@ -1,4 +1,4 @@
-"""captum's ``TracInCP``: the reference bench_speed.py and bench_counterfactual.py use.
+"""captum's ``TracInCP``: the reference of bench_speed.py and bench_counterfactual_peers.py.
 
 For checkpoints ``(params_t, lr_t)`` of a module that outputs logits,
 :func:`tracin_scores` is ``sum_t lr_t <grad L_val(theta_t), grad l_i(theta_t)>``
