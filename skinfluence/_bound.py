@@ -134,9 +134,11 @@ def search_to_bound(measure, first, k0: int, cap: int, bound: float, rounds: int
     (doubling when they do not fall); once one is at or below it, regula
     falsi between the largest ``k`` above and the smallest at or below. A
     ``k`` is accepted when its gap (absolute) is at most ``bound``. The
-    search stops when an accepted gap lies within ``SEARCH_TOLERANCE *
-    bound`` of the bound, when the bracket is one step wide, when ``cap``
-    rows are measured above the bound, or after ``rounds`` refits.
+    search stops when an accepted gap that has not passed zero (signed gap
+    >= 0: a ``k`` past the crossing acts on more rows than needed) lies
+    within ``SEARCH_TOLERANCE * bound`` of the bound, when the bracket is one
+    step wide, when ``cap`` rows are measured above the bound, or after
+    ``rounds`` refits.
 
     Parameters
     ----------
@@ -185,8 +187,8 @@ def search_to_bound(measure, first, k0: int, cap: int, bound: float, rounds: int
         elif signed[k] <= bound and (hi is None or k < hi):
             weight = {"lo": weight.get("lo", 1.0) / 2} if hi is not None else {}
             hi = k
-        accepted = [j for j in gap if gap[j] <= bound]
-        if accepted and bound - gap[min(accepted)] <= SEARCH_TOLERANCE * bound:
+        near = [j for j in gap if 0 <= signed[j] and gap[j] <= bound]  # not past zero
+        if near and bound - gap[min(near)] <= SEARCH_TOLERANCE * bound:
             break
         if (hi is not None and hi - lo <= step) or (hi is None and lo >= cap):
             break

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 from joblib import Memory
 from sklearn import config_context
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
 
 from ._bound import hard_gap
 from ._filter import InfluenceFilter
@@ -35,6 +36,13 @@ COLUMNS = (
     "fits",
     "seconds",
 )
+
+#: fairlearn's ThresholdOptimizer constraint for each metric
+_THRESHOLDS = {
+    "demographic_parity": "demographic_parity",
+    "equal_opportunity": "true_positive_rate_parity",
+    "equalized_odds": "equalized_odds",
+}
 
 #: fairlearn's moment for each metric
 _MOMENTS = {
@@ -82,12 +90,15 @@ def fairness_front(
     """The accuracy-fairness front of an estimator: one cleaned fit per bound.
 
     For each bound ``b``, an :class:`~skinfluence.InfluenceFilter` with
-    ``objective=Fairness(metric, bound=b)`` is fitted on ``(X, y)``: it acts
-    round by round until the gap of its refit on the validation rows is at
-    most ``b`` (or ``prune_ratio`` of the training rows are used). The
+    ``objective=Fairness(metric, bound=b)`` is fitted on ``(X, y)``: it
+    scores the rows once, on its first fit, and searches how many of the
+    lowest-scored rows to act on, the fewest whose refit's gap of hard
+    predictions on the validation rows is at most ``b`` (within
+    ``prune_ratio`` of the training rows and ``rounds`` refits). The
     filters share one cache (``memory``, a temporary joblib Memory by
-    default), so the first round's fit and scores, identical for every
-    bound, are computed once.
+    default), so the first fit and its scores, identical for every bound,
+    are computed once, and so is a refit on the same rows measured for
+    several bounds.
 
     Parameters
     ----------
@@ -133,20 +144,24 @@ def fairness_front(
     front : pandas.DataFrame
         One row per bound (and per baseline), with columns ``method``
         ("influence", "kamiran_calders", "exponentiated_gradient"),
-        ``bound``, ``validation_gap`` (the soft gap on the validation rows,
-        the value the bound is on), ``validation_hard_gap`` and
-        ``validation_accuracy`` (of hard predictions), ``test_gap`` and
-        ``test_accuracy`` (on ``X_test``), ``rows_touched`` (training rows
-        acted on), ``fits`` (model fits run for this row: cache hits are
-        not counted, so the shared first fit counts once) and ``seconds``
-        (wall time of this row). Gaps follow the objective's convention
-        (equalized odds: the sum of its two gaps).
+        ``bound``, ``validation_gap`` (the soft gap, the objective's value,
+        of the final model on the validation rows), ``validation_hard_gap``
+        (the gap of its hard predictions there: the value the bound is on)
+        and ``validation_accuracy``, ``test_gap`` and ``test_accuracy`` (of
+        hard predictions on ``X_test``), ``rows_touched`` (training rows
+        acted on), ``fits`` (model fits run for this row: the first fit and
+        one per number of rows the search measured, the final model being
+        one of them, plus a final refit with ``refit_on="all"`` or a
+        ``surrogate``; cache hits are not counted, so the shared first fit
+        counts once) and ``seconds`` (wall time of this row). Gaps follow
+        the objective's convention (equalized odds: the sum of its two
+        gaps).
 
     See Also
     --------
     skinfluence.plotting.plot_fairness_front : draws the front.
     skinfluence.InfluenceFilter : one point of the front; its ``gap_path_``
-        holds the rounds.
+        holds the fits its search measured.
 
     Examples
     --------
@@ -163,14 +178,15 @@ def fairness_front(
     >>> s = np.where(rng.rand(600) < np.where(y == 1, 0.65, 0.35), "m", "f")
     >>> X = np.c_[X, (s == "m") + rng.randn(600)]
     >>> front = fairness_front(LogisticRegression(), X, y, sensitive_features=s,
-    ...                        bounds=(0.05, 0.1), method="influence_function")
+    ...                        bounds=(0.05, 0.15), method="influence_function")
     >>> front[["bound", "rows_touched", "fits"]].to_dict("list")
-    {'bound': [0.05, 0.1], 'rows_touched': [30, 6], 'fits': [4, 1]}
-    >>> bool((front["validation_gap"] <= front["bound"]).all())
+    {'bound': [0.05, 0.15], 'rows_touched': [47, 35], 'fits': [5, 1]}
+    >>> bool((front["validation_hard_gap"] <= front["bound"]).all())
     True
 
-    The first fit (no row acted on) is shared: 5 fits for the two bounds,
-    where two separate filters would make 4 + 2.
+    The first fit (no row acted on) is shared: 6 fits for the two bounds,
+    where two separate filters would make 5 + 2 (the first fit, then four
+    and one refits measured).
     """
     bounds = [check_bound(b) for b in bounds]
     if not bounds or any(b is None for b in bounds):
@@ -255,14 +271,31 @@ def _baselines(estimator, X, y, s, flt, bounds, metric, pos_label, test, seed):
         }  # fmt: skip
 
     start = time.perf_counter()
+    plain = clone(estimator).fit(Xt, yt)
+    out.append(row("none", np.nan, plain, 1, start, 0))
+    start = time.perf_counter()
     w = reweighing_weights(yt, sensitive_features=st)
     est = with_sample_weight(estimator)
     model = est.fit(Xt, yt, **sample_weight_params(est, w))
     out.append(row("kamiran_calders", np.nan, model, 1, start, len(train)))
     try:
-        from fairlearn import reductions
+        from fairlearn import postprocessing, reductions
     except ImportError:  # optional
         return out
+    start = time.perf_counter()
+    to = postprocessing.ThresholdOptimizer(
+        estimator=_Proba64(plain), constraints=_THRESHOLDS[metric], prefit=True,
+        predict_method="predict_proba",
+    )  # fmt: skip
+    to.fit(Xv, yv, sensitive_features=sv)  # thresholds from the validation rows
+    vg, va = _scores(_Grouped(to, sv, seed), Xv, yv, sv, metric, pos)
+    tg, ta = _scores(_Grouped(to, test[2], seed), *test, metric, pos)
+    out.append({
+        "method": "threshold_optimizer", "bound": np.nan, "validation_gap": np.nan,
+        "validation_hard_gap": vg, "validation_accuracy": va, "test_gap": tg,
+        "test_accuracy": ta, "rows_touched": 0, "fits": 0,
+        "seconds": time.perf_counter() - start,
+    })  # fmt: skip
     for b in bounds:
         start = time.perf_counter()
         moment = getattr(reductions, _MOMENTS[metric])(difference_bound=b)
@@ -274,6 +307,35 @@ def _baselines(estimator, X, y, s, flt, bounds, metric, pos_label, test, seed):
             row("exponentiated_gradient", b, model, int(eg.n_oracle_calls_), start, 0)
         )
     return out
+
+
+class _Proba64(ClassifierMixin, BaseEstimator):
+    """A fitted classifier whose ``predict_proba`` is float64 (fairlearn's
+    ThresholdOptimizer fails on a net's float32 probabilities under pandas 3)."""
+
+    def __init__(self, model=None):
+        self.model = model
+
+    def fit(self, X, y=None):
+        return self
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return True
+
+    def predict_proba(self, X):
+        return np.asarray(self.model.predict_proba(X), dtype=np.float64)
+
+
+class _Grouped:
+    """A fitted ThresholdOptimizer predicting rows whose groups it is given."""
+
+    def __init__(self, model, groups, seed):
+        self.model, self.groups, self.seed = model, groups, seed
+
+    def predict(self, X):
+        if X is None:
+            return None
+        return self.model.predict(X, sensitive_features=self.groups, random_state=self.seed)
 
 
 class _Seeded:
