@@ -1,34 +1,46 @@
-"""What the benchmark scripts share: data, models, timing, memory, reports, CSV.
+"""What the benchmark scripts share: data, models, run facts, tables, CSV.
 
 The scripts run as ``python benchmarks/<script>.py``, so this folder is first
 on ``sys.path`` and they import this module as ``harness``. It calls the
-public API of skinfluence only (``skinfluence.datasets``,
-``skinfluence.callbacks``).
+public API of skinfluence only. Timing and memory measurement live in the
+sibling ``measure.py``; they are imported from here too.
 """
 
 from __future__ import annotations
 
 import datetime
-import json
 import math
 import os
 import platform
-import resource
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
+from measure import (  # noqa: F401  (the scripts import them from harness)
+    CHILD_TAG,
+    Quiet,
+    Timing,
+    child_result,
+    fmt_share,
+    hwm_mb,
+    machine_busy_s,
+    own_cpu_s,
+    peak_beyond,
+    reset_peak,
+    rss_mb,
+    run_child,
+    stopwatch,
+    sync,
+    timed,
+)
 from torch import nn
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS_DIR = ROOT / "benchmarks" / "results"
-CHILD_TAG = "BENCH_CHILD_RESULT "
 
 
 # ------------------------------------------------------------------ run setup
@@ -48,10 +60,9 @@ def set_threads(n: int | None) -> int:
 def load_dataset(name: str, *, subset: str = "all", two_races: bool = False):
     """Adult or COMPAS from ``skinfluence.datasets``: ``(X, y, s)``.
 
-    ``y`` is an int64 array and ``s`` the sensitive feature as strings (sex for
-    Adult, race for COMPAS). ``two_races`` keeps the African-American and
-    Caucasian rows of COMPAS only. ``subset`` ("train", "test", "all") is
-    Adult's.
+    ``y`` int64; ``s`` the sensitive feature as strings (sex for Adult, race
+    for COMPAS). ``two_races`` keeps COMPAS's African-American and Caucasian
+    rows only; ``subset`` ("train", "test", "all") is Adult's.
     """
     from skinfluence.datasets import load_adult, load_compas
 
@@ -151,18 +162,9 @@ class MLP(nn.Module):
         return self.net(X)
 
 
-def make_mlp(
-    n_in: int,
-    *,
-    hidden=(64,),
-    lr: float,
-    momentum: float = 0.0,
-    batch_size: int,
-    epochs: int,
-    checkpoints: bool = False,
-    device: str = "cpu",
-    net_class=None,
-):
+def make_mlp(n_in: int, *, hidden=(64,), lr: float, momentum: float = 0.0,
+             batch_size: int, epochs: int, checkpoints: bool = False,
+             device: str = "cpu", net_class=None):  # fmt: skip
     """An unfitted skorch classifier of an :class:`MLP`, SGD, no validation split.
 
     ``checkpoints`` adds ``skinfluence.callbacks.TracInCheckpoints`` as the
@@ -170,27 +172,16 @@ def make_mlp(
     """
     from skorch import NeuralNetClassifier
 
-    callbacks = None
-    if checkpoints:
-        from skinfluence.callbacks import TracInCheckpoints
+    from skinfluence.callbacks import TracInCheckpoints
 
-        callbacks = [("tracin", TracInCheckpoints())]
+    callbacks = [("tracin", TracInCheckpoints())] if checkpoints else None
     return (net_class or NeuralNetClassifier)(
-        MLP,
-        module__n_in=n_in,
-        module__hidden=tuple(hidden),
-        criterion=nn.CrossEntropyLoss,
-        optimizer=torch.optim.SGD,
-        optimizer__momentum=momentum,
-        lr=lr,
-        batch_size=batch_size,
-        max_epochs=epochs,
-        train_split=None,
-        iterator_train__shuffle=True,
-        device=device,
-        verbose=0,
-        callbacks=callbacks,
-    )
+        MLP, module__n_in=n_in, module__hidden=tuple(hidden),
+        criterion=nn.CrossEntropyLoss, optimizer=torch.optim.SGD,
+        optimizer__momentum=momentum, lr=lr, batch_size=batch_size,
+        max_epochs=epochs, train_split=None, iterator_train__shuffle=True,
+        device=device, verbose=0, callbacks=callbacks,
+    )  # fmt: skip
 
 
 def make_logreg(C: float = 1.0):
@@ -208,9 +199,8 @@ def checkpoints_of(net) -> list:
 def cleanlab_ranking(model, X, y, folds: int, seed: int):
     """cleanlab on ``folds``-fold CV probabilities of ``model``: (quality, flags).
 
-    ``quality``: ``get_label_quality_scores`` (self-confidence, low =
-    suspect); ``flags``: the rows ``find_label_issues`` flags. Torch is
-    seeded with ``seed`` first.
+    ``quality``: ``get_label_quality_scores`` (self-confidence, low = suspect);
+    ``flags``: the rows ``find_label_issues`` flags. Torch is seeded first.
     """
     import warnings
 
@@ -227,185 +217,9 @@ def cleanlab_ranking(model, X, y, folds: int, seed: int):
     return quality, np.asarray(find_label_issues(y, probs), bool)
 
 
-# --------------------------------------------------------------------- timing
-def sync(device: str) -> None:
-    """Wait for queued GPU work, so that wall-clock times include it."""
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-
-
-def machine_busy_s() -> float | None:
-    """Busy CPU-seconds of the whole machine since boot (/proc/stat)."""
-    try:
-        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
-        vals = [int(x) for x in fields]
-    except (OSError, ValueError):
-        return None
-    idle = vals[3] + (vals[4] if len(vals) > 4 else 0)  # idle + iowait
-    return (sum(vals[:8]) - idle) / os.sysconf("SC_CLK_TCK")
-
-
-def own_cpu_s() -> float:
-    """CPU-seconds this process has used (user + system)."""
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
-
-
-@dataclass
-class Quiet:
-    """Waits, before timed runs, for other processes to leave the CPUs idle.
-
-    Each wait lasts at most ``max_wait`` seconds, all of them together at
-    most ``budget`` seconds; "idle" is less than ``busy_share`` of all CPUs
-    busy. ``Quiet()`` never waits.
-    """
-
-    max_wait: float = 0.0
-    budget: float = 0.0
-    busy_share: float = 0.15
-    spent: float = 0.0
-
-    def wait(self) -> None:
-        left = min(self.max_wait, self.budget - self.spent)
-        start = time.monotonic()
-        ncpu = os.cpu_count() or 1
-        while time.monotonic() - start < left:
-            b0, t0 = machine_busy_s(), time.monotonic()
-            if b0 is None:
-                break
-            time.sleep(0.5)
-            if (machine_busy_s() - b0) / (
-                (time.monotonic() - t0) * ncpu
-            ) < self.busy_share:
-                break
-        self.spent += time.monotonic() - start
-
-
-@dataclass
-class Timing:
-    """Seconds of each run, and the share of all CPUs other processes used."""
-
-    result: object = None
-    seconds: list = field(default_factory=list)
-    other: list = field(default_factory=list)
-
-    @property
-    def best(self) -> float:
-        """The fastest run: the least disturbed by other load."""
-        return min(self.seconds)
-
-    @property
-    def other_at_best(self) -> float | None:
-        return self.other[self.seconds.index(self.best)]
-
-    def runs(self, digits: int = 3) -> str:
-        return ", ".join(f"{t:.{digits}f}" for t in self.seconds)
-
-
-def timed(fn, *, repeats: int = 1, device: str = "cpu", quiet: Quiet | None = None):
-    """Run ``fn()`` ``repeats`` times; a :class:`Timing` with its last result."""
-    out, ncpu = Timing(), os.cpu_count() or 1
-    for _ in range(repeats):
-        if quiet is not None:
-            quiet.wait()
-        sync(device)
-        b0, c0, t0 = machine_busy_s(), own_cpu_s(), time.perf_counter()
-        out.result = fn()
-        sync(device)
-        dt = time.perf_counter() - t0
-        b1, c1 = machine_busy_s(), own_cpu_s()
-        out.seconds.append(dt)
-        others = None if b0 is None or b1 is None else ((b1 - b0) - (c1 - c0))
-        out.other.append(None if others is None else max(0.0, others / (dt * ncpu)))
-    return out
-
-
-@contextmanager
-def stopwatch():
-    """``with stopwatch() as sw: ...`` then ``sw["seconds"]``."""
-    sw = {"seconds": float("nan")}
-    t0 = time.perf_counter()
-    try:
-        yield sw
-    finally:
-        sw["seconds"] = time.perf_counter() - t0
-
-
-def fmt_share(x) -> str:
-    return "n/a" if x is None else f"{100 * x:.0f}%"
-
-
-# --------------------------------------------------------------------- memory
-def rss_mb() -> float | None:
-    """Resident set size now, in MiB (psutil, else /proc/self/statm)."""
-    try:
-        import psutil
-
-        return psutil.Process().memory_info().rss / 2**20
-    except ImportError:
-        pass
-    try:
-        pages = int(Path("/proc/self/statm").read_text().split()[1])
-        return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
-    except (OSError, ValueError):
-        return None
-
-
-def hwm_mb() -> float | None:
-    """``VmHWM`` (peak RSS since start or the last reset) in MiB, if readable."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 2**10
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
-def reset_peak() -> bool:
-    """Reset this process's RSS high-water mark (Linux >= 4.0); False if unable.
-
-    ``ru_maxrss`` cannot serve as a baseline in a child started by fork +
-    exec (it counts the parent's pages before the exec): hence VmHWM.
-    """
-    try:
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")
-        return hwm_mb() is not None
-    except OSError:
-        return False
-
-
-def peak_beyond(fn) -> tuple[object, float | None]:
-    """``(fn(), peak RSS during it minus RSS before, in MiB)``; None if unknown."""
-    base = rss_mb()
-    if not reset_peak() or base is None:
-        return fn(), None
-    out = fn()
-    return out, hwm_mb() - base
-
-
-def child_result(payload: dict) -> None:
-    """Print the result line that :func:`run_child` reads back."""
-    print(CHILD_TAG + json.dumps(payload), flush=True)
-
-
-def run_child(script: Path, args: list[str]) -> dict:
-    """Run ``python script *args`` in a fresh process; its :func:`child_result`."""
-    cmd = [sys.executable, str(script), *args]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    for line in proc.stdout.splitlines():
-        if line.startswith(CHILD_TAG):
-            return json.loads(line[len(CHILD_TAG) :])
-    raise RuntimeError(
-        f"child {' '.join(args)} failed (rc={proc.returncode}):\n"
-        f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-    )
-
-
-# ----------------------------------------------------------------- run header
+# ------------------------------------------------------------------ run facts
 def git_commit() -> str:
-    """The commit of the skinfluence that is imported, and whether it is edited.
+    """The commit of the imported skinfluence, and whether it is edited.
 
     A ``git archive`` snapshot on ``PYTHONPATH`` is named by its ``COMMIT``
     file (see benchmarks/README.md).
@@ -413,9 +227,8 @@ def git_commit() -> str:
     import skinfluence
 
     def git(*args):
-        return subprocess.run(
-            ["git", *args], cwd=ROOT, capture_output=True, text=True
-        ).stdout.strip()
+        out = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
+        return out.stdout.strip()
 
     try:
         head = git("rev-parse", "--short", "HEAD") or "unknown"
@@ -426,7 +239,8 @@ def git_commit() -> str:
     if where != (ROOT / "skinfluence").resolve():
         stamp = where.parent / "COMMIT"
         if stamp.exists():
-            return f"{stamp.read_text().strip()} (a snapshot of the package, on PYTHONPATH)"
+            snap = stamp.read_text().strip()
+            return f"{snap} (a snapshot of the package, on PYTHONPATH)"
         return f"{head} (package imported from {where})"
     return head + (" + uncommitted changes" if dirty else "")
 
@@ -437,7 +251,7 @@ def cpu_name() -> str:
             if line.startswith("model name"):
                 return line.split(":", 1)[1].strip()
     except OSError:
-        pass
+        pass  # the platform's word below
     return platform.processor() or platform.machine()
 
 
@@ -456,11 +270,10 @@ def run_header(
     commit: str | None = None,
     date: str | None = None,
 ) -> list[str]:
-    """The Markdown bullets every result file starts with.
+    """The Markdown bullets of a run's facts.
 
     Date, command (``python benchmarks/<script> <argv>`` unless ``command``
-    is given), the commit of skinfluence, machine and load, torch and its
-    number of threads.
+    is given), skinfluence's commit, machine and load, torch and its threads.
     """
     args = list(sys.argv[1:] if argv is None else argv)
     command = command or " ".join([f"python benchmarks/{script}", *args])
@@ -481,21 +294,17 @@ def md_table(header: list[str], rows: list[list], align: str = "") -> list[str]:
     """A Markdown table; ``align`` has one letter per column: l (default) or r."""
     seps = ["---:" if a == "r" else "---" for a in align.ljust(len(header), "l")]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(seps) + "|"]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return lines
+    return lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
 
 
 def mean_std(values, scale: float = 1.0, digits: int = 3) -> str:
     """``mean ± std`` (sample std) of the non-NaN values; "—" when none."""
-    v = np.asarray([x for x in values if not _isnan(x)], dtype=float)
+    v = [x for x in values if not (isinstance(x, float) and math.isnan(x))]
+    v = np.asarray(v, dtype=float)
     if len(v) == 0:
         return "—"
     sd = v.std(ddof=1) if len(v) > 1 else 0.0
     return f"{scale * v.mean():.{digits}f} ± {scale * sd:.{digits}f}"
-
-
-def _isnan(x) -> bool:
-    return isinstance(x, float) and math.isnan(x)
 
 
 def write_result(path: Path, text: str) -> None:
@@ -507,9 +316,7 @@ def write_result(path: Path, text: str) -> None:
 # ------------------------------------------------------------------ CSV resume
 def read_csv(path: Path, columns: list[str]) -> pd.DataFrame:
     """The rows written so far (an empty frame with ``columns`` if none)."""
-    if not path.exists():
-        return pd.DataFrame(columns=columns)
-    return pd.read_csv(path)
+    return pd.read_csv(path) if path.exists() else pd.DataFrame(columns=columns)
 
 
 def append_csv(path: Path, rows: list[dict], columns: list[str]) -> None:
