@@ -28,12 +28,17 @@ current value overshoots: ``floor = -n * J(theta)`` keeps the predicted value
 most three fractional entries; :func:`round_plan` turns it into a 0/1 plan
 that keeps the three constraints.
 
-With a bound on the target (``Fairness(bound=b)``) each round is sized by the
-predicted change still needed, ``J - b``: :func:`rows_to_bound` counts the
-fewest rows, lowest effect first, whose predicted change ``sum_i t_i / n``
-reaches ``-(J - b)`` without passing ``-J``, and that count (at most the
-round's share of the cap) is the round's ``k`` in :func:`plan_round` (with
-the floor at the objective's zero).
+With a bound on the target (``Fairness(bound=b)``) the rows are ranked once,
+by the first fit's effects, and a search over measured refits
+(``_bound.search_to_bound``) chooses how many of them to act on. Its first
+count is sized by the predicted change: the bound is on the gap ``H`` of hard
+predictions while the effects predict the soft gap ``J``, so ``J`` is asked to
+fall by the share ``H`` must, ``J * (1 - b / H)`` (``_bound.first_count``):
+:func:`rows_to_bound` counts the fewest rows, lowest effect first, whose
+predicted change ``sum_i t_i / n`` reaches ``-J * (1 - b / H)`` without
+passing ``-J``. Every count ``k`` the search measures is planned by
+:func:`plan_round` (with the constraint, without the floor: the measured gap
+decides).
 
 The constraint and the floor hold for the *predicted* changes, which add the
 rows' first-order effects. Measured after the refit they do not hold
@@ -98,8 +103,9 @@ def rows_to_bound(target: np.ndarray, need: float, floor: float | None = None) -
         Per-row effect of acting fully on the row (in units of ``1 / n``:
         acting on row ``i`` changes the objective by about ``t_i / n``).
     need : float
-        ``n * (J - bound)``: the predicted change still needed, in the same
-        units; at most 0 needs no row.
+        The predicted fall needed, in the same units (a bound's first count:
+        ``n * J * (1 - bound / H)``, ``_bound.first_count``); at most 0
+        needs no row.
     floor : float or None, default=None
         :func:`removal_floor`: the rows counted stop before their summed
         effect passes it (never a plan past the objective's zero).

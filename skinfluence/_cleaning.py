@@ -332,15 +332,17 @@ def clean(
         ``problem.rounds`` rounds, with a refit and new scores between them;
         after a round that changes nothing the next ones would repeat it, so
         they are skipped. With a bound on the objective
-        (``Fairness(bound=b)``), every fit is measured (the objective's value
-        ``J`` on the validation rows, :func:`measure_gap`) and the rounds go
-        on until ``J <= b``, ``problem.rounds`` rounds are done or the
-        ``prune_ratio`` cap is used: each round's ``k`` is the fewest rows
-        whose predicted change brings ``J`` to the bound
-        (``_actions.rows_to_bound``), at most ``ceil(cap / rounds)`` (a
-        round's share of the cap: first-order predictions of large removals
-        are off by several times), planned by ``_actions.plan_round`` with
-        the floor at ``J = 0``. The last fit is then the final model.
+        (``Fairness(bound=b)``) the first fit's scores are the only ones:
+        :func:`_search` acts on the ``k`` rows of lowest effect, each ``k``
+        planned by ``_actions.plan_round`` (with the constraint, without the
+        floor) and fitted through ``memory`` (:func:`fit_model`), and
+        measured on the validation rows (:func:`measure_gap`: the soft gap
+        ``J``, the hard gap the bound is on, the accuracy).
+        ``_bound.search_to_bound`` chooses ``k``: first the count predicted
+        to reach the bound (``_bound.first_count``), then the secant and
+        Illinois regula falsi on the signed hard gap, up to
+        ``problem.rounds`` refits and the ``prune_ratio`` cap. The measured
+        fit of the chosen ``k`` is the final model.
 
     Returns
     -------

@@ -219,17 +219,24 @@ class InfluenceFilter(
     rounds_ : int
         The rounds of cleaning (``rounds``, "auto" resolved: 3 under a
         fairness objective, else 1; with a bound, ``Fairness(bound=b)``, the
-        most rounds: "auto" is 10).
+        most refits of the search: "auto" is 5).
     gap_path_ : list of dict or None
-        With a bound on the objective: one record per fit of the rounds, in
-        order (``pandas.DataFrame(gap_path_)`` tabulates them): ``round``
-        (0: the first fit), ``rows_acted`` (training rows acted on before
-        that fit), ``gap`` (the objective's value on the validation rows, the
-        soft gap the bound is on), ``hard_gap`` (the gap of the fit's
-        predictions, :mod:`skinfluence.metrics`; equalized odds as the sum of
-        its two gaps) and ``accuracy`` (of its predictions on the validation
-        rows). The last record is the final model's (``estimator_`` with
-        ``refit_on="train"``). None without a bound.
+        With a bound on the objective: one record per fit the search
+        measured, in the order measured (``pandas.DataFrame(gap_path_)``
+        tabulates them): ``round`` (the index of the measurement; 0: the
+        first fit, on every training row), ``rows_acted`` (training rows
+        acted on in that fit: the ``k`` of lowest effect in the first fit's
+        scores, or fewer where the action or the constraint's linear program
+        leaves some; each ``k`` is measured once, and the search moves both
+        ways), ``gap`` (the objective's value on the validation rows: the
+        soft gap the scores predict), ``hard_gap`` (the gap of the fit's
+        predictions on the validation rows, :mod:`skinfluence.metrics`;
+        equalized odds as the sum of its two gaps: the gap the bound is on)
+        and ``accuracy`` (of those predictions). The final model
+        (``estimator_`` with ``refit_on="train"``) is the measured fit of
+        the smallest ``k`` whose ``hard_gap`` is at most the bound, else of
+        the lowest ``hard_gap``; its record is not always the last. None
+        without a bound.
     validation_indices_ : ndarray of int
         The rows of ``X`` held out as validation rows, in increasing order
         (empty when ``X_val`` is passed).

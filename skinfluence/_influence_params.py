@@ -47,7 +47,7 @@ default="utility"
         program of ``constraint``, which may pass over low scores and act on
         higher ones. "negative" acts on every row with a negative score.
         With a bound on the objective (``Fairness(bound=b)``): the cap on the
-        rows acted on over all rounds (a float is then required).""",
+        rows the search acts on (a float is then required).""",
     "action": """action : {"remove", "reweight", "relabel"}, default="remove"
         What happens to the rows selected. "remove" drops them. "reweight"
         gives them weights in [0, 1) (``sample_weight`` of the final fit; a
@@ -86,12 +86,22 @@ default="utility"
         would change nothing are skipped. "auto" is 3 under a fairness
         objective (the benchmark's best for fairness) and 1 otherwise;
         ``rounds_`` holds the number used. With a bound on the objective
-        (``Fairness(bound=b)``) it is the most rounds ("auto": 10): each
-        round acts on the fewest rows whose predicted change brings the
-        validation gap to the bound, at most ``prune_ratio / rounds`` of the
-        rows (rounded up), and the rounds stop as soon as a refit is at or
-        below it (``gap_path_``); one more fit measures the last round, and
-        is the final model.""",
+        (``Fairness(bound=b)``) the rows are scored once, on the first fit,
+        and ``rounds`` is the most refits ("auto": 5) of a search over how
+        many of the lowest-scored rows ``k`` to act on. The first ``k`` is
+        the fewest rows whose predicted change brings the gap to the bound;
+        the next follow the measured signed gap of hard predictions on the
+        validation rows (along the first fit's order of the groups, so it
+        keeps falling past zero): the secant through the last two while
+        every refit is above the bound, then Illinois regula falsi between
+        the largest ``k`` above and the smallest at or below. A ``k`` is
+        accepted when its refit's hard gap is at most ``b``. The search stops
+        when an accepted gap lies within a quarter of ``b`` below ``b``, when
+        the bracket is one grid step wide (``n_train // 400`` rows, at least
+        1), when the ``prune_ratio`` cap is measured above the bound, or
+        after ``rounds`` refits. The final model is the measured fit of the
+        smallest ``k`` accepted, else of the lowest gap, with a warning
+        (every fit measured is a record of ``gap_path_``).""",
     "validation_size": """validation_size : float in (0, 1) or int, default=0.2
         The held-out rows influence is measured on: a fraction of the rows of
         ``X`` (rounded up) or a number of rows. The split is stratified by

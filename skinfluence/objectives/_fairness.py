@@ -97,16 +97,19 @@ class Fairness(Objective):
         scikit-learn's binary classifiers, ``classes_[1]``. One rule with the
         metrics: :func:`skinfluence.metrics.check_pos_label`.
     bound : float in (0, 1) or None, default=None
-        The gap to reach, as fairlearn's ``difference_bound``. ``None``: no
-        bound; the estimators act on ``prune_ratio`` of the rows, as given.
-        With a bound, :class:`~skinfluence.InfluenceFilter` and
-        :class:`~skinfluence.InfluenceSampler` act round by round until the
-        gap of the refitted model on the validation rows (this objective's
-        value, the soft gap) is at most ``bound``: each round acts on the
-        fewest rows whose predicted change brings the gap to the bound (at
-        most ``prune_ratio / rounds`` of them), and ``prune_ratio`` caps the
-        rows acted on in total (see their ``rounds`` and ``gap_path_``). :func:`~skinfluence.compute_influence`
-        ignores it.
+        The gap to reach, as fairlearn's ``difference_bound``: a bound on the
+        gap of hard predictions (of :mod:`skinfluence.metrics`; equalized
+        odds: the sum of its two gaps, where fairlearn bounds each).
+        ``None``: no bound; the estimators act on ``prune_ratio`` of the
+        rows, as given. With a bound, :class:`~skinfluence.InfluenceFilter`
+        and :class:`~skinfluence.InfluenceSampler` score the rows once, on
+        the first fit, and search how many of the lowest-scored rows to act
+        on: the fewest whose refit's hard gap on the validation rows is at
+        most ``bound``. The first number tried is the one the scores predict
+        to reach the bound, the next ones follow the measured gaps;
+        ``prune_ratio`` caps the rows acted on and ``rounds`` the refits
+        (see their ``rounds`` and ``gap_path_``).
+        :func:`~skinfluence.compute_influence` ignores it.
 
     See Also
     --------
@@ -117,9 +120,12 @@ class Fairness(Objective):
 
     Notes
     -----
-    The bound is on the soft gap, the value the cleaning lowers; the
-    estimators also record the gap at hard predictions (``gap_path_``),
-    which can differ from it by a few points.
+    The bound is on the gap of hard predictions, as fairlearn's; the scores
+    predict changes of the soft gap (this objective's value), which can
+    differ from it by several points. So the first number of rows tried
+    asks the soft gap ``J`` to fall by the share the hard gap ``H`` must,
+    ``J * (1 - bound / H)``, and the measured hard gaps decide the rest;
+    ``gap_path_`` records both gaps of every fit measured.
 
     At hard 0/1 predictions the gaps equal fairlearn's
     ``demographic_parity_difference`` and ``equal_opportunity_difference``;
