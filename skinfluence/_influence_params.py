@@ -96,12 +96,14 @@ default="utility"
         every refit is above the bound, then Illinois regula falsi between
         the largest ``k`` above and the smallest at or below. A ``k`` is
         accepted when its refit's hard gap is at most ``b``. The search stops
-        when an accepted gap lies within a quarter of ``b`` below ``b``, when
-        the bracket is one grid step wide (``n_train // 400`` rows, at least
-        1), when the ``prune_ratio`` cap is measured above the bound, or
-        after ``rounds`` refits. The final model is the measured fit of the
-        smallest ``k`` accepted, else of the lowest gap, with a warning
-        (every fit measured is a record of ``gap_path_``).""",
+        when an accepted gap that has not passed zero (signed gap >= 0: past
+        it, more rows are acted on than needed) lies within a quarter of
+        ``b`` below ``b``, when the bracket is one grid step wide
+        (``n_train // 400`` rows, at least 1), when the ``prune_ratio`` cap
+        is measured above the bound, or after ``rounds`` refits. The final
+        model is the measured fit of the smallest ``k`` accepted, else of
+        the lowest gap, with a warning (every fit measured is a record of
+        ``gap_path_``).""",
     "validation_size": """validation_size : float in (0, 1) or int, default=0.2
         The held-out rows influence is measured on: a fraction of the rows of
         ``X`` (rounded up) or a number of rows. The split is stratified by
