@@ -241,8 +241,8 @@ def evaluate(kind: str, est, d: dict, cfg: dict) -> dict:
         X, y, s = as_input(kind, d[f"X_{part}"]), d[f"y_{part}"], d[f"s_{part}"]
         pred = np.asarray(est.predict(X))
         out[f"{part}_acc"] = float(np.mean(pred == y))
-        gaps = (metrics.demographic_parity_difference, metrics.equal_opportunity_difference)
-        for gap, fn in zip(("dp", "eo"), gaps, strict=True):
+        for gap, fn in (("dp", metrics.demographic_parity_difference),
+                        ("eo", metrics.equal_opportunity_difference)):  # fmt: skip
             out[f"{part}_{gap}"] = fn(y, pred, sensitive_features=s)
         X_adv = attack.perturb(tm, tm.prepare_X(X), tm.prepare_y(y)).numpy()
         out[f"{part}_rob"] = float(np.mean(est.predict(X_adv.astype(X.dtype)) == y))

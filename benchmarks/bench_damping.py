@@ -2,8 +2,8 @@
 
 Run from the repository root (what it measures: ``benchmarks/README.md``)::
 
-    python benchmarks/bench_damping.py           # ~5 min, one thread -> results/damping.csv
-    python benchmarks/bench_damping.py --quick   # COMPAS, LogisticRegression, 2 dampings
+    python benchmarks/bench_damping.py           # ~5 min -> results/damping.csv
+    python benchmarks/bench_damping.py --quick   # COMPAS logreg, 2 dampings (~10 s)
     python benchmarks/report.py damping          # the table: results/damping.md
 
 The counterfactual benchmark's models and data, scored with
@@ -111,7 +111,7 @@ def run_model(dataset, model, data, retrain, cfg, grid) -> list[dict]:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="COMPAS, logreg, 2 dampings")
+    parser.add_argument("--quick", action="store_true", help="COMPAS logreg, 2 dampings")
     args = parser.parse_args(argv)
     set_threads(1)
     cfg = config(quick=False)  # the full counterfactual run's data and models
@@ -123,7 +123,8 @@ def main(argv=None):
         for model in ("logreg",) if args.quick else ("logreg", "mlp"):
             cell = retrain[(retrain.dataset == dataset) & (retrain.model == model)]
             rows += run_model(dataset, model, data, cell, cfg, grid)
-    write_csv("damping_quick" if args.quick else "damping", pd.DataFrame(rows), argv=argv)
+    name = "damping_quick" if args.quick else "damping"
+    write_csv(name, pd.DataFrame(rows), argv=argv)
 
 
 if __name__ == "__main__":

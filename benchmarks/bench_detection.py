@@ -73,7 +73,8 @@ def corrupt(scenario: str, X, y, seed: int):
 
 def make_estimator(X, epochs: int):
     """Preprocessing + skorch MLP d -> 64 -> 2 (unfitted)."""
-    net = make_mlp(encoded_width(X), hidden=(64,), lr=0.05, batch_size=64, epochs=epochs)
+    width = encoded_width(X)
+    net = make_mlp(width, hidden=(64,), lr=0.05, batch_size=64, epochs=epochs)
     return tabular_pipeline(X, net)
 
 
@@ -90,7 +91,8 @@ def run_one(dataset, scenario, seed, *, n_train, n_val, epochs, with_cleanlab):
     with stopwatch() as t_clean:
         if with_cleanlab:
             quality, flags = cleanlab_ranking(make_estimator(X, epochs), X, y, 5, seed)
-            out["cleanlab"] = (detection_f1(mask, -quality), detection_roc_auc(mask, -quality))
+            suspect = -quality
+            out["cleanlab"] = (detection_f1(mask, suspect), detection_roc_auc(mask, suspect))
             # its own flags: exactly the flagged rows, so contamination = their share
             own = detection_f1(mask, flags.astype(float), contamination=flags.mean())
             out["cleanlab (own flags)"] = (own, np.nan)
@@ -104,7 +106,7 @@ def parse_args(argv):
     parser.add_argument("--datasets", nargs="*", default=["adult", "compas"])
     parser.add_argument("--n-adult", type=int, default=None)
     parser.add_argument("--no-cleanlab", action="store_true")
-    parser.add_argument("--out", help="results name (default detection / detection_quick)")
+    parser.add_argument("--out", help="results name (default detection[_quick])")
     parser.add_argument(
         "--threads", type=int, default=1,
         help="torch threads (1: small nets gain nothing from more, and several "
