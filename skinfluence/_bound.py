@@ -1,5 +1,6 @@
-"""A fairness bound's measurements: the gaps of a fitted model on the
-validation rows, recorded round by round in ``gap_path_``."""
+"""A fairness bound: the gaps of a fitted model on the validation rows (one
+record of ``gap_path_`` per measured fit) and the search over how many rows
+to act on (:func:`search_to_bound`)."""
 
 from __future__ import annotations
 
@@ -79,6 +80,9 @@ def _warn_bound(record, bound, prune_ratio, cap, rounds, why) -> None:
         "cap": f"prune_ratio={prune_ratio!r} caps the rows acted on at {cap}",
         "rounds": f"rounds={rounds} refits are done",
         "rows": "no row is predicted to lower the gap",
+        "jump": "the gap passes from above the bound to past it on the other "
+        "side within one step of the search's grid (a coarse validation gap: "
+        "more validation rows help)",
     }[why]
     warnings.warn(
         f"The validation gap of hard predictions is {record['hard_gap']:.4g} "
@@ -164,8 +168,9 @@ def search_to_bound(measure, first, k0: int, cap: int, bound: float, rounds: int
         The smallest measured ``k`` accepted, else the ``k`` of the lowest
         measured gap.
     why : str or None
-        None when the bound is reached, else why not: "cap", "rounds" or
-        "rows" (no row is predicted to lower the gap).
+        None when the bound is reached, else why not: "cap", "rounds",
+        "rows" (no row is predicted to lower the gap) or "jump" (the gap
+        passes from above the bound to below ``-bound`` within one step).
     """
     gap, signed = {0: first[0]}, {0: first[1]}
     if gap[0] <= bound:
@@ -177,6 +182,7 @@ def search_to_bound(measure, first, k0: int, cap: int, bound: float, rounds: int
         k = int(round(k / step)) * step
         return int(min(max(k, lo + step), hi - step))
 
+    aim = bound * (1 - SEARCH_TOLERANCE / 2)  # inside the tolerance, not at its edge
     lo, hi, k = 0, None, snap(k0, 0, cap + step)  # signed[lo] > bound >= signed[hi]
     weight = {}  # Illinois: an end kept twice in a row counts half
     for _ in range(rounds):
@@ -195,11 +201,11 @@ def search_to_bound(measure, first, k0: int, cap: int, bound: float, rounds: int
         if hi is None:  # the secant through the last two, above the bound
             a, b = sorted(j for j in signed if j <= lo)[-2:]  # 0 and lo at least
             fall = signed[a] - signed[b]
-            nxt = b + (signed[b] - bound) * (b - a) / fall if fall > 0 else 2 * b
+            nxt = b + (signed[b] - aim) * (b - a) / fall if fall > 0 else 2 * b
             k = snap(nxt, lo, cap + step)
         else:  # regula falsi
-            f_lo = (signed[lo] - bound) * weight.get("lo", 1.0)
-            f_hi = (signed[hi] - bound) * weight.get("hi", 1.0)
+            f_lo = (signed[lo] - aim) * weight.get("lo", 1.0)
+            f_hi = (signed[hi] - aim) * weight.get("hi", 1.0)
             k = snap(lo + f_lo / max(f_lo - f_hi, 1e-12) * (hi - lo), lo, hi)
         if k in gap or k <= lo or (hi is not None and k >= hi):
             break
@@ -207,4 +213,6 @@ def search_to_bound(measure, first, k0: int, cap: int, bound: float, rounds: int
     if accepted:
         return min(accepted), None
     best = min(gap, key=lambda j: (gap[j], j))
-    return best, "cap" if lo >= cap else "rounds"
+    if lo >= cap:
+        return best, "cap"
+    return best, "jump" if hi is not None and hi - lo <= step else "rounds"

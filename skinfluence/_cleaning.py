@@ -526,6 +526,8 @@ def _search(problem, prepared, first, val, train, effects, action, limits, run,
     first_gap = (record["hard_gap"], record["hard_gap"])
     k, why = search_to_bound(measure, first_gap, k0, cap, bound, rounds, grid_step(n))
     final, weights, codes, record = fits[k]
+    for r in path:  # the final model's record (the search may measure past it)
+        r["final"] = r is record
     if why is not None:
         _warn_bound(record, bound, prune_ratio, cap, rounds, why)
     return final, path, weights, codes

@@ -231,8 +231,9 @@ class InfluenceFilter(
         ways), ``gap`` (the objective's value on the validation rows: the
         soft gap the scores predict), ``hard_gap`` (the gap of the fit's
         predictions on the validation rows, :mod:`skinfluence.metrics`;
-        equalized odds as the sum of its two gaps: the gap the bound is on)
-        and ``accuracy`` (of those predictions). The final model
+        equalized odds as the sum of its two gaps: the gap the bound is on),
+        ``accuracy`` (of those predictions) and ``final`` (True for the
+        record of the final model, the fit ``estimator_`` is). The final model
         (``estimator_`` with ``refit_on="train"``) is the measured fit of
         the smallest ``k`` whose ``hard_gap`` is at most the bound, else of
         the lowest ``hard_gap``; its record is not always the last. None

@@ -216,7 +216,7 @@ def fairness_front(
             refit = (
                 flt.refit_on != "train" or getattr(flt, "surrogate", None) is not None
             )
-            last = flt.gap_path_[-1]
+            last = next(r for r in flt.gap_path_ if r["final"])
             test = _scores(
                 flt, X_test, y_test, sensitive_features_test, metric,
                 _pos(y, pos_label),

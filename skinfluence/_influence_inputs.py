@@ -191,7 +191,7 @@ def _check_checkpoints(method, method_param, info: SupportInfo) -> None:
 #: (results/fairness.md); under any other objective, no constraint and one round
 AUTO_FAIRNESS = {"constraint": "utility", "rounds": 3}
 #: what rounds="auto" becomes with a bound (``Fairness(bound=b)``): the most
-#: rounds; they stop as soon as a refit reaches the bound
+#: refits of the search over how many rows to act on (``_bound.search_to_bound``)
 AUTO_BOUND_ROUNDS = 5
 
 

@@ -59,8 +59,8 @@ class InfluenceSampler(InfluenceMixin, _Base):
         The score of each row of ``X``; NaN for validation rows.
     gap_path_ : list of dict or None
         With a bound on the objective (``Fairness(bound=b)``): one record
-        per fit of the rounds, as :class:`~skinfluence.InfluenceFilter`'s
-        (the last one is a fit on the rows returned). None without a bound.
+        per fit the search measured, as :class:`~skinfluence.InfluenceFilter`'s
+        (``final`` marks the fit on the rows returned). None without a bound.
     estimator_ : estimator
         The clone fitted on the training rows, whose influence was measured.
     objective_ : Objective

@@ -57,6 +57,7 @@ def final_record(flt):
     (record,) = [
         r for r in flt.gap_path_ if r["rows_acted"] == len(flt.removed_indices_)
     ]
+    assert record["final"] and sum(r["final"] for r in flt.gap_path_) == 1
     return record
 
 
@@ -103,13 +104,6 @@ def test_rows_equal_separate_filters_and_fits_are_shared(data):
     assert front_fits == sum(new_fits)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="fairness_front reports gap_path_[-1], the last k measured, but the "
-    "filter's final model is the fit of the fewest rows accepted, measured "
-    "earlier (here 20 rows, hard gap 0.017; the last measured: 17 rows, 0.05)",
-)
 def test_row_is_the_final_model_when_it_was_not_measured_last(data):
     (X, y, s), test = data
     flt = InfluenceFilter(
