@@ -1,19 +1,15 @@
-"""Render ``benchmarks/results/trees_*.csv`` (written by bench_trees.py) as
-``benchmarks/results/trees.md``. Targets and verdicts are in the READMEs.
-
-    python benchmarks/trees_report.py
-"""
+"""The boosted-tree report: tables from the CSVs of bench_trees.py."""
 
 from __future__ import annotations
 
-import harness
 import pandas as pd
+from harness import RESULTS_DIR, md_table
 
-RESULTS = harness.RESULTS_DIR
+from . import report
 
 
 def _read(part: str) -> pd.DataFrame | None:
-    path = RESULTS / f"trees_{part}.csv"
+    path = RESULTS_DIR / f"trees_{part}.csv"
     return pd.read_csv(path) if path.exists() else None
 
 
@@ -22,7 +18,7 @@ def _table(frame: pd.DataFrame, columns: list[str], digits: int = 4) -> list[str
         [f"{v:.{digits}g}" if isinstance(v, float) else v for v in r]
         for r in frame[columns].itertuples(index=False)
     ]
-    return harness.md_table(columns, rows)
+    return md_table(columns, rows)
 
 
 def speed(frame) -> list[str]:
@@ -64,17 +60,14 @@ def surrogate(frame) -> list[str]:
                             "seconds"], digits=3)]
 
 
-def main() -> None:
+@report("trees")
+def trees_md() -> list[str]:
     lines = ["# Boosted trees", "",
-             "Rendered from `benchmarks/results/trees_*.csv` by `benchmarks/trees_report.py`; "
+             "Rendered from `benchmarks/results/trees_*.csv` by `benchmarks/report.py`; "
              "each CSV row names the run (date and command) that wrote it.", ""]
     for part, render in [("speed", speed), ("scale", scale), ("lds", lds),
                          ("fairness", fairness), ("surrogate", surrogate)]:
         frame = _read(part)
         if frame is not None:
             lines += render(frame) + [""]
-    harness.write_result(RESULTS / "trees.md", "\n".join(lines))
-
-
-if __name__ == "__main__":
-    main()
+    return lines[:-1]
