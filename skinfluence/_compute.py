@@ -22,6 +22,19 @@ from .methods import Method
 from .objectives._validation import prepare_validation
 
 
+def scoring_options(objective, method, sensitive_features_val, batch_size) -> dict:
+    """``options`` as the scoring entry points pass them to :func:`prepare_scoring`.
+
+    :func:`compute_influence` and :func:`relabel_influence` build them here.
+    """
+    return {
+        "objective": objective,
+        "method": method,
+        "sensitive_features_val": sensitive_features_val,
+        "batch_size": batch_size,
+    }
+
+
 def compute_influence(
     estimator,
     X,
@@ -101,12 +114,7 @@ def compute_influence(
     >>> scores.shape
     (100,)
     """
-    options = {
-        "objective": objective,
-        "method": method,
-        "sensitive_features_val": sensitive_features_val,
-        "batch_size": batch_size,
-    }
+    options = scoring_options(objective, method, sensitive_features_val, batch_size)
     if is_dask(X) or is_dask(y):
         from .dask import compute_influence as on_dask
 
@@ -232,12 +240,7 @@ def relabel_influence(
     ValueError
         When the method defines no relabel scores, before any work.
     """
-    options = {
-        "objective": objective,
-        "method": method,
-        "sensitive_features_val": sensitive_features_val,
-        "batch_size": batch_size,
-    }
+    options = scoring_options(objective, method, sensitive_features_val, batch_size)
     resolve_method(method).check_relabel()
     if is_dask(X) or is_dask(y):
         from .dask._relabel import relabel_influence as on_dask
