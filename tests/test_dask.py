@@ -131,7 +131,10 @@ def test_array_scores_equal_in_memory(problem, scheduler, name):
         )
         assert isinstance(lazy, da.Array) and lazy.chunks == (chunks,)
         got = lazy.compute()
-        if chunks == ALIGNED:  # the same per-block computation, in any process
+        if chunks == ALIGNED and name == "if_cg":  # an iterative solve (tol 1e-6)
+            # in another process: its rounding differs, the solution within tol
+            np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5 * np.abs(ref).max())
+        elif chunks == ALIGNED:  # the same per-block computation, in any process
             assert_close_across_processes(got, ref)
         else:
             np.testing.assert_allclose(
