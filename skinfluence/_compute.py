@@ -17,22 +17,10 @@ from ._scoring import (
     prepare_scoring,
     resolve_method,
     resolve_objective,  # noqa: F401 - _cleaning and _influence_inputs import it here
+    scoring_options,
 )
 from .methods import Method
 from .objectives._validation import prepare_validation
-
-
-def scoring_options(objective, method, sensitive_features_val, batch_size) -> dict:
-    """``options`` as the scoring entry points pass them to :func:`prepare_scoring`.
-
-    :func:`compute_influence` and :func:`relabel_influence` build them here.
-    """
-    return {
-        "objective": objective,
-        "method": method,
-        "sensitive_features_val": sensitive_features_val,
-        "batch_size": batch_size,
-    }
 
 
 def compute_influence(

@@ -25,6 +25,20 @@ METHOD = "ip"
 BATCH_SIZE = 2048
 
 
+def scoring_options(objective, method, sensitive_features_val, batch_size) -> dict:
+    """``options`` as the scoring entry points pass them to :func:`prepare_scoring`.
+
+    The in-memory entry points (``_compute``) and the Dask ones
+    (``skinfluence.dask``) build them here.
+    """
+    return {
+        "objective": objective,
+        "method": method,
+        "sensitive_features_val": sensitive_features_val,
+        "batch_size": batch_size,
+    }
+
+
 def resolve_objective(objective) -> Objective:
     """An :class:`Objective` from a key or an instance (cloned)."""
     return OBJECTIVES.resolve(objective)

@@ -18,7 +18,7 @@ import copy
 import numpy as np
 
 from .._kernels import derive_seed
-from .._scoring import BATCH_SIZE, METHOD, OBJECTIVE, prepare_scoring
+from .._scoring import BATCH_SIZE, METHOD, OBJECTIVE, prepare_scoring, scoring_options
 from ..methods import IP
 from ..objectives._validation import prepare_validation
 from ._inputs import _as_inputs, _hessian_rows, _Inputs
@@ -276,12 +276,7 @@ def compute_influence(
         y,
         X_val,
         y_val,
-        {
-            "objective": objective,
-            "method": method,
-            "sensitive_features_val": sensitive_features_val,
-            "batch_size": batch_size,
-        },
+        scoring_options(objective, method, sensitive_features_val, batch_size),
         random_state=random_state,
         hessian_rows=hessian_rows,
         hessian_bytes=hessian_bytes,

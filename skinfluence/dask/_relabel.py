@@ -12,7 +12,14 @@ import numpy as np
 
 from .._actions import action_effects
 from .._kernels import derive_seed
-from .._scoring import BATCH_SIZE, METHOD, OBJECTIVE, class_indices, resolve_method
+from .._scoring import (
+    BATCH_SIZE,
+    METHOD,
+    OBJECTIVE,
+    class_indices,
+    resolve_method,
+    scoring_options,
+)
 from ..models import as_torch_model
 from ._client import HESSIAN_BYTES, HESSIAN_ROWS, client_spec, ship
 from ._inputs import _as_inputs
@@ -101,12 +108,7 @@ def relabel_influence(
         with the partitions and index of ``X``.
     """
     resolve_method(method).check_relabel()  # before any work
-    options = {
-        "objective": objective,
-        "method": method,
-        "sensitive_features_val": sensitive_features_val,
-        "batch_size": batch_size,
-    }
+    options = scoring_options(objective, method, sensitive_features_val, batch_size)
     inputs, spec = client_spec(
         estimator,
         X,
