@@ -14,8 +14,13 @@ FAIR_COLS = ["test_gap", "test_accuracy", "validation_hard_gap", "validation_acc
 
 def fairness_runs() -> pd.DataFrame:
     """Every ``results/fairness_<data>_<model>.csv``, one frame."""
-    paths = sorted(RESULTS_DIR.glob("fairness_*_*.csv"))
-    return pd.concat([pd.read_csv(p) for p in paths], ignore_index=True)
+    return pd.concat([pd.read_csv(p) for p in protocol_csvs()], ignore_index=True)
+
+
+def protocol_csvs() -> list:
+    """The protocol's CSVs: ``fairness_<data>_<model>.csv``."""
+    return sorted(p for data in ("adult", "compas")
+                  for p in RESULTS_DIR.glob(f"fairness_{data}_*.csv"))
 
 
 def accuracy_at(ours: pd.DataFrame, gap: float) -> float:
@@ -51,7 +56,8 @@ def fairness_report() -> list[str]:
     mean = runs.groupby(keys, dropna=False)[FAIR_COLS].mean().reset_index()
     seeds = runs.groupby(["data", "model"])["seed"].nunique()
     lines = ["# Fairness cleanup under the protocol (bench_fairness.py)", ""]
-    lines += run_facts(sorted(RESULTS_DIR.glob("fairness_*_*.csv"))[0].stem)
+    for path in protocol_csvs():
+        lines += [f"- `{path.name}`:"] + ["  " + x for x in run_facts(path.stem)]
     fmt = {"test_gap": ".4f", "test_accuracy": ".4f", "validation_hard_gap": ".4f",
            "validation_accuracy": ".4f", "rows_touched": ".0f", "fits": ".1f", "seconds": ".1f"}
     for (data, model), g in mean.groupby(["data", "model"]):
@@ -105,3 +111,20 @@ def fairness_plot(runs: pd.DataFrame) -> None:
     fig.tight_layout()
     fig.savefig(RESULTS_DIR / "fairness_front.png", dpi=110)
     plt.close(fig)
+
+
+@report("fairness_dev")
+def fairness_dev_md() -> list[str]:
+    """The development runs (bench_fairness_dev.py): LogisticRegression, seed 100."""
+    lines = ["# Fairness: the development runs behind the configuration", "",
+             "LogisticRegression, development seed 100; every candidate measured on the "
+             "validation and selection rows (no test rows).", ""]
+    fmt = {c: ".4f" for c in ("val_gap", "val_accuracy", "sel_gap", "sel_accuracy")}
+    for data in ("adult", "compas"):
+        path = RESULTS_DIR / f"fairness_dev_{data}.csv"
+        if path.exists():
+            lines += [f"## {data}", "", *run_facts(path.stem), ""]
+            lines += frame_table(pd.read_csv(path).drop(columns=["data", "seed"]),
+                                 {**fmt, "seconds": ".1f"})
+            lines.append("")
+    return lines[:-1]
