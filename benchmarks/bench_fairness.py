@@ -17,23 +17,29 @@ were used for no choice. Per bound in {0.01, 0.02, 0.05, 0.1}:
 ``skinfluence.fairness_front`` (``method="influence_function"``, the filter's
 defaults otherwise, ``prune_ratio=0.2`` as the cap) with its baselines on the
 same rows (the model unchanged, Kamiran-Calders weights, fairlearn's
-ExponentiatedGradient at each bound, ThresholdOptimizer), fits and seconds for
+ExponentiatedGradient at each bound, ThresholdOptimizer), and ours alone at
+0.15 (where ExponentiatedGradient's bound 0.1 lands); fits and seconds for
 every point. One torch thread.
 """
 
 from __future__ import annotations
 
 import argparse
+import tempfile
 import warnings
 
 import harness
 import numpy as np
 import pandas as pd
 import torch
+from joblib import Memory
 
 from skinfluence import fairness_front
 
 BOUNDS = (0.01, 0.02, 0.05, 0.1)
+#: a bound of ours alone: ExponentiatedGradient at bound 0.1 lands near a gap of
+#: 0.15 on Adult, and our front needs a point there to be compared with it
+OURS_ONLY = (0.15,)
 MODELS = ("logreg", "mlp", "mlp2", "lgbm")
 #: the model every choice was made on; the others are reported on only
 CHOICE = "logreg"
@@ -95,13 +101,16 @@ def main() -> None:
             X, Xt = X.astype(np.float64), Xt.astype(np.float64)
         torch.manual_seed(seed)
         est = model(args.model, X.shape[1], seed, args.quick)
-        with warnings.catch_warnings():
+        common = dict(X_test=Xt, y_test=yt, sensitive_features_test=st, prune_ratio=0.2,
+                      random_state=seed, method="influence_function")  # fmt: skip
+        with warnings.catch_warnings(), tempfile.TemporaryDirectory() as tmp:
             warnings.simplefilter("ignore", FutureWarning)
-            front = fairness_front(
-                est, X, y, sensitive_features=s, bounds=bounds, X_test=Xt, y_test=yt,
-                sensitive_features_test=st, prune_ratio=0.2, baselines=True,
-                random_state=seed, method="influence_function",
-            )  # fmt: skip
+            memory = Memory(tmp, verbose=0)  # shared by both calls: the first fit once
+            front = fairness_front(est, X, y, sensitive_features=s, bounds=bounds,
+                                   baselines=True, memory=memory, **common)  # fmt: skip
+            more = fairness_front(est, X, y, sensitive_features=s, bounds=OURS_ONLY,
+                                  memory=memory, **common)  # fmt: skip
+        front = pd.concat([more, front], ignore_index=True)
         front.insert(0, "data", args.data)
         front.insert(1, "model", args.model)
         front.insert(2, "role", "choice" if args.model == CHOICE else "report")
