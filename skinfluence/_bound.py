@@ -10,7 +10,7 @@ import numpy as np
 
 from ._influence_inputs import Problem
 from ._kernels._rows import seeded
-from .metrics._fairness import _group_rates, _hard_gaps
+from .metrics._fairness import _group_counts, _group_rates, _hard_gaps
 from .models import as_torch_model
 
 
@@ -37,6 +37,36 @@ def signed_gap(rates, order) -> float:
     condition at the first fit. Summed over the conditions, as the gaps are.
     """
     return float(sum(r[hi] - r[lo] for r, (hi, lo) in zip(rates, order, strict=True)))
+
+
+def warn_noisy_gap(problem: Problem, y_val, s_val, rates, bound) -> None:
+    """Warn when the validation rows measure the gap less precisely than the bound.
+
+    Two standard errors of the first fit's gap, a difference of two groups'
+    rates (``sqrt(p_a (1 - p_a) / n_a + p_b (1 - p_b) / n_b)``, summed in
+    variance over the metric's conditions), against the bound: the search
+    stops on the measured gap, and a held-out gap differs from it by about
+    that much.
+    """
+    metric = problem.objective.metric
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        counts = _group_counts(metric, np.asarray(y_val).reshape(-1), s_val, problem.pos_label)
+    var = 0.0
+    for r, n, (hi, lo) in zip(rates, counts, group_order(rates), strict=True):
+        var += r[hi] * (1 - r[hi]) / n[hi] + r[lo] * (1 - r[lo]) / n[lo]
+    noise = 2 * float(np.sqrt(var))
+    if noise > bound:
+        sizes = ", ".join(str(int(n)) for c in counts for n in c)
+        warnings.warn(
+            f"The validation rows measure the gap to about +/-{noise:.3g} (two "
+            f"standard errors of a difference of rates, groups of {sizes} "
+            f"rows), more than the bound {bound:g}: the search stops on a "
+            "noisy measurement, and the gap on other rows will differ from it "
+            "by about as much. More validation rows (validation_size) narrow it.",
+            UserWarning,
+            stacklevel=4,
+        )
 
 
 def group_order(rates) -> list:

@@ -33,6 +33,7 @@ from ._bound import (
     objective_value,
     search_to_bound,
     signed_gap,
+    warn_noisy_gap,
 )
 from ._compute import score_rows
 from ._influence_inputs import Problem, as_python, target_bound
@@ -507,6 +508,7 @@ def _search(problem, prepared, first, val, train, effects, action, limits, run,
     fit = cache(memory, fit_model)
     record, rates = measure_gap(first, problem, val, batch_size, seed, 0, np.zeros(n, bool))
     order = group_order(rates)
+    warn_noisy_gap(problem, val[1], val[3], rates, bound)
     path, fits = [record], {0: (first, np.ones(n), problem.codes[train].copy(), record)}
     floor = removal_floor(record["gap"], n)
     k0 = first_count(effect, record["gap"], record["hard_gap"], bound, n, floor)

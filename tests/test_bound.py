@@ -299,7 +299,7 @@ def test_cap_stops_above_the_bound_with_a_warning(data, first):
     hard = hard_dp(y[val], refit.predict(X[val]), s[val])
     assert BOUND < hard < first["H0"]
     assert flt.gap_path_[-1]["hard_gap"] == pytest.approx(hard, abs=1e-12)
-    message = next(str(w.message) for w in record if "bound" in str(w.message))
+    message = next(str(w.message) for w in record if "above the bound" in str(w.message))
     assert f"caps the rows acted on at {cap}" in message
     assert f"{hard:.4g}" in message and f"acts on {cap} of the {cap} rows" in message
 
@@ -411,3 +411,24 @@ def test_sampler_returns_the_rows_of_the_bounded_filter(data, bounded):
     X_res, _ = sampler.fit_resample(X, y, sensitive_features=s)
     assert_array_equal(sampler.sample_indices_, np.flatnonzero(flt.sample_mask_))
     assert sampler.gap_path_ == flt.gap_path_
+
+
+def test_noisy_validation_gap_warns_with_its_standard_error(data, first):
+    """Two standard errors of the first fit's validation gap, computed here from
+    its predictions (groups' rates and sizes), are in the warning when they
+    exceed the bound; a bound above them gives no such warning."""
+    X, y, s = data
+    train, val = first["train"], first["val"]
+    pred = LogisticRegression().fit(X[train], y[train]).predict(X[val])
+    sv = s[val]
+    rates = {g: np.mean(pred[sv == g] == 1) for g in ("f", "m")}
+    sizes = {g: int(np.sum(sv == g)) for g in ("f", "m")}
+    noise = 2 * math.sqrt(sum(rates[g] * (1 - rates[g]) / sizes[g] for g in rates))
+    with pytest.warns(UserWarning, match="measure the gap") as record:
+        fit_bound(X, y, s, BOUND)
+    message = next(str(w.message) for w in record if "measure the gap" in str(w.message))
+    assert f"+/-{noise:.3g}" in message and f"{sizes['f']}, {sizes['m']}" in message
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit_bound(X, y, s, min(0.99, round(noise + 0.05, 2)))
+    assert not any("measure the gap" in str(w.message) for w in caught)

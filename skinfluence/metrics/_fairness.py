@@ -282,6 +282,17 @@ def _group_rates(metric, y_true, y_pred, sensitive_features, pos_label) -> list:
     ]
 
 
+def _group_counts(metric, y_true, sensitive_features, pos_label) -> list:
+    """Per condition of `metric`: each group's rows the rate is taken over."""
+    y_true, _, codes, names, pos_label = _check(
+        y_true, y_true, sensitive_features, pos_label
+    )
+    return [
+        np.array([int(np.sum(mask & (codes == g))) for g in range(len(names))])
+        for _, mask in check_groups_defined(metric, y_true, codes, names, pos_label)
+    ]
+
+
 def _hard_gaps(metric, y_true, y_pred, sensitive_features, pos_label) -> list[float]:
     """Per condition of `metric`: the largest minus smallest group selection rate."""
     rates = _group_rates(metric, y_true, y_pred, sensitive_features, pos_label)
