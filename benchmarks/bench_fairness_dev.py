@@ -11,7 +11,8 @@ training, validation (the filter's ``X_val``) and selection rows; Adult's
 and measured on the validation and selection rows (hard DP gap, accuracy):
 the model unchanged, Kamiran-Calders weights raised to a power,
 ExponentiatedGradient, removal by one ranking (influence function or ip) at
-fixed shares, re-scored rounds, reweighting, relabelling, the bound's search,
+fixed shares, re-scored rounds, reweighting, relabelling, reweighting by the
+linear program over every row (Li and Liu), the bound's search,
 and the search after Kamiran-Calders weights. Writes
 ``results/fairness_dev_<data>.csv``.
 """
@@ -103,6 +104,10 @@ def main() -> None:
                  method="influence_function", prune_ratio=ratio, constraint=None)  # fmt: skip
         filtered("relabel", ratio / 2.5, objective=fair, action="relabel", rounds=1,
                  method="influence_function", prune_ratio=ratio / 2.5, constraint=None)  # fmt: skip
+    for ratio in (0.5, 0.99):  # Li and Liu: the linear program over (nearly) every row
+        filtered("reweight by the linear program", ratio, objective=fair, rounds=1,
+                 action="reweight", method="influence_function", prune_ratio=ratio,
+                 constraint="utility")  # fmt: skip
     for bound in BOUNDS:
         fair_b = Fairness("demographic_parity", bound=bound)
         filtered("bound search", bound, objective=fair_b,
