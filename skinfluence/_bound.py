@@ -8,9 +8,10 @@ import warnings
 
 import numpy as np
 
+from ._actions import rows_to_bound
 from ._influence_inputs import Problem
 from ._kernels._rows import seeded
-from .metrics._fairness import _group_counts, _group_rates, _hard_gaps
+from .metrics._fairness import _gaps, _group_selection, _hard_gaps
 from .models import as_torch_model
 
 
@@ -29,17 +30,24 @@ def hard_gap(metric, y_true, y_pred, sensitive_features, pos_label) -> float:
         )
 
 
-def signed_gap(rates, order) -> float:
+def signed_gap(selection, order) -> float:
     """The gap along the first fit's order of the groups: negative once it flips.
 
-    ``rates`` are the selection rates per condition and group
-    (``_group_rates``); ``order`` the ``(highest, lowest)`` group per
-    condition at the first fit. Summed over the conditions, as the gaps are.
+    ``selection`` holds the selection rates (and counts) per condition and
+    group (``_group_selection``); ``order`` the ``(highest, lowest)`` group
+    per condition at the first fit. Summed over the conditions, as the gaps
+    are.
     """
-    return float(sum(r[hi] - r[lo] for r, (hi, lo) in zip(rates, order, strict=True)))
+    pairs = zip(selection, order, strict=True)
+    return float(sum(rates[hi] - rates[lo] for (rates, _), (hi, lo) in pairs))
 
 
-def warn_noisy_gap(problem: Problem, y_val, s_val, rates, bound) -> None:
+def group_order(selection) -> list:
+    """Per condition, the groups of highest and lowest rate (see :func:`signed_gap`)."""
+    return [(int(np.argmax(rates)), int(np.argmin(rates))) for rates, _ in selection]
+
+
+def warn_noisy_gap(selection, bound) -> None:
     """Warn when the validation rows measure the gap less precisely than the bound.
 
     Two standard errors of the first fit's gap, a difference of two groups'
@@ -48,16 +56,12 @@ def warn_noisy_gap(problem: Problem, y_val, s_val, rates, bound) -> None:
     stops on the measured gap, and a held-out gap differs from it by about
     that much.
     """
-    metric = problem.objective.metric
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        counts = _group_counts(metric, np.asarray(y_val).reshape(-1), s_val, problem.pos_label)
     var = 0.0
-    for r, n, (hi, lo) in zip(rates, counts, group_order(rates), strict=True):
+    for (r, n), (hi, lo) in zip(selection, group_order(selection), strict=True):
         var += r[hi] * (1 - r[hi]) / n[hi] + r[lo] * (1 - r[lo]) / n[lo]
     noise = 2 * float(np.sqrt(var))
     if noise > bound:
-        sizes = ", ".join(str(int(n)) for c in counts for n in c)
+        sizes = ", ".join(str(int(n)) for _, counts in selection for n in counts)
         warnings.warn(
             f"The validation rows measure the gap to about +/-{noise:.3g} (two "
             f"standard errors of a difference of rates, groups of {sizes} "
@@ -69,11 +73,6 @@ def warn_noisy_gap(problem: Problem, y_val, s_val, rates, bound) -> None:
         )
 
 
-def group_order(rates) -> list:
-    """Per condition, the groups of highest and lowest rate (see :func:`signed_gap`)."""
-    return [(int(np.argmax(r)), int(np.argmin(r))) for r in rates]
-
-
 def measure_gap(fitted, problem: Problem, val, batch_size, seed, r, acted) -> dict:
     """One record of ``gap_path_``: a fit of round ``r`` on the validation rows.
 
@@ -82,7 +81,8 @@ def measure_gap(fitted, problem: Problem, val, batch_size, seed, r, acted) -> di
     ``rows_acted``, ``gap`` (the objective's value ``J``, the soft gap the
     scores predict), ``hard_gap`` (:func:`hard_gap` of the predictions: the
     gap the bound is on) and ``accuracy`` (of the predictions); and the
-    selection rates per condition and group (for :func:`signed_gap`).
+    selection rates and counts per condition and group (``_group_selection``,
+    for :func:`signed_gap` and :func:`warn_noisy_gap`).
     """
     X_val, y_val, y_val_fit, s_val = val
     value = objective_value(
@@ -93,15 +93,17 @@ def measure_gap(fitted, problem: Problem, val, batch_size, seed, r, acted) -> di
     pred, y_val = np.asarray(pred).reshape(-1), np.asarray(y_val).reshape(-1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # fit warned about the groups
-        rates = _group_rates(problem.objective.metric, y_val, pred, s_val, problem.pos_label)
+        selection = _group_selection(
+            problem.objective.metric, y_val, pred, s_val, problem.pos_label
+        )
     record = {
         "round": int(r),
         "rows_acted": int(np.sum(acted)),
         "gap": float(value),
-        "hard_gap": float(sum(x.max() - x.min() for x in rates)),
+        "hard_gap": float(sum(_gaps(selection))),
         "accuracy": float(np.mean(pred == y_val)),
     }
-    return record, rates
+    return record, selection
 
 
 def _warn_bound(record, bound, prune_ratio, cap, rounds, why) -> None:
@@ -149,8 +151,6 @@ def first_count(effect, value, hard, bound, n, floor) -> int:
     one: the soft gap is asked to fall by the share the hard gap must,
     ``J * (1 - bound / hard)`` (:func:`skinfluence._actions.rows_to_bound`).
     """
-    from ._actions import rows_to_bound
-
     share = 1.0 - bound / hard if hard > 0 else 0.0
     return rows_to_bound(effect, n * value * share, floor)
 

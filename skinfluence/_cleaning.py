@@ -392,9 +392,7 @@ def clean(
     sizes = None if prune_ratio == "negative" else _round_sizes(
         n_prune(prune_ratio, n_train), rounds
     )
-    path = None
-    cap = None if bound is None else n_prune(prune_ratio, n_train)
-    first = final = None  # the first round's fit; with a bound, the final one
+    first = final = path = None  # the first round's fit; with a bound, the final one
     for r in range(rounds):
         reach(r * (steps + 1), stage=f"round {r + 1} of {rounds}: fit")
         rows = np.flatnonzero(weights > 0)
@@ -429,10 +427,10 @@ def clean(
         if bound is not None:  # one ranking; search how many rows reach the bound
             final, path, weights, codes = _search(
                 problem, prepared, fitted, (X_val, y_val, y_val_fit, s_val),
-                train, (effect, best, guard), action, (cap, bound, rounds),
+                train, (effect, best, guard), action,
+                (n_prune(prune_ratio, n_train), bound, rounds),
                 (batch_size, seed, memory), prune_ratio,
             )  # fmt: skip
-            acted = (weights < 1) | (codes != problem.codes[train])
             break
         if guard is not None:  # the plan's predicted change stops at J = 0
             value = objective_value(
@@ -506,9 +504,9 @@ def _search(problem, prepared, first, val, train, effects, action, limits, run,
     batch_size, seed, memory = run
     n = len(train)
     fit = cache(memory, fit_model)
-    record, rates = measure_gap(first, problem, val, batch_size, seed, 0, np.zeros(n, bool))
-    order = group_order(rates)
-    warn_noisy_gap(problem, val[1], val[3], rates, bound)
+    record, selection = measure_gap(first, problem, val, batch_size, seed, 0, np.zeros(n, bool))
+    order = group_order(selection)
+    warn_noisy_gap(selection, bound)
     path, fits = [record], {0: (first, np.ones(n), problem.codes[train].copy(), record)}
     floor = removal_floor(record["gap"], n)
     k0 = first_count(effect, record["gap"], record["hard_gap"], bound, n, floor)
@@ -520,10 +518,12 @@ def _search(problem, prepared, first, val, train, effects, action, limits, run,
         _apply(weights, codes, hit, delta[hit], best, hit, action)
         _check_classes_left(problem, weights, codes, prune_ratio)
         fitted = fit(prepared, *_fit_data(problem, prepared, train, weights, codes), seed)
-        record, rates = measure_gap(fitted, problem, val, batch_size, seed, len(path), delta > 0)
+        record, selection = measure_gap(
+            fitted, problem, val, batch_size, seed, len(path), delta > 0
+        )
         path.append(record)
         fits[k] = (fitted, weights, codes, record)
-        return record["hard_gap"], signed_gap(rates, order)
+        return record["hard_gap"], signed_gap(selection, order)
 
     first_gap = (record["hard_gap"], record["hard_gap"])
     k, why = search_to_bound(measure, first_gap, k0, cap, bound, rounds, grid_step(n))

@@ -123,11 +123,14 @@ def fairness_front(
         The cap on the share of training rows acted on, per bound.
     baselines : bool, default=False
         Also fit, on the filters' training rows (the same split), the
-        Kamiran-Calders reweighing
+        estimator unchanged ("none") and with Kamiran-Calders reweighing
         (:func:`skinfluence.baselines.reweighing_weights` as
-        ``sample_weight``: one row, ``bound`` NaN) and, when fairlearn is
-        installed, its ``ExponentiatedGradient`` at each bound (predictions
-        with ``random_state``, so repeatable). The estimator must take
+        ``sample_weight``), one row each with ``bound`` NaN, and, when
+        fairlearn is installed, its ``ThresholdOptimizer`` on the unchanged
+        fit (thresholds from the validation rows; it predicts with the
+        groups, and needs them at prediction time: one row, no fit) and its
+        ``ExponentiatedGradient`` at each bound (predictions with
+        ``random_state``, so repeatable). The estimator must take
         ``sample_weight``.
     memory : str, joblib.Memory or None, default=None
         The cache the filters share; None: a temporary directory, removed
@@ -143,7 +146,8 @@ def fairness_front(
     -------
     front : pandas.DataFrame
         One row per bound (and per baseline), with columns ``method``
-        ("influence", "kamiran_calders", "exponentiated_gradient"),
+        ("influence", and with ``baselines``: "none", "kamiran_calders",
+        "threshold_optimizer", "exponentiated_gradient"),
         ``bound``, ``validation_gap`` (the soft gap, the objective's value,
         of the final model on the validation rows), ``validation_hard_gap``
         (the gap of its hard predictions there: the value the bound is on)
@@ -333,8 +337,6 @@ class _Grouped:
         self.model, self.groups, self.seed = model, groups, seed
 
     def predict(self, X):
-        if X is None:
-            return None
         return self.model.predict(X, sensitive_features=self.groups, random_state=self.seed)
 
 

@@ -270,33 +270,31 @@ def _num_rows(sensitive_features) -> int:
     return shape[0]
 
 
-def _group_rates(metric, y_true, y_pred, sensitive_features, pos_label) -> list:
-    """Per condition of `metric`: each group's selection rate (groups in sorted order)."""
+def _group_selection(metric, y_true, y_pred, sensitive_features, pos_label) -> list:
+    """Per condition of `metric`: each group's selection rate and row count.
+
+    A list of ``(rates, counts)`` arrays, groups in sorted order.
+    """
     y_true, y_pred, codes, names, pos_label = _check(
         y_true, y_pred, sensitive_features, pos_label
     )
     selected = (y_pred == pos_label).astype(float)
-    return [
-        np.array([selected[mask & (codes == g)].mean() for g in range(len(names))])
-        for _, mask in check_groups_defined(metric, y_true, codes, names, pos_label)
-    ]
+    out = []
+    for _, mask in check_groups_defined(metric, y_true, codes, names, pos_label):
+        groups = [mask & (codes == g) for g in range(len(names))]
+        out.append((np.array([selected[g].mean() for g in groups]),
+                    np.array([int(g.sum()) for g in groups])))  # fmt: skip
+    return out
 
 
-def _group_counts(metric, y_true, sensitive_features, pos_label) -> list:
-    """Per condition of `metric`: each group's rows the rate is taken over."""
-    y_true, _, codes, names, pos_label = _check(
-        y_true, y_true, sensitive_features, pos_label
-    )
-    return [
-        np.array([int(np.sum(mask & (codes == g))) for g in range(len(names))])
-        for _, mask in check_groups_defined(metric, y_true, codes, names, pos_label)
-    ]
+def _gaps(selection) -> list[float]:
+    """Per condition: the largest minus the smallest rate of ``_group_selection``."""
+    return [float(rates.max() - rates.min()) for rates, _ in selection]
 
 
 def _hard_gaps(metric, y_true, y_pred, sensitive_features, pos_label) -> list[float]:
     """Per condition of `metric`: the largest minus smallest group selection rate."""
-    rates = _group_rates(metric, y_true, y_pred, sensitive_features, pos_label)
-    return [float(r.max() - r.min()) for r in rates]
+    return _gaps(_group_selection(metric, y_true, y_pred, sensitive_features, pos_label))
 
 
 _DOCS = {
